@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Set up the course, serve a stage, run the tests.
+
+    python3 course.py run [STAGE] [APP OPTIONS...]   # serves part1_basic by default
+    python3 course.py test [PYTEST OPTIONS...]       # the whole suite, browser test included
+
+Both commands create `.venv/` and install the pinned requirements the first time
+(and again whenever a requirements file changes). When no MongoDB answers at
+MONGODB_URI (default mongodb://localhost:27017), `run` starts the embedded
+database, SecantusDB, on that address and keeps its data in `.data/` (or in
+COURSE_DATA), so uploads survive a restart. Ctrl+C stops the app and the
+database together.
+
+Until the virtual environment exists only the standard library is used; then
+the script runs itself again with the environment's Python.
+"""
+
+import argparse
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+DATA = Path(os.environ.get("COURSE_DATA", ROOT / ".data"))
+STAGES = sorted(path.parent.name for path in ROOT.glob("part*/app.py"))
+DEFAULT_URI = "mongodb://localhost:27017"
+MIN_PYTHON = (3, 11)  # Tornado 6.6, PyMongo 4.20 and Pillow 13 need it
+COVERAGE_ENV = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+
+
+# --- Setting up: the right Python, the virtual environment, the pinned packages ---
+
+
+def ensure_python():
+    """Re-run with a Python new enough for the pinned libraries, or explain."""
+    if sys.version_info >= MIN_PYTHON:
+        return
+    for name in ("python3.14", "python3.13", "python3.12", "python3.11"):
+        if found := shutil.which(name):
+            os.execv(found, [found, __file__, *sys.argv[1:]])
+    wanted = ".".join(map(str, MIN_PYTHON))
+    sys.exit(
+        f"error: this course needs Python {wanted} or newer (Tornado 6.6, PyMongo 4.20 and "
+        f"Pillow 13 do), and this is {sys.version.split()[0]}. Install a newer Python "
+        "(python.org, Homebrew, your package manager or pyenv) and run this command with it."
+    )
+
+
+def ensure_venv(requirements):
+    """Create .venv and install `requirements` into it, unless already done."""
+    if not VENV_PYTHON.exists():
+        print("Creating the virtual environment in .venv/ ...", flush=True)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except subprocess.CalledProcessError:
+            shutil.rmtree(VENV, ignore_errors=True)
+            sys.exit(
+                "error: Python could not create a virtual environment. On Debian or Ubuntu, "
+                "install it with: sudo apt install python3-venv"
+            )
+    # requirements-dev.txt includes requirements.txt, so both go into the stamp.
+    files = sorted({ROOT / "requirements.txt", ROOT / requirements})
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
+    stamp = VENV / f"installed-{requirements}.sha256"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print(f"Installing the pinned packages from {requirements} ...", flush=True)
+    subprocess.run(
+        [VENV_PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r",
+         ROOT / requirements],
+        check=True,
+    )
+    stamp.write_text(digest)
+
+
+def in_venv():
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+# --- The database: use the one at MONGODB_URI, or start the embedded one ---
+
+
+def redact(uri):
+    """The URI without its user name and password, fit for a log line."""
+    return re.sub(r"//[^@/]*@", "//***@", uri)
+
+
+def port_open(host, port):
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def mongodb_answers(uri, timeout_ms=2000):
+    address = local_address(uri)
+    if address and not port_open(*address):
+        return False  # nothing listens: no need to wait for the driver to give up
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    client = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def local_address(uri):
+    """(host, port) when `uri` names one server on this machine, else None."""
+    parts = urlsplit(uri)
+    if parts.scheme != "mongodb" or "," in parts.netloc:
+        return None
+    host = parts.hostname or "localhost"
+    if host not in ("localhost", "127.0.0.1"):
+        return None
+    return "127.0.0.1", parts.port or 27017
+
+
+def stop(process, timeout=10):
+    """Ask `process` to stop as Ctrl+C would, and make sure it has."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def embedded_db(port, storage, host="127.0.0.1"):
+    """Run SecantusDB on host:port with its files in `storage`; yield its URI."""
+    storage = Path(storage)
+    storage.mkdir(parents=True, exist_ok=True)
+    log_path = storage.parent / f"{storage.name}.log"
+    # The database needs no coverage measurement: keep the tests' tracer out of it.
+    env = {key: value for key, value in os.environ.items() if key not in COVERAGE_ENV}
+    command = [Path(sys.executable).parent / "secantusd-py", "--host", host, "--port", str(port),
+               "--storage-path", str(storage), "--standalone", "--log-level", "WARNING"]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(host, port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+                raise SystemExit(
+                    f"error: the embedded database did not start on {host}:{port} "
+                    f"(is the port taken?). Its log, {log_path}, ends with:\n  " + "\n  ".join(tail)
+                )
+            time.sleep(0.1)
+        yield f"mongodb://{host}:{port}"
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def database(uri):
+    """Yield a MongoDB URI that answers: `uri`, or the embedded database started there."""
+    if mongodb_answers(uri):
+        print(f"Using the MongoDB that answers at {redact(uri)}", flush=True)
+        yield uri
+        return
+    address = local_address(uri)
+    if address is None:
+        sys.exit(
+            f"error: no MongoDB answers at {redact(uri)}. The embedded database only starts "
+            "for a mongodb:// URI on localhost; check the URI, the network and the credentials."
+        )
+    host, port = address
+    print(f"No MongoDB answers at {redact(uri)}: starting the embedded database "
+          f"(SecantusDB) on {host}:{port}, data in {DATA / 'secantus'}", flush=True)
+    with embedded_db(port, DATA / "secantus", host) as embedded_uri:
+        # Keep the user's URI (it may name a database or options) when it reaches us.
+        yield uri if mongodb_answers(uri) else embedded_uri
+
+
+# --- The two commands ---
+
+
+def serve(stage, app_args):
+    """Serve a stage on the database, until Ctrl+C."""
+    uri = os.environ.get("MONGODB_URI", DEFAULT_URI)
+    with database(uri) as answering_uri:
+        app = subprocess.Popen(
+            [sys.executable, ROOT / stage / "app.py", *app_args],
+            env={**os.environ, "MONGODB_URI": answering_uri},
+        )
+        try:
+            return app.wait()
+        finally:
+            stop(app)
+
+
+def find_chromium():
+    """A Chromium for the browser tests: $CHROMIUM, the system's, or Playwright's own."""
+    candidates = [os.environ.get("CHROMIUM"), shutil.which("chromium"),
+                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def test(pytest_args):
+    """Run the whole test suite with coverage; return the exit status."""
+    if not find_chromium():
+        print("No Chromium found for the browser test: downloading Playwright's ...", flush=True)
+        subprocess.run([sys.executable, "-m", "playwright", "install", "chromium"], check=True)
+    coverage = [sys.executable, "-m", "coverage"]
+    subprocess.run([*coverage, "erase"], cwd=ROOT, check=True)
+    runs = [
+        # The browser test drives Playwright's own event loop: it gets its own process.
+        [*coverage, "run", "-m", "pytest", *pytest_args],
+        [*coverage, "run", "-m", "pytest", "tests/browser"],
+    ]
+    failed = [run for run in runs if subprocess.run(run, cwd=ROOT).returncode != 0]
+    subprocess.run([*coverage, "combine", "-q"], cwd=ROOT, check=True)
+    report = subprocess.run([*coverage, "report"], cwd=ROOT)
+    return 1 if failed or report.returncode else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="serve a stage at http://localhost:$PORT")
+    run_parser.add_argument("stage", nargs="?", default=STAGES[0], choices=STAGES)
+    run_parser.add_argument("app_args", nargs=argparse.REMAINDER,
+                            help="passed on to the stage's app.py")
+    test_parser = commands.add_parser("test", help="run the whole test suite")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest")
+    args = parser.parse_args(argv)
+
+    ensure_python()
+    ensure_venv("requirements.txt" if args.command == "run" else "requirements-dev.txt")
+    if not in_venv():
+        os.execv(VENV_PYTHON, [VENV_PYTHON, __file__, *sys.argv[1:]])
+    # SIGTERM (from a process manager, or CI) stops the children as Ctrl+C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        if args.command == "run":
+            return serve(args.stage, args.app_args)
+        return test(args.pytest_args)
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Part 1: image hosting on MongoDB GridFS, with Tornado and Motor.
+
+Run it with `python part1_basic/app.py`. It reads three environment variables:
+PORT (default 8000), MONGODB_URI (default mongodb://localhost:27017) and
+MONGODB_DB (default tornado_gridfs).
+"""
+
+import asyncio
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+import tornado.log
+import tornado.web
+from bson import ObjectId
+from bson.errors import InvalidId
+from gridfs.errors import NoFile
+from motor.motor_tornado import MotorClient, MotorGridFSBucket
+from pymongo.errors import PyMongoError
+
+PORT = int(os.environ.get("PORT", "8000"))
+MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://localhost:27017")
+MONGODB_DB = os.environ.get("MONGODB_DB", "tornado_gridfs")
+
+HERE = Path(__file__).parent
+NEWEST = 20  # how many uploads the home page lists
+# The browser trusts the type we send, so we only accept (and serve) image types
+# that cannot carry scripts: no SVG, no HTML.
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+log = logging.getLogger("part1")
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    @property
+    def fs(self):
+        return self.settings["fs"]
+
+    def write_error(self, status_code, **kwargs):
+        """An error page that says what went wrong, never a traceback."""
+        error = kwargs.get("exc_info", (None, None))[1]
+        message = getattr(error, "log_message", None) or self._reason
+        self.render("error.html", status_code=status_code, message=message)
+
+
+class MainHandler(BaseHandler):
+    async def get(self):
+        cursor = self.fs.find().sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
+        uploads = await cursor.to_list(None)
+        self.render("index.html", uploads=uploads)
+
+    async def post(self):
+        files = self.request.files.get("file")
+        if not files or not files[0].body:
+            raise tornado.web.HTTPError(400, "Choose an image to upload: the file is missing or empty.")
+        upload = files[0]
+        if upload.content_type not in IMAGE_TYPES:
+            raise tornado.web.HTTPError(415, "Only PNG, JPEG, GIF and WebP images can be uploaded.")
+        file_id = await self.fs.upload_from_stream(
+            upload.filename, upload.body, metadata={"contentType": upload.content_type}
+        )
+        log.info("stored %r as %s (%d bytes)", upload.filename, file_id, len(upload.body))
+        self.redirect(self.reverse_url("main"))
+
+
+class ShowImageHandler(BaseHandler):
+    async def get(self, image_id):
+        try:
+            grid_out = await self.fs.open_download_stream(ObjectId(image_id))
+        except InvalidId:
+            raise tornado.web.HTTPError(404, "There is no image here: that id is not valid.")
+        except NoFile:
+            raise tornado.web.HTTPError(404, "There is no image with that id.")
+        metadata = grid_out.metadata or {}  # files stored by other tools may have none
+        self.set_header("Content-Type", metadata.get("contentType", "application/octet-stream"))
+        self.set_header("Content-Length", grid_out.length)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        await grid_out.stream_to_handler(self)
+
+
+def make_app(db, **settings):
+    """The application, storing its files in the Motor database `db`."""
+    return tornado.web.Application(
+        [
+            tornado.web.url(r"/", MainHandler, name="main"),
+            tornado.web.url(r"/imgs/([^/]+)", ShowImageHandler, name="show_image"),
+        ],
+        template_path=HERE / "templates",
+        static_path=HERE / "static",
+        fs=MotorGridFSBucket(db),
+        **settings,
+    )
+
+
+def redact(uri):
+    """The URI without its user name and password, fit for a log line."""
+    return re.sub(r"//[^@/]*@", "//***@", uri)
+
+
+async def main():
+    tornado.log.enable_pretty_logging()
+    client = MotorClient(MONGODB_URI, serverSelectionTimeoutMS=3000)
+    try:
+        await client.admin.command("ping")
+    except PyMongoError as error:
+        sys.exit(f"error: no MongoDB answers at {redact(MONGODB_URI)} ({type(error).__name__})")
+    app = make_app(client[MONGODB_DB])
+    try:
+        app.listen(PORT)
+    except OSError as error:
+        sys.exit(f"error: cannot listen on port {PORT}: {error.strerror}")
+    log.info("serving on http://localhost:%d, database %r", PORT, MONGODB_DB)
+    await asyncio.Event().wait()  # serve until Ctrl+C
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,53 @@
+"""Fixtures: one database server per test session, a fresh database per test,
+and each stage served over real HTTP on a free port."""
+
+import os
+import uuid
+
+import pytest
+from motor.motor_tornado import MotorClient
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from support import STAGES, Client, course, free_port, load_stage
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(tmp_path_factory):
+    """MONGODB_URI when set (a real MongoDB), else the embedded database on a free port."""
+    if uri := os.environ.get("MONGODB_URI"):
+        yield uri
+        return
+    with course.embedded_db(free_port(), tmp_path_factory.mktemp("secantus")) as uri:
+        yield uri
+
+
+@pytest.fixture
+def db_name():
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def db(mongodb_uri, db_name):
+    """A database of the test's own, dropped afterwards."""
+    client = MotorClient(mongodb_uri)
+    yield client[db_name]
+    await client.drop_database(db_name)
+    client.close()
+
+
+@pytest.fixture(params=STAGES)
+def stage(request):
+    """The name of each stage in turn: tests that take it run on every stage."""
+    return request.param
+
+
+@pytest.fixture
+async def client(stage, db):
+    """A Client for the stage's make_app(db), served on a free port of 127.0.0.1."""
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(load_stage(stage).make_app(db))
+    server.add_sockets([sock])
+    yield Client(f"http://127.0.0.1:{sock.getsockname()[1]}", db)
+    server.stop()
+    await server.close_all_connections()

@@ -1,0 +1,169 @@
+"""What the tests share: the stages, a cookie-keeping HTTP client, sample images,
+and a stage started as a program, the way a learner starts it."""
+
+import contextlib
+import dataclasses
+import importlib.util
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import typing
+import uuid
+from functools import cache
+from html.parser import HTMLParser
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+from PIL import Image
+from tornado.httpclient import AsyncHTTPClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import course  # noqa: E402  (the repository root is not a package)
+
+STAGES = course.STAGES
+# Where each stage serves an uploaded file, by its id.
+ORIGINAL_PATHS = {
+    "part1_basic": "/imgs/{}",
+    "part2_thumbnails": "/imgs/{}/orig",
+    "part3_streaming": "/imgs/{}/orig",
+}
+
+
+@cache
+def load_stage(name):
+    """Import `<name>/app.py` under its own module name, so stages live side by side."""
+    spec = importlib.util.spec_from_file_location(f"{name}.app", ROOT / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def image_bytes(format="PNG", size=(40, 30), color="red", mode="RGB"):
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format)
+    return buffer.getvalue()
+
+
+def multipart(fields):
+    """A multipart/form-data body from {name: (filename, data, content_type)}."""
+    boundary = uuid.uuid4().hex
+    body = io.BytesIO()
+    for name, (filename, data, content_type) in fields.items():
+        body.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
+        )
+        body.write(data + b"\r\n")
+    body.write(f"--{boundary}--\r\n".encode())
+    return body.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+class GalleryParser(HTMLParser):
+    """Collects (href, alt) for each `<a class="original"><img alt=...>` on a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.items, self._href = [], None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and "original" in (attrs.get("class") or "").split():
+            self._href = attrs["href"]
+        elif tag == "img" and self._href:
+            self.items.append((self._href, attrs.get("alt")))
+            self._href = None
+
+
+def error_message(html):
+    """The sentence an error page gives."""
+    match = re.search(r'<p class="error">(.*?)</p>', html, re.S)
+    return match and match.group(1).strip()
+
+
+class Client:
+    """Talks to a served stage over real HTTP, keeping cookies like a browser.
+
+    Like a script that has read Tornado's docs, it sends the `_xsrf` cookie back as
+    the X-XSRFToken header, so the same tests run on stages with XSRF protection."""
+
+    def __init__(self, base_url, db=None):
+        self.base_url, self.db, self.cookies = base_url, db, {}
+
+    async def fetch(self, path, method="GET", body=None, headers=None, **kwargs):
+        headers = dict(headers or {})
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if method not in ("GET", "HEAD") and "_xsrf" in self.cookies:
+            headers.setdefault("X-XSRFToken", self.cookies["_xsrf"])
+        response = await AsyncHTTPClient().fetch(
+            self.base_url + path, method=method, body=body, headers=headers,
+            follow_redirects=False, raise_error=False, **kwargs,
+        )
+        for header in response.headers.get_list("Set-Cookie"):
+            self.cookies.update({k: m.value for k, m in SimpleCookie(header).items()})
+        return response
+
+    async def upload(self, data, filename="image.png", content_type="image/png", field="file"):
+        if not self.cookies:
+            await self.fetch("/")  # as a browser would: the form page first
+        body, form_type = multipart({field: (filename, data, content_type)})
+        return await self.fetch("/", "POST", body, {"Content-Type": form_type})
+
+    async def listed(self):
+        """(href, name) of each upload on the home page, in the page's order."""
+        response = await self.fetch("/")
+        assert response.code == 200
+        parser = GalleryParser()
+        parser.feed(response.body.decode())
+        return parser.items
+
+    async def stored(self):
+        """How many documents the upload collections hold."""
+        names = ("fs.files", "fs.chunks", "imgs")
+        return {name: await self.db[name].count_documents({}) for name in names}
+
+
+@dataclasses.dataclass
+class Program:
+    process: subprocess.Popen
+    url: str
+    log: typing.IO
+
+    def output(self):
+        """What the program has printed so far (its logs go to stderr)."""
+        self.log.seek(0)
+        return self.log.read()
+
+
+@contextlib.contextmanager
+def stage_program(stage, mongodb_uri, db_name, port=None, args=()):
+    """`python <stage>/app.py` as a child process, yielded as a Program once it
+    answers (or has exited). Stopped with SIGINT, as Ctrl+C would."""
+    port = port or free_port()
+    env = {**os.environ, "PORT": str(port), "MONGODB_URI": mongodb_uri, "MONGODB_DB": db_name}
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, ROOT / stage / "app.py", *args], env=env, stdout=log, stderr=log, text=True
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while process.poll() is None and not course.port_open("127.0.0.1", port):
+                assert time.monotonic() < deadline, f"{stage} did not start listening on {port}"
+                time.sleep(0.05)
+            yield Program(process, f"http://127.0.0.1:{port}", log)
+        finally:
+            course.stop(process, timeout=20)

@@ -1,0 +1,100 @@
+"""The behaviour every stage keeps: each test runs once per stage."""
+
+import re
+import signal
+
+import pytest
+from bson import ObjectId
+from tornado.httpclient import AsyncHTTPClient
+
+from support import ORIGINAL_PATHS, error_message, free_port, image_bytes, multipart, stage_program
+
+IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+async def test_home_page_shows_the_form_and_no_uploads(client):
+    response = await client.fetch("/")
+    assert response.code == 200
+    html = response.body.decode()
+    assert re.search(r'<form[^>]*enctype="multipart/form-data"', html)
+    assert 'type="file" name="file"' in html
+    assert await client.listed() == []
+
+
+@pytest.mark.parametrize("format", IMAGE_FORMATS)
+async def test_upload_round_trip_gives_identical_bytes_and_type(client, format):
+    data = image_bytes(format)
+    response = await client.upload(data, f"picture.{format.lower()}", IMAGE_FORMATS[format])
+    assert response.code == 302
+    assert response.headers["Location"] == "/"
+
+    [(href, name)] = await client.listed()
+    assert name == f"picture.{format.lower()}"
+    image = await client.fetch(href)
+    assert image.code == 200
+    assert image.body == data
+    assert image.headers["Content-Type"] == IMAGE_FORMATS[format]
+    assert int(image.headers["Content-Length"]) == len(data)
+
+
+async def test_home_page_lists_the_20_newest_newest_first(client):
+    for n in range(21):
+        response = await client.upload(image_bytes(color=(n * 10, 0, 0)), f"img{n:02}.png")
+        assert response.code == 302
+    names = [name for _, name in await client.listed()]
+    assert names == [f"img{n:02}.png" for n in range(20, 0, -1)]
+
+
+async def test_404_for_an_id_that_is_not_an_objectid(client, stage):
+    response = await client.fetch(ORIGINAL_PATHS[stage].format("not-an-id"))
+    assert response.code == 404
+    assert "not valid" in error_message(response.body.decode())
+
+
+async def test_404_with_its_own_message_for_an_unknown_id(client, stage):
+    response = await client.fetch(ORIGINAL_PATHS[stage].format(ObjectId()))
+    assert response.code == 404
+    message = error_message(response.body.decode())
+    assert message and "not valid" not in message
+
+
+async def test_400_and_nothing_stored_when_the_file_field_is_missing(client):
+    await client.fetch("/")
+    body, form_type = multipart({"picture": ("a.png", image_bytes(), "image/png")})
+    response = await client.fetch("/", "POST", body, {"Content-Type": form_type})
+    assert response.code == 400
+    assert "missing" in error_message(response.body.decode())
+    assert set((await client.stored()).values()) == {0}
+
+
+async def test_400_and_nothing_stored_when_the_file_is_empty(client):
+    response = await client.upload(b"")
+    assert response.code == 400
+    assert "empty" in error_message(response.body.decode())
+    assert set((await client.stored()).values()) == {0}
+
+
+def test_exits_with_one_clear_line_when_no_database_answers(stage, db_name):
+    unreachable = f"mongodb://127.0.0.1:{free_port()}"  # nothing listens there
+    with stage_program(stage, unreachable, db_name) as program:
+        program.process.wait(timeout=15)
+        assert program.process.returncode != 0
+        output = program.output().strip()
+    assert output.splitlines() == [f"error: no MongoDB answers at {unreachable} (ServerSelectionTimeoutError)"]
+
+
+async def test_runs_as_a_program_and_stops_cleanly_on_ctrl_c(stage, mongodb_uri, db_name):
+    with stage_program(stage, mongodb_uri, db_name) as program:
+        response = await AsyncHTTPClient().fetch(program.url + "/")
+        assert response.code == 200
+        program.process.send_signal(signal.SIGINT)
+        assert program.process.wait(timeout=15) == 0
+        assert "Traceback" not in program.output()
+
+
+def test_exits_with_one_clear_line_when_the_port_is_taken(stage, mongodb_uri, db_name):
+    with stage_program(stage, mongodb_uri, db_name) as first:
+        port = first.url.rsplit(":", 1)[1]
+        with stage_program(stage, mongodb_uri, db_name, port=int(port)) as second:
+            assert second.process.wait(timeout=15) != 0
+            assert second.output().strip().endswith(f"error: cannot listen on port {port}: Address already in use")
