@@ -1,0 +1,58 @@
+"""Each stage in headless Chromium: upload a PNG through the form, see it listed
+and displayed, open the original.
+
+Playwright's sync API runs its own event loop, so this module runs in a pytest
+process of its own: `pytest tests/browser` (the README's test command does)."""
+
+import hashlib
+import os
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from support import course, image_bytes, stage_program
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=course.find_chromium(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, stage, mongodb_uri, db_name, tmp_path):
+    with stage_program(stage, mongodb_uri, db_name) as program:
+        page = browser.new_page(base_url=program.url)
+        yield page
+        page.screenshot(path=tmp_path / f"{stage}.png", full_page=True)
+        page.close()
+    from pymongo import MongoClient
+
+    with MongoClient(mongodb_uri) as client:
+        client.drop_database(db_name)
+
+
+def test_upload_through_the_form_then_see_and_open_the_image(page):
+    png = image_bytes(size=(64, 48), color="royalblue")
+    page.goto("/")
+    expect(page.locator(".gallery img")).to_have_count(0)
+
+    page.set_input_files("input[name=file]", files=[{"name": "blue.png", "mimeType": "image/png", "buffer": png}])
+    page.get_by_role("button", name="Upload").click()
+
+    image = page.locator("a.original img")
+    expect(image).to_have_count(1)
+    expect(image).to_have_attribute("alt", "blue.png")
+    # The image really is displayed: the browser fetched and decoded it.
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+
+    with page.expect_response(lambda response: "/imgs/" in response.url) as original:
+        page.locator("a.original").click()
+    assert original.value.status == 200
+    assert hashlib.sha256(original.value.body()).digest() == hashlib.sha256(png).digest()
+    assert page.evaluate("document.images[0].naturalWidth") == 64
