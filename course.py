@@ -70,19 +70,29 @@ def ensure_venv(requirements):
                 "error: Python could not create a virtual environment. On Debian or Ubuntu, "
                 "install it with: sudo apt install python3-venv"
             )
-    # requirements-dev.txt includes requirements.txt, so both go into the stamp.
-    files = sorted({ROOT / "requirements.txt", ROOT / requirements})
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
-    stamp = VENV / f"installed-{requirements}.sha256"
-    if stamp.exists() and stamp.read_text() == digest:
+    stamps = installed_stamps()
+    if all(stamp.exists() and stamp.read_text() == digest for stamp, digest in stamps[requirements]):
         return
     print(f"Installing the pinned packages from {requirements} ...", flush=True)
-    subprocess.run(
-        [VENV_PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r",
-         ROOT / requirements],
-        check=True,
-    )
-    stamp.write_text(digest)
+    pip = [VENV_PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if subprocess.run([*pip, "-r", ROOT / requirements]).returncode != 0:
+        sys.exit(f"error: pip could not install {requirements} (its message is above); "
+                 "check the network, then run the same command again.")
+    for stamp, digest in stamps[requirements]:
+        stamp.write_text(digest)
+
+
+def installed_stamps():
+    """For each requirements file, the (stamp file, digest) pairs that say it is installed.
+
+    requirements-dev.txt includes requirements.txt, so installing it installs both."""
+    runtime = (VENV / "installed-requirements.txt", digest_of("requirements.txt"))
+    dev = (VENV / "installed-requirements-dev.txt", digest_of("requirements.txt", "requirements-dev.txt"))
+    return {"requirements.txt": [runtime], "requirements-dev.txt": [runtime, dev]}
+
+
+def digest_of(*names):
+    return hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in names)).hexdigest()
 
 
 def in_venv():
@@ -132,7 +142,10 @@ def local_address(uri):
 
 
 def stop(process, timeout=10):
-    """Ask `process` to stop as Ctrl+C would, and make sure it has."""
+    """Ask `process` to stop as Ctrl+C would, and make sure it has.
+
+    The children of `run` have process groups of their own, so Ctrl+C in the terminal
+    reaches this script alone, which stops them in order: the app, then the database."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
     try:
@@ -153,10 +166,12 @@ def embedded_db(port, storage, host="127.0.0.1"):
     command = [Path(sys.executable).parent / "secantusd-py", "--host", host, "--port", str(port),
                "--storage-path", str(storage), "--standalone", "--log-level", "WARNING"]
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   process_group=0)
     try:
+        uri = f"mongodb://{host}:{port}"
         deadline = time.monotonic() + 30
-        while not port_open(host, port):
+        while not mongodb_answers(uri, timeout_ms=500):
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
                 raise SystemExit(
@@ -164,7 +179,7 @@ def embedded_db(port, storage, host="127.0.0.1"):
                     f"(is the port taken?). Its log, {log_path}, ends with:\n  " + "\n  ".join(tail)
                 )
             time.sleep(0.1)
-        yield f"mongodb://{host}:{port}"
+        yield uri
     finally:
         stop(process)
 
@@ -200,6 +215,7 @@ def serve(stage, app_args):
         app = subprocess.Popen(
             [sys.executable, ROOT / stage / "app.py", *app_args],
             env={**os.environ, "MONGODB_URI": answering_uri},
+            process_group=0,
         )
         try:
             return app.wait()

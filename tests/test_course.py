@@ -1,0 +1,147 @@
+"""The README's run command: `python3 course.py run [STAGE]`.
+
+It starts the embedded database when no MongoDB answers, keeps its data across
+restarts, uses a MongoDB that answers, and Ctrl+C leaves no process behind."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from support import ROOT, STAGES, Client, course, free_port, image_bytes
+
+
+class RunCommand:
+    """`python3 course.py run STAGE` in a process group of its own, as in a terminal."""
+
+    def __init__(self, stage, mongodb_uri, tmp_path, db_name):
+        self.port = free_port()
+        self.log = open(tmp_path / f"run-{time.monotonic_ns()}.log", "w+")
+        env = {**os.environ, "PORT": str(self.port), "MONGODB_URI": mongodb_uri,
+               "MONGODB_DB": db_name, "COURSE_DATA": str(tmp_path / "data")}
+        self.process = subprocess.Popen(
+            [sys.executable, ROOT / "course.py", "run", stage], env=env,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.client = Client(f"http://127.0.0.1:{self.port}")
+        self.children = []
+
+    def wait_until_serving(self):
+        deadline = time.monotonic() + 60
+        while not course.port_open("127.0.0.1", self.port):
+            assert self.process.poll() is None, self.output()
+            assert time.monotonic() < deadline, self.output()
+            time.sleep(0.1)
+
+    def ctrl_c(self):
+        """SIGINT to the whole process group, as the terminal sends it."""
+        self.children = children(self.process.pid)
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(timeout=30)
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def processes_left(self):
+        """The processes of this run still alive: course.py's group and its children."""
+        return [pid for pid in [self.process.pid, *self.children] if alive(pid)]
+
+
+def children(pid):
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(child) for child in found]
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@pytest.fixture
+def run_command(tmp_path, db_name):
+    started = []
+
+    def start(stage, mongodb_uri):
+        started.append(RunCommand(stage, mongodb_uri, tmp_path, db_name))
+        return started[-1]
+
+    yield start
+    for run in started:
+        for pid in run.processes_left():
+            os.kill(pid, signal.SIGKILL)
+        run.log.close()
+
+
+async def test_run_starts_the_embedded_db_keeps_uploads_and_ctrl_c_stops_all(run_command, stage):
+    uri = f"mongodb://localhost:{free_port()}"  # nothing answers there yet
+    first = run_command(stage, uri)
+    first.wait_until_serving()
+    assert len(children(first.process.pid)) == 2  # the app and the database
+    assert "starting the embedded database" in first.output()
+    assert (await first.client.upload(image_bytes(), "kept.png")).code == 302
+    assert first.ctrl_c() == 128 + signal.SIGINT
+    assert not first.processes_left(), "Ctrl+C left a process behind"
+    assert not course.port_open("127.0.0.1", int(uri.rsplit(":", 1)[1]))
+
+    second = run_command(stage, uri)
+    second.wait_until_serving()
+    assert [name for _, name in await second.client.listed()] == ["kept.png"]
+    second.ctrl_c()
+    assert not second.processes_left()
+    assert "Traceback" not in first.output() + second.output()
+
+
+async def test_run_uses_the_mongodb_that_answers(run_command, mongodb_uri):
+    run = run_command(STAGES[0], mongodb_uri)
+    run.wait_until_serving()
+    assert (await run.client.fetch("/")).code == 200
+    run.ctrl_c()
+    assert "Using the MongoDB that answers" in run.output()
+    assert "embedded" not in run.output()
+
+
+def test_run_explains_when_a_remote_mongodb_does_not_answer(run_command):
+    # Two hosts: not a single local server, so the embedded database is not started.
+    uri = f"mongodb://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    run = run_command(STAGES[0], uri)
+    assert run.process.wait(timeout=30) == 1
+    assert run.output().strip() == (
+        f"error: no MongoDB answers at {uri}. The embedded database only starts for a "
+        "mongodb:// URI on localhost; check the URI, the network and the credentials."
+    )
+
+
+def test_run_explains_when_the_database_port_is_taken(run_command):
+    with socket.create_server(("127.0.0.1", 0)) as squatter:  # listens, but is no MongoDB
+        port = squatter.getsockname()[1]
+        run = run_command(STAGES[0], f"mongodb://localhost:{port}")
+        assert run.process.wait(timeout=60) == 1
+    assert f"error: the embedded database did not start on 127.0.0.1:{port} (is the port taken?)" in run.output()
+    assert "Traceback" not in run.output()
+
+
+@pytest.mark.parametrize(
+    "uri, shown",
+    [
+        ("mongodb://localhost:27017", "mongodb://localhost:27017"),
+        ("mongodb://ann:s3cret@db.example.com/?tls=true", "mongodb://***@db.example.com/?tls=true"),
+        ("mongodb+srv://ann:p%40ss@cluster0.example.net/", "mongodb+srv://***@cluster0.example.net/"),
+    ],
+)
+def test_uris_are_shown_without_credentials(uri, shown):
+    assert course.redact(uri) == shown
+
+
+def test_an_old_python_is_told_what_to_do(monkeypatch):
+    monkeypatch.setattr(course, "MIN_PYTHON", (99, 0))
+    monkeypatch.setattr(course.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match=r"needs Python 99\.0 or newer .* and this is 3\."):
+        course.ensure_python()
