@@ -239,16 +239,37 @@ def test(pytest_args):
         print("No Chromium found for the browser test: downloading Playwright's ...", flush=True)
         subprocess.run([sys.executable, "-m", "playwright", "install", "chromium"], check=True)
     coverage = [sys.executable, "-m", "coverage"]
+    results = DATA / "test-results"
+    shutil.rmtree(results, ignore_errors=True)
     subprocess.run([*coverage, "erase"], cwd=ROOT, check=True)
     runs = [
+        [*pytest_args],
         # The browser test drives Playwright's own event loop: it gets its own process.
-        [*coverage, "run", "-m", "pytest", *pytest_args],
-        [*coverage, "run", "-m", "pytest", "tests/browser"],
+        ["tests/browser"],
     ]
-    failed = [run for run in runs if subprocess.run(run, cwd=ROOT).returncode != 0]
+    statuses = [
+        subprocess.run([*coverage, "run", "-m", "pytest", f"--junit-xml={results / f'{n}.xml'}", *args],
+                       cwd=ROOT).returncode
+        for n, args in enumerate(runs)
+    ]
     subprocess.run([*coverage, "combine", "-q"], cwd=ROOT, check=True)
-    report = subprocess.run([*coverage, "report"], cwd=ROOT)
-    return 1 if failed or report.returncode else 0
+    statuses.append(subprocess.run([*coverage, "report"], cwd=ROOT).returncode)
+    print(summary(results.glob("*.xml")))
+    return 1 if any(statuses) else 0
+
+
+def summary(junit_files):
+    """One closing line for all the pytest runs, from their JUnit XML reports."""
+    import xml.etree.ElementTree as ElementTree
+
+    counts = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    for path in junit_files:
+        for suite in ElementTree.parse(path).getroot().iter("testsuite"):
+            for key in counts:
+                counts[key] += int(suite.get(key, 0))
+    failed = counts["failures"] + counts["errors"]
+    passed = counts["tests"] - failed - counts["skipped"]
+    return f"tests: {passed} passed, {failed} failed, {counts['skipped']} skipped"
 
 
 def main(argv=None):
