@@ -287,7 +287,9 @@ def main(argv=None):
     ensure_venv("requirements.txt" if args.command == "run" else "requirements-dev.txt")
     if not in_venv():
         os.execv(VENV_PYTHON, [VENV_PYTHON, __file__, *sys.argv[1:]])
-    # SIGTERM (from a process manager, or CI) stops the children as Ctrl+C does.
+    # Ctrl+C raises KeyboardInterrupt even where SIGINT came in ignored (a background
+    # job of a script), and SIGTERM (a process manager, CI) stops the children too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         if args.command == "run":
