@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up the course, serve a stage, run the tests.
 
-    python3 course.py run [STAGE] [APP OPTIONS...]   # serves part1_basic by default
+    python3 course.py run [STAGE [APP OPTIONS...]]   # serves part1_basic by default
     python3 course.py test [PYTEST OPTIONS...]       # the whole suite, browser test included
 
 Both commands create `.venv/` and install the pinned requirements the first time
@@ -272,19 +272,24 @@ def summary(junit_files):
     return f"tests: {passed} passed, {failed} failed, {counts['skipped']} skipped"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse(argv):
+    """(command, stage, extra arguments for the app or for pytest)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Anything after the stage (for run) or after test goes to the app or to pytest.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="serve a stage at http://localhost:$PORT")
     run_parser.add_argument("stage", nargs="?", default=STAGES[0], choices=STAGES)
-    run_parser.add_argument("app_args", nargs=argparse.REMAINDER,
-                            help="passed on to the stage's app.py")
-    test_parser = commands.add_parser("test", help="run the whole test suite")
-    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest")
-    args = parser.parse_args(argv)
+    commands.add_parser("test", help="run the whole test suite")
+    args, extra = parser.parse_known_args(argv)
+    return args.command, getattr(args, "stage", None), extra
 
+
+def main(argv=None):
+    command, stage, extra = parse(sys.argv[1:] if argv is None else argv)
     ensure_python()
-    ensure_venv("requirements.txt" if args.command == "run" else "requirements-dev.txt")
+    ensure_venv("requirements.txt" if command == "run" else "requirements-dev.txt")
     if not in_venv():
         os.execv(VENV_PYTHON, [VENV_PYTHON, __file__, *sys.argv[1:]])
     # Ctrl+C raises KeyboardInterrupt even where SIGINT came in ignored (a background
@@ -292,9 +297,9 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        if args.command == "run":
-            return serve(args.stage, args.app_args)
-        return test(args.pytest_args)
+        if command == "run":
+            return serve(stage, extra)
+        return test(extra)
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
 

@@ -145,3 +145,16 @@ def test_an_old_python_is_told_what_to_do(monkeypatch):
     monkeypatch.setattr(course.shutil, "which", lambda name: None)
     with pytest.raises(SystemExit, match=r"needs Python 99\.0 or newer .* and this is 3\."):
         course.ensure_python()
+
+
+@pytest.mark.parametrize(
+    "argv, parsed",
+    [
+        (["run"], ("run", STAGES[0], [])),
+        (["run", STAGES[-1], "--port", "8001"], ("run", STAGES[-1], ["--port", "8001"])),
+        (["test"], ("test", None, [])),
+        (["test", "-k", "part1", "-x"], ("test", None, ["-k", "part1", "-x"])),
+    ],
+)
+def test_arguments_after_the_stage_or_test_go_to_the_app_or_pytest(argv, parsed):
+    assert course.parse(argv) == parsed
