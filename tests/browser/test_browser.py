@@ -1,5 +1,5 @@
 """Each stage in headless Chromium: upload a PNG through the form, see it listed
-and displayed, open the original.
+and displayed (as a thumbnail from part 2 on), open the original.
 
 Playwright's sync API runs its own event loop, so this module runs in a pytest
 process of its own: `pytest tests/browser` (the README's test command does)."""
@@ -14,6 +14,8 @@ from support import course, image_bytes, stage_program
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Where the stages that list thumbnails serve them; the others list the original itself.
+THUMBNAIL_PATHS = {"part2_thumbnails": "/imgs/{}/thumb", "part3_streaming": "/imgs/{}/thumb"}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,8 @@ def page(browser, stage, mongodb_uri, db_name, tmp_path):
         client.drop_database(db_name)
 
 
-def test_upload_through_the_form_then_see_and_open_the_image(page):
-    png = image_bytes(size=(64, 48), color="royalblue")
+def test_upload_through_the_form_then_see_and_open_the_image(page, stage):
+    png = image_bytes(size=(300, 200), color="royalblue")
     page.goto("/")
     expect(page.locator(".gallery img")).to_have_count(0)
 
@@ -48,11 +50,21 @@ def test_upload_through_the_form_then_see_and_open_the_image(page):
     image = page.locator("a.original img")
     expect(image).to_have_count(1)
     expect(image).to_have_attribute("alt", "blue.png")
+    expect(image).to_be_visible()
     # The image really is displayed: the browser fetched and decoded it.
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    href = page.locator("a.original").get_attribute("href")
+    natural_size = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    if stage in THUMBNAIL_PATHS:
+        image_id = href.split("/")[2]
+        assert image.get_attribute("src") == THUMBNAIL_PATHS[stage].format(image_id)
+        assert natural_size == [128, 85]  # fits in 128x128, in proportion
+    else:
+        assert image.get_attribute("src") == href
+        assert natural_size == [300, 200]
 
     with page.expect_response(lambda response: "/imgs/" in response.url) as original:
         page.locator("a.original").click()
     assert original.value.status == 200
     assert hashlib.sha256(original.value.body()).digest() == hashlib.sha256(png).digest()
-    assert page.evaluate("document.images[0].naturalWidth") == 64
+    assert page.evaluate("[document.images[0].naturalWidth, document.images[0].naturalHeight]") == [300, 200]
