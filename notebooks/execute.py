@@ -37,6 +37,7 @@ PAIRING = "ipynb,py:percent"
 CELL_TIMEOUT = 120  # seconds; each notebook takes well under 30 s in all
 # Every process the kernel starts inherits this variable, so leftovers can be found.
 RUN_MARKER = "COURSE_NOTEBOOK_RUN"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
 def notebook_paths():
@@ -63,8 +64,9 @@ async def execute(nb, timeout=CELL_TIMEOUT):
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     with tempfile.TemporaryDirectory(prefix="kernel-") as sockets:
         client = NotebookClient(
-            nb, timeout=timeout, kernel_name=nb.metadata.kernelspec.name,
+            nb, timeout=timeout, kernel_name=nb.metadata["kernelspec"]["name"],
             resources={"metadata": {"path": str(HERE)}},
+            record_timing=False,  # no timestamps in each cell's metadata: quieter diffs
             # Talk to the kernel over Unix sockets in a private folder, not over TCP.
             config=Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "ipc")}}),
         )
@@ -134,6 +136,9 @@ def main(names):
         sync(path)
         nb = nbformat.read(path, as_version=4)
         nb.metadata.setdefault("jupytext", {})["formats"] = PAIRING
+        nb.metadata.setdefault("kernelspec", KERNELSPEC)
+        for cell in nb.cells:
+            cell.metadata.pop("execution", None)  # timestamps: they would change on every run
         started = time.monotonic()
         print(f"{path.name}: executing ...", end=" ", flush=True)
         asyncio.run(execute(nb))
