@@ -1,0 +1,195 @@
+"""What blocking the event loop costs: part 2's latency while big photos are uploaded.
+
+    python bench/blocking.py            # eight 24-megapixel JPEGs at once, five times over
+    python bench/blocking.py --quick    # two 2-megapixel JPEGs, once: checks the script works
+
+Part 2 is served twice, by a child process each time: once making thumbnails on
+the event loop itself (`make_app(db, thumbnail_executor=None)`), once on its
+thread pool (the default). While the uploads are in flight, a light request (a
+small static file, which needs neither the database nor Pillow) is sent every 5 ms,
+and its latency measured: that is how long the server keeps a visitor waiting.
+The database is MONGODB_URI's if set, else the embedded one. Timings depend on
+what else the machine is doing: the load average is printed too.
+"""
+
+import argparse
+import asyncio
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tornado.httpclient import AsyncHTTPClient
+
+from common import course, load_part2, percentile, photo_jpeg
+
+MODES = {"inline": "on the event loop", "executor": "on the thread pool"}
+LIGHT_REQUEST = "/static/style.css"
+PING_INTERVAL = 0.005  # seconds between two light requests
+
+
+async def serve(mode, port, mongodb_uri, db_name, workers):
+    """Serve part 2 on 127.0.0.1:port, with thumbnails made in `mode`: the child process."""
+    from motor.motor_tornado import MotorClient
+
+    part2 = load_part2()
+    if mode == "inline":
+        executor = None
+    else:
+        executor = ThreadPoolExecutor(workers) if workers else part2.thumbnail_pool
+    app = part2.make_app(MotorClient(mongodb_uri)[db_name], thumbnail_executor=executor)
+    app.listen(port, "127.0.0.1")
+    await asyncio.Event().wait()
+
+
+class Uploader:
+    """Uploads as a script that read the docs would: with the XSRF cookie and header."""
+
+    def __init__(self, base_url, max_clients):
+        self.base_url = base_url
+        self.http = AsyncHTTPClient(force_instance=True, max_clients=max_clients)
+        self.headers = {}
+
+    async def start(self):
+        response = await self.http.fetch(self.base_url + "/")
+        token = response.headers["Set-Cookie"].split("_xsrf=", 1)[1].split(";", 1)[0]
+        self.headers = {"Cookie": f"_xsrf={token}", "X-XSRFToken": token}
+
+    async def upload(self, jpeg, name):
+        boundary = uuid.uuid4().hex
+        body = b"".join([
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n".encode(), jpeg, f"\r\n--{boundary}--\r\n".encode(),
+        ])
+        headers = {**self.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        response = await self.http.fetch(self.base_url + "/", method="POST", body=body, headers=headers,
+                                         follow_redirects=False, raise_error=False, request_timeout=600)
+        if response.code != 302:
+            raise SystemExit(f"error: an upload got {response.code}: {response.body[:300]!r}")
+
+
+def ping_until(done, port):
+    """Latencies (ms) of the light request, sent PING_INTERVAL apart until `done` is set.
+
+    A request that waited 100 ms stands for the 20 visitors who would have arrived,
+    5 ms apart, while it waited, and waited a little less each: they are counted
+    too (no "coordinated omission"). A thread of its own and a kept-alive connection
+    keep the uploads running on this process's event loop out of the measure."""
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    latencies = []
+    while True:
+        start = time.perf_counter()
+        connection.request("GET", LIGHT_REQUEST)
+        connection.getresponse().read()
+        waited = (time.perf_counter() - start) * 1000
+        latencies += [waited - n * PING_INTERVAL * 1000 for n in range(int(waited / (PING_INTERVAL * 1000)) + 1)]
+        if done.wait(PING_INTERVAL):
+            break
+    connection.close()
+    return latencies
+
+
+async def latencies_during_uploads(port, jpeg, uploads, rounds):
+    """Light-request latencies (ms) while `uploads` uploads are in flight, `rounds`
+    times; and how long each round of uploads took (s)."""
+    uploader = Uploader(f"http://127.0.0.1:{port}", uploads)
+    await uploader.start()
+    await uploader.upload(jpeg, "warm-up.jpg")  # threads, connections and decoders ready
+    latencies, durations = [], []
+    for round_ in range(rounds):
+        start = time.perf_counter()
+        in_flight = asyncio.gather(*(uploader.upload(jpeg, f"r{round_}-{n}.jpg") for n in range(uploads)))
+        done = threading.Event()
+        in_flight.add_done_callback(lambda _: done.set())
+        latencies += await asyncio.to_thread(ping_until, done, port)
+        await in_flight
+        durations.append(time.perf_counter() - start)
+    return latencies, durations
+
+
+def measure(mode, jpeg, args, mongodb_uri):
+    """Serve part 2 in `mode` in a child process, and measure it."""
+    port, db_name = free_port(), f"bench_{uuid.uuid4().hex[:8]}"
+    server = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--port", str(port),
+                               "--db-uri", mongodb_uri, "--db-name", db_name, "--workers", str(args.workers)])
+    try:
+        deadline = time.monotonic() + 30
+        while not course.port_open("127.0.0.1", port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"error: the {mode} server did not start")
+            time.sleep(0.05)
+        return asyncio.run(latencies_during_uploads(port, jpeg, args.uploads, args.rounds))
+    finally:
+        course.stop(server)
+        drop_database(mongodb_uri, db_name)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def drop_database(mongodb_uri, db_name):
+    from pymongo import MongoClient
+
+    with MongoClient(mongodb_uri) as client:
+        client.drop_database(db_name)
+
+
+def run(args, mongodb_uri):
+    jpeg = photo_jpeg(args.megapixels)
+    workers = args.workers or load_part2().THUMBNAIL_THREADS
+    print(f"GET {LIGHT_REQUEST} while {args.uploads} uploads of a {args.megapixels}-megapixel JPEG "
+          f"({len(jpeg) / 1e6:.1f} MB) are in flight, {args.rounds} time(s); {os.cpu_count()} cores, "
+          f"{workers} thumbnail thread(s); load average {os.getloadavg()[0]:.2f}")
+    p99 = {}
+    for mode, where in MODES.items():
+        latencies, durations = measure(mode, jpeg, args, mongodb_uri)
+        p50, p99[mode] = percentile(latencies, 50), percentile(latencies, 99)
+        print(f"thumbnails {where:18}: p50 {p50:6.1f} ms   p99 {p99[mode]:6.1f} ms   "
+              f"max {max(latencies):6.1f} ms   ({len(latencies)} requests; "
+              f"the uploads took {statistics.median(durations):.2f} s a round)")
+    print(f"p99 ratio, loop / pool: {p99['inline'] / p99['executor']:.1f}x")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small images, two uploads, one round")
+    parser.add_argument("--uploads", type=int, default=8, help="uploads in flight at once (default 8)")
+    parser.add_argument("--rounds", type=int, default=5, help="how many times (default 5)")
+    parser.add_argument("--megapixels", type=int, default=24, help="of the JPEG uploaded (default 24)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="thumbnail threads (default: part 2's own pool, one per core less one)")
+    # The child process that serves part 2:
+    parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--db-uri", help=argparse.SUPPRESS)
+    parser.add_argument("--db-name", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.uploads, args.rounds, args.megapixels = 2, 1, 2
+    if args.serve:
+        try:
+            asyncio.run(serve(args.serve, args.port, args.db_uri, args.db_name, args.workers))
+        except KeyboardInterrupt:
+            pass
+        return
+    if uri := os.environ.get("MONGODB_URI"):
+        run(args, uri)
+        return
+    with tempfile.TemporaryDirectory() as storage, \
+            course.embedded_db(free_port(), Path(storage) / "db") as uri:
+        run(args, uri)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""How long a thumbnail of a big JPEG takes: decoding every pixel, or the fast path.
+
+    python bench/thumbnail.py            # 24-megapixel photos
+    python bench/thumbnail.py --quick    # 2 megapixels, fewer runs: checks the script works
+
+The naive way decodes all 24 million pixels and shrinks them with Lanczos. The fast
+path asks the JPEG decoder for 1/8 of the size (`draft`), which skips most of the
+decoding work, then shrinks that. Both are timed with Pillow alone, on the same
+file, and then part 2's whole `make_thumbnail` (fast path, PNG encoding) for scale.
+"""
+
+import argparse
+import io
+import statistics
+import time
+
+from PIL import Image
+
+from common import DETAIL, load_part2, photo_jpeg
+
+SIZE = (128, 128)
+
+
+def naive(data):
+    with Image.open(io.BytesIO(data)) as image:
+        image.thumbnail(SIZE, Image.Resampling.LANCZOS, reducing_gap=None)  # no draft, no reduce
+        return image.size
+
+
+def fast(data):
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft(None, (2 * SIZE[0], 2 * SIZE[1]))  # decode at 1/2, 1/4 or 1/8 scale
+        image.thumbnail(SIZE, Image.Resampling.LANCZOS)
+        return image.size
+
+
+def timed(function, data, runs):
+    """The median time of `runs` calls, in milliseconds."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function(data)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small images, few runs")
+    args = parser.parse_args()
+    megapixels, runs = (2, 3) if args.quick else (24, 9)
+    make_thumbnail = load_part2().make_thumbnail
+
+    print(f"Thumbnail ({SIZE[0]}x{SIZE[1]}) of a {megapixels}-megapixel JPEG, median of {runs} runs")
+    print(f"{'photo':8} {'file':>8} {'naive':>9} {'fast':>8} {'ratio':>6} {'make_thumbnail':>15}")
+    for detail in DETAIL:
+        data = photo_jpeg(megapixels, detail)
+        assert naive(data) == fast(data)  # the same thumbnail size either way
+        slow_ms, fast_ms = timed(naive, data, runs), timed(fast, data, runs)
+        app_ms = timed(make_thumbnail, data, runs)
+        print(f"{detail:8} {len(data) / 1e6:6.1f}MB {slow_ms:7.0f}ms {fast_ms:6.0f}ms {slow_ms / fast_ms:5.1f}x"
+              f" {app_ms:13.0f}ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The benchmarks in bench/ still run: each in its quick mode, checking that it
+prints its figures (never what they are: timings belong to the machine)."""
+
+import os
+import re
+import subprocess
+import sys
+
+from support import ROOT
+
+NUMBER = r"\d+(?:\.\d+)?"
+
+
+def run_bench(script, **env):
+    result = subprocess.run([sys.executable, ROOT / "bench" / script, "--quick"], env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_the_thumbnail_bench_prints_naive_fast_and_their_ratio():
+    output = run_bench("thumbnail.py")
+    rows = re.findall(rf"^(\w+) +{NUMBER}MB +{NUMBER}ms +{NUMBER}ms +{NUMBER}x +{NUMBER}ms$", output, re.M)
+    assert rows == ["smooth", "photo", "grainy"], output
+
+
+def test_the_blocking_bench_prints_both_modes_and_their_ratio(mongodb_uri):
+    output = run_bench("blocking.py", MONGODB_URI=mongodb_uri)
+    for where in ("on the event loop", "on the thread pool"):
+        assert re.search(rf"^thumbnails {where} *: p50 +{NUMBER} ms +p99 +{NUMBER} ms +max +{NUMBER} ms", output,
+                         re.M), output
+    assert re.search(rf"^p99 ratio, loop / pool: {NUMBER}x$", output, re.M), output
