@@ -378,7 +378,7 @@ async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, 
     monkeypatch.setattr(part2, "make_thumbnail", slow_make_thumbnail)
     await client.fetch("/")
     upload = asyncio.ensure_future(client.upload(image_bytes()))
-    await asyncio.to_thread(started.wait, 30)
+    assert await asyncio.to_thread(started.wait, 30)
     assert (await client.fetch("/")).code == 200  # served while the thumbnail is still in the making
     assert not upload.done()
     finish.set()
