@@ -18,7 +18,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs.errors import NoFile
 from motor.motor_tornado import MotorClient, MotorGridFSBucket
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 PORT = int(os.environ.get("PORT", "8000"))
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://localhost:27017")
@@ -30,10 +30,21 @@ NEWEST = 20  # how many uploads the home page lists
 # that cannot carry scripts: no SVG, no HTML.
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
+MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+# Our pages load only our own files and run no inline script: whatever an upload's
+# name holds, the browser runs nothing from it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
 log = logging.getLogger("part1")
 
 
 class BaseHandler(tornado.web.RequestHandler):
+    def set_default_headers(self):
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")  # believe our Content-Type
+
     @property
     def fs(self):
         return self.settings["fs"]
@@ -41,8 +52,12 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         """An error page that says what went wrong, never a traceback."""
         error = kwargs.get("exc_info", (None, None))[1]
-        message = getattr(error, "log_message", None) or self._reason
-        self.render("error.html", status_code=status_code, message=message)
+        if isinstance(error, ConnectionFailure):  # the database is down or out of reach
+            self.set_status(503)
+            message = "The database is not answering. Please try again in a moment."
+        else:
+            message = getattr(error, "log_message", None) or self._reason
+        self.render("error.html", status_code=self.get_status(), message=message)
 
 
 class MainHandler(BaseHandler):
@@ -56,6 +71,8 @@ class MainHandler(BaseHandler):
         if not files or not files[0].body:
             raise tornado.web.HTTPError(400, "Choose an image to upload: the file is missing or empty.")
         upload = files[0]
+        if len(upload.filename) > MAX_NAME_LENGTH or not upload.filename.isprintable():
+            raise tornado.web.HTTPError(400, "That file name is too long or holds control characters.")
         if upload.content_type not in IMAGE_TYPES:
             raise tornado.web.HTTPError(415, "Only PNG, JPEG, GIF and WebP images can be uploaded.")
         file_id = await self.fs.upload_from_stream(
@@ -76,7 +93,6 @@ class ShowImageHandler(BaseHandler):
         metadata = grid_out.metadata or {}  # files stored by other tools may have none
         self.set_header("Content-Type", metadata.get("contentType", "application/octet-stream"))
         self.set_header("Content-Length", grid_out.length)
-        self.set_header("X-Content-Type-Options", "nosniff")
         await grid_out.stream_to_handler(self)
 
 

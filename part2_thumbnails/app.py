@@ -24,7 +24,7 @@ from bson.errors import InvalidId
 from gridfs.errors import NoFile
 from motor.motor_tornado import MotorClient, MotorGridFSBucket
 from PIL import ExifTags, Image, ImageOps
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from tornado.ioloop import IOLoop
 
 # Our own registry, not tornado.options.options: the tests import every stage into
@@ -56,6 +56,13 @@ QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that show the image on its sid
 # same cores, and a burst of uploads waits its turn in the pool's queue.
 THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
 thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
+
+MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+# Our pages load only our own files and run no inline script: whatever an upload's
+# name holds, the browser runs nothing from it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 log = logging.getLogger("part2")
 
@@ -109,6 +116,10 @@ def for_png(image):
 
 
 class BaseHandler(tornado.web.RequestHandler):
+    def set_default_headers(self):
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")  # believe our Content-Type
+
     @property
     def fs(self):
         return self.settings["fs"]
@@ -127,8 +138,12 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         """An error page that says what went wrong, never a traceback."""
         error = kwargs.get("exc_info", (None, None))[1]
-        message = getattr(error, "log_message", None) or self._reason
-        self.render("error.html", status_code=status_code, message=message)
+        if isinstance(error, ConnectionFailure):  # the database is down or out of reach
+            self.set_status(503)
+            message = "The database is not answering. Please try again in a moment."
+        else:
+            message = getattr(error, "log_message", None) or self._reason
+        self.render("error.html", status_code=self.get_status(), message=message)
 
 
 class MainHandler(BaseHandler):
@@ -142,6 +157,8 @@ class MainHandler(BaseHandler):
         if not files or not files[0].body:
             raise tornado.web.HTTPError(400, "Choose an image to upload: the file is missing or empty.")
         upload = files[0]
+        if len(upload.filename) > MAX_NAME_LENGTH or not upload.filename.isprintable():
+            raise tornado.web.HTTPError(400, "That file name is too long or holds control characters.")
         try:
             image_type, width, height, thumbnail = await self.run_blocking(make_thumbnail, upload.body)
         except NotAnImage as error:
@@ -210,7 +227,6 @@ class ShowImageHandler(BaseHandler):
         metadata = grid_out.metadata or {}  # files stored by other tools may have none
         self.set_header("Content-Type", metadata.get("contentType", "application/octet-stream"))
         self.set_header("Content-Length", grid_out.length)
-        self.set_header("X-Content-Type-Options", "nosniff")
         await grid_out.stream_to_handler(self)
 
 
