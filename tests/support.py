@@ -15,6 +15,7 @@ import time
 import typing
 import uuid
 from functools import cache
+from html import unescape
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -91,7 +92,7 @@ class GalleryParser(HTMLParser):
 def error_message(html):
     """The sentence an error page gives."""
     match = re.search(r'<p class="error">(.*?)</p>', html, re.S)
-    return match and match.group(1).strip()
+    return match and unescape(match.group(1).strip())
 
 
 class Client:

@@ -1,4 +1,6 @@
-"""The behaviour every stage keeps: each test runs once per stage."""
+"""The behaviour every stage keeps: each test runs once per stage.
+
+Bad input (404s, 400s and the rest) has its own catalogue: test_bad_input.py."""
 
 import re
 import signal
@@ -43,35 +45,6 @@ async def test_home_page_lists_the_20_newest_newest_first(client):
         assert response.code == 302
     names = [name for _, name in await client.listed()]
     assert names == [f"img{n:02}.png" for n in range(20, 0, -1)]
-
-
-async def test_404_for_an_id_that_is_not_an_objectid(client, stage):
-    response = await client.fetch(ORIGINAL_PATHS[stage].format("not-an-id"))
-    assert response.code == 404
-    assert "not valid" in error_message(response.body.decode())
-
-
-async def test_404_with_its_own_message_for_an_unknown_id(client, stage):
-    response = await client.fetch(ORIGINAL_PATHS[stage].format(ObjectId()))
-    assert response.code == 404
-    message = error_message(response.body.decode())
-    assert message and "not valid" not in message
-
-
-async def test_400_and_nothing_stored_when_the_file_field_is_missing(client):
-    await client.fetch("/")
-    body, form_type = multipart({"picture": ("a.png", image_bytes(), "image/png")})
-    response = await client.fetch("/", "POST", body, {"Content-Type": form_type})
-    assert response.code == 400
-    assert "missing" in error_message(response.body.decode())
-    assert set((await client.stored()).values()) == {0}
-
-
-async def test_400_and_nothing_stored_when_the_file_is_empty(client):
-    response = await client.upload(b"")
-    assert response.code == 400
-    assert "empty" in error_message(response.body.decode())
-    assert set((await client.stored()).values()) == {0}
 
 
 def test_exits_with_one_clear_line_when_no_database_answers(stage, db_name):
