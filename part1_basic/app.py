@@ -96,6 +96,11 @@ class ShowImageHandler(BaseHandler):
         await grid_out.stream_to_handler(self)
 
 
+class NotFoundHandler(BaseHandler):
+    def prepare(self):  # for any URL that no route matches, whatever the method
+        raise tornado.web.HTTPError(404, "There is no page here.")
+
+
 def make_app(db, **settings):
     """The application, storing its files in the Motor database `db`."""
     return tornado.web.Application(
@@ -103,6 +108,7 @@ def make_app(db, **settings):
             tornado.web.url(r"/", MainHandler, name="main"),
             tornado.web.url(r"/imgs/([^/]+)", ShowImageHandler, name="show_image"),
         ],
+        default_handler_class=NotFoundHandler,
         template_path=HERE / "templates",
         static_path=HERE / "static",
         fs=MotorGridFSBucket(db),

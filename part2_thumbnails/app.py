@@ -230,6 +230,11 @@ class ShowImageHandler(BaseHandler):
         await grid_out.stream_to_handler(self)
 
 
+class NotFoundHandler(BaseHandler):
+    def prepare(self):  # for any URL that no route matches, whatever the method
+        raise tornado.web.HTTPError(404, "There is no page here.")
+
+
 def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, **settings):
     """The application, storing its files in the Motor database `db`.
 
@@ -240,6 +245,7 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, **settin
             tornado.web.url(r"/", MainHandler, name="main"),
             tornado.web.url(r"/imgs/([^/]+)/(orig|thumb)", ShowImageHandler, name="show_image"),
         ],
+        default_handler_class=NotFoundHandler,
         template_path=HERE / "templates",
         static_path=HERE / "static",
         fs=MotorGridFSBucket(db),

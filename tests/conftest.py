@@ -6,10 +6,8 @@ import uuid
 
 import pytest
 from motor.motor_tornado import MotorClient
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
-from support import STAGES, Client, course, free_port, load_stage
+from support import STAGES, Client, course, free_port, load_stage, served
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +43,5 @@ def stage(request):
 @pytest.fixture
 async def client(stage, db):
     """A Client for the stage's make_app(db), served on a free port of 127.0.0.1."""
-    [sock] = bind_sockets(0, "127.0.0.1")
-    server = HTTPServer(load_stage(stage).make_app(db))
-    server.add_sockets([sock])
-    yield Client(f"http://127.0.0.1:{sock.getsockname()[1]}", db)
-    server.stop()
-    await server.close_all_connections()
+    async with served(load_stage(stage).make_app(db)) as base_url:
+        yield Client(base_url, db)

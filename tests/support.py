@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,6 +47,19 @@ def load_stage(name):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.asynccontextmanager
+async def served(app):
+    """`app` served over HTTP on a free port of 127.0.0.1; yields its base URL."""
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.stop()
+        await server.close_all_connections()
 
 
 def free_port():

@@ -1,0 +1,64 @@
+"""Faults and safety on every stage: the database going away and coming back, a
+bug in a handler, and the headers and settings that keep visitors safe."""
+
+from motor.motor_tornado import MotorClient
+
+from support import ORIGINAL_PATHS, Client, course, error_message, free_port, image_bytes, load_stage, served
+
+
+async def test_503_while_the_database_is_down_and_recovery_when_it_is_back(stage, tmp_path):
+    port, storage = free_port(), tmp_path / "db"
+    # As main() does: operations give up after a short wait instead of hanging.
+    db = MotorClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=1000).faults
+    async with served(load_stage(stage).make_app(db)) as base_url:
+        client = Client(base_url, db)
+        with course.embedded_db(port, storage):
+            assert (await client.upload(image_bytes(), "before.png")).code == 302
+            [(image_path, _)] = await client.listed()
+
+        # The database has stopped.
+        for response in [await client.fetch("/"), await client.fetch(image_path),
+                         await client.upload(image_bytes(), "during.png")]:
+            assert response.code == 503
+            assert "database" in error_message(response.body.decode())
+            assert "Traceback" not in response.body.decode()
+
+        with course.embedded_db(port, storage):  # back, with the same files
+            assert [name for _, name in await client.listed()] == ["before.png"]
+            assert (await client.fetch(image_path)).code == 200
+    db.client.close()
+
+
+async def test_a_bug_gives_a_500_page_without_a_traceback(stage, client, monkeypatch):
+    async def broken(self):
+        raise RuntimeError("a detail for the log, not for visitors")
+
+    monkeypatch.setattr(load_stage(stage).MainHandler, "get", broken)
+    response = await client.fetch("/")
+    assert response.code == 500
+    page = response.body.decode()
+    assert error_message(page) == "Internal Server Error"
+    assert "detail for the log" not in page and "Traceback" not in page
+
+
+async def test_every_response_carries_the_safety_headers(client, stage):
+    await client.upload(image_bytes())
+    [(image_path, _)] = await client.listed()
+    for path in ["/", image_path, ORIGINAL_PATHS[stage].format("not-an-id"), "/no/such/page"]:
+        response = await client.fetch(path)
+        assert "script-src" not in response.headers["Content-Security-Policy"]  # so default-src 'self'
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'self';")
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_a_url_no_route_matches_gets_the_sites_404_page(client):
+    await client.fetch("/")  # the XSRF cookie, where there is one: a POST checks it first
+    for method, body in [("GET", None), ("POST", b"")]:
+        response = await client.fetch("/no/such/page", method, body)
+        assert response.code == 404
+        assert error_message(response.body.decode()) == "There is no page here."
+
+
+def test_debug_is_off_unless_asked(stage, db):
+    settings = load_stage(stage).make_app(db).settings
+    assert not settings.get("debug") and not settings.get("serve_traceback")
