@@ -1,0 +1,488 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # From Motor to PyMongo's async API
+#
+# **Stage: after part 3.** Every stage talks to MongoDB through Motor. Motor reached
+# its end of life on 14 May 2026: it gets critical fixes only, until 14 May 2027, and
+# then nothing. Its successor is PyMongo's own async API, `pymongo.AsyncMongoClient`
+# with `gridfs.AsyncGridFSBucket`, stable since PyMongo 4.13. This notebook:
+#
+# 1. runs the storage operations the stages use, written with Motor and with
+#    PyMongo's async API side by side: `upload_from_stream`, `open_upload_stream`
+#    with `write`, `close` and `abort`, listing the newest files with `to_list`,
+#    `open_download_stream` with `readchunk`, `seek` for a range, `delete`;
+# 2. runs the traps, so that you see each one fail: no `stream_to_handler`, an
+#    asynchronous `seek`, `async for` yielding lines, `to_list` lengths, GridFS
+#    listings that are not dictionaries, no `delegate`, no `io_loop`, an
+#    asynchronous `close`;
+# 3. ends with a migration table for the stages.
+#
+# It needs only a database: the MongoDB at `MONGODB_URI` when that variable is set,
+# else the embedded database, SecantusDB, in a temporary folder. The last cell stops
+# everything and deletes what the notebook stored.
+
+# %%
+import asyncio
+import contextlib
+import inspect
+import os
+import socket
+import sys
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+
+import gridfs
+import motor
+import pymongo
+from bson import ObjectId
+from gridfs import AsyncGridFSBucket, GridFSBucket
+from gridfs.errors import NoFile
+from motor.motor_tornado import MotorClient, MotorGridFSBucket
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.errors import ConfigurationError
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+from tornado.netutil import bind_sockets
+from tornado.web import Application, HTTPError, RequestHandler
+
+# The notebook runs in notebooks/; the repository's root is the folder above with course.py.
+ROOT = next(folder for folder in [Path.cwd(), *Path.cwd().parents] if (folder / "course.py").exists())
+sys.path.insert(0, str(ROOT))
+import course  # noqa: E402  (the repository root is not a package)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+print(f"Motor {motor.version}, PyMongo {pymongo.version}")
+
+# %% [markdown]
+# ## Start the database, and a client of each kind
+#
+# Both clients talk to the same database, so each can read what the other wrote:
+# GridFS is a layout of two collections (see notebook 02), not a feature of a driver.
+# In the code below, names starting with `motor_` are Motor's; the others are
+# PyMongo's.
+
+# %%
+running = contextlib.ExitStack()  # what this notebook starts; closed in the last cell
+if uri := os.environ.get("MONGODB_URI"):
+    print("Using the MongoDB at MONGODB_URI:", course.redact(uri))
+else:
+    folder = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="motor-to-pymongo-")))
+    uri = running.enter_context(course.embedded_db(free_port(), folder / "secantus"))
+    print("Started the embedded database at", uri)
+db_name = f"notebook_{uuid.uuid4().hex[:8]}"  # a database of our own, dropped at the end
+
+# Motor, as the stages use it
+motor_client = MotorClient(uri, serverSelectionTimeoutMS=3000)
+motor_db = motor_client[db_name]
+motor_fs = MotorGridFSBucket(motor_db)
+
+# PyMongo's async API
+client = AsyncMongoClient(uri, serverSelectionTimeoutMS=3000)
+db = client[db_name]
+fs = AsyncGridFSBucket(db)
+
+print("Motor:  ", await motor_client.admin.command("ping"))
+print("PyMongo:", await client.admin.command("ping"))
+
+# %% [markdown]
+# The names change and the shapes stay: a client, a database by subscript, a bucket
+# made from the database. `MotorClient` came from `motor.motor_tornado`, built for
+# Tornado's IOLoop; `AsyncMongoClient` is plain asyncio, which is what Tornado 6 runs
+# on anyway.
+#
+# ## `upload_from_stream`: the same
+#
+# Parts 1 and 2 store an upload in one call. It reads the same with both:
+
+# %%
+blob = os.urandom(600_000)  # 600 kB of random bytes: three chunks of 255 KiB, the last partly filled
+some_text = b"GridFS keeps files in chunks.\nEach chunk is a document.\nThis file has three lines.\n"
+
+motor_id = await motor_fs.upload_from_stream("motor.bin", blob, metadata={"contentType": "application/octet-stream"})
+pymongo_id = await fs.upload_from_stream("pymongo.bin", blob, metadata={"contentType": "application/octet-stream"})
+text_id = await fs.upload_from_stream("lines.txt", some_text, metadata={"contentType": "text/plain"})
+print("Motor stored", motor_id, "and PyMongo stored", pymongo_id)
+
+# Each reads what the other wrote:
+print("PyMongo reads Motor's file:", (await (await fs.open_download_stream(motor_id)).read()) == blob)
+print("Motor reads PyMongo's file:", (await (await motor_fs.open_download_stream(pymongo_id)).read()) == blob)
+
+# %% [markdown]
+# ## `open_upload_stream` with `write`, `close` and `abort`: the same
+#
+# To write a file a piece at a time: `open_upload_stream()` is a plain call with
+# both (no `await`), and returns a `GridIn` whose `write()`, `close()` and `abort()`
+# are awaited. PyMongo's can also be used as `async with`, which closes it:
+
+# %%
+# Motor
+motor_grid_in = motor_fs.open_upload_stream("motor-pieces.bin", metadata={"contentType": "application/octet-stream"})
+for start in range(0, len(blob), 100_000):
+    await motor_grid_in.write(blob[start:start + 100_000])
+await motor_grid_in.close()
+
+# PyMongo
+async with fs.open_upload_stream("pymongo-pieces.bin", metadata={"contentType": "application/octet-stream"}) as grid_in:
+    for start in range(0, len(blob), 100_000):
+        await grid_in.write(blob[start:start + 100_000])
+
+for file_id in (motor_grid_in._id, grid_in._id):
+    print(file_id, await db.fs.chunks.count_documents({"files_id": file_id}), "chunks")
+
+# %% [markdown]
+# `abort()` deletes whatever was written so far: what an upload handler does when
+# the client goes away half-way through.
+
+# %%
+for name, bucket in (("Motor", motor_fs), ("PyMongo", fs)):
+    grid_in = bucket.open_upload_stream(f"{name}-aborted.bin")
+    await grid_in.write(blob)
+    await grid_in.abort()
+    left = await db.fs.files.count_documents({"_id": grid_in._id}) + \
+        await db.fs.chunks.count_documents({"files_id": grid_in._id})
+    print(f"{name}: after abort(), {left} documents left")
+
+# %% [markdown]
+# One thing worth knowing about both, because Motor's `GridIn` *is* PyMongo's blocking
+# `GridIn` run on a thread: neither writes a chunk to the database as soon as it is
+# full. They keep the chunks in memory and insert them in batches of up to 48 MB,
+# or at `close()`. Write 3 MB and count what reached the database:
+
+# %%
+three_mb = os.urandom(3_000_000)
+for name, bucket in (("Motor", motor_fs), ("PyMongo", fs)):
+    grid_in = bucket.open_upload_stream(f"{name}-3mb.bin")
+    await grid_in.write(three_mb)
+    before = await db.fs.chunks.count_documents({"files_id": grid_in._id})
+    await grid_in.close()
+    after = await db.fs.chunks.count_documents({"files_id": grid_in._id})
+    print(f"{name}: 3 MB written, {before} chunks in the database; after close(), {after}")
+
+# %% [markdown]
+# So a `GridIn` is not a way to keep a big upload's memory small: up to 48 MB of it
+# waits in the server's memory, and `write()` does not wait for the database until
+# then. That is true before and after the migration.
+#
+# ## Listing the newest files: `to_list`, and what it returns
+#
+# Part 1's home page lists the newest uploads straight from GridFS. With Motor:
+
+# %%
+newest = [("uploadDate", -1), ("_id", -1)]
+
+motor_files = await motor_fs.find().sort(newest).limit(20).to_list(None)
+print(type(motor_files[0]).__name__, [f["filename"] for f in motor_files])
+
+# %% [markdown]
+# The same call with PyMongo returns `AsyncGridOut` objects, not dictionaries.
+# Part 1's template writes `upload['_id']` and `upload['filename']`:
+
+# %%
+files = await fs.find().sort(newest).limit(20).to_list(None)
+print(type(files[0]).__name__, [f.filename for f in files])
+try:
+    files[0]["_id"]
+except TypeError as error:
+    print("TypeError:", error)
+
+# %% [markdown]
+# Either read attributes (`upload._id`, `upload.filename`, `upload.upload_date`), or,
+# to keep dictionaries, query the files collection itself:
+# `await db.fs.files.find().sort(newest).limit(20).to_list(None)`.
+#
+# **`to_list` lengths.** `None` means everything, with both; a number means at most
+# that many. Two traps. First, `to_list(0)`: Motor quietly returns an empty list,
+# PyMongo refuses it:
+
+# %%
+print("Motor:", await motor_db.fs.files.find().to_list(0))
+try:
+    await db.fs.files.find().to_list(0)
+except ValueError as error:
+    print("PyMongo: ValueError:", error)
+
+# %% [markdown]
+# Second, on a *GridFS* cursor, in PyMongo 4.20, a number larger than what there is
+# raises `StopAsyncIteration`, where Motor, and any collection cursor, return the
+# shorter list. (`AsyncGridOutCursor.to_list(n)` calls `next()` n times.)
+
+# %%
+stored = await db.fs.files.count_documents({})
+print(f"{stored} files; Motor's to_list(100):", len(await motor_fs.find().to_list(100)))
+print(f"{stored} files; a collection cursor's to_list(100):", len(await db.fs.files.find().to_list(100)))
+try:
+    await fs.find().to_list(100)
+except StopAsyncIteration:
+    print(f"{stored} files; PyMongo's GridFS cursor, to_list(100): StopAsyncIteration")
+
+# %% [markdown]
+# Write `.limit(20).to_list(None)`, as the stages do, and it works with both.
+#
+# ## `open_download_stream` and `readchunk`: the same
+#
+# `open_download_stream()` is awaited with both: it reads the file's document, so
+# `length`, `metadata` and the rest are there at once. `readchunk()` then returns
+# the file one chunk at a time, and `b""` at the end:
+
+# %%
+motor_grid_out = await motor_fs.open_download_stream(pymongo_id)
+grid_out = await fs.open_download_stream(pymongo_id)
+print(f"{grid_out.filename}: {grid_out.length:,} bytes, {grid_out.metadata}, chunks of {grid_out.chunk_size:,}")
+
+for name, stream in (("Motor", motor_grid_out), ("PyMongo", grid_out)):
+    sizes = []
+    while chunk := await stream.readchunk():
+        sizes.append(len(chunk))
+    print(f"{name}: readchunk() gave {sizes}")
+
+# %% [markdown]
+# ## Trap: there is no `stream_to_handler`
+#
+# Parts 1 and 2 serve a file with one line, `await grid_out.stream_to_handler(self)`.
+# PyMongo has no such method, and knows nothing of Tornado:
+
+# %%
+print("Motor's GridOut:", hasattr(motor_grid_out, "stream_to_handler"))
+try:
+    await grid_out.stream_to_handler(None)
+except AttributeError as error:
+    print("PyMongo's: AttributeError:", error)
+
+# %% [markdown]
+# Write the loop yourself. It is five lines, and better than the original:
+# Motor's `stream_to_handler()` calls `flush()` without waiting for it, so a slow
+# client makes the server buffer the whole file. Awaiting each `flush()` waits until
+# the client has taken the chunk. Here it is as a handler, served in the kernel:
+
+# %%
+class DownloadHandler(RequestHandler):
+    async def get(self, file_id):
+        try:
+            grid_out = await self.settings["fs"].open_download_stream(ObjectId(file_id))
+        except NoFile:
+            raise HTTPError(404)
+        self.set_header("Content-Type", (grid_out.metadata or {}).get("contentType", "application/octet-stream"))
+        self.set_header("Content-Length", grid_out.length)
+        try:
+            while chunk := await grid_out.readchunk():  # instead of stream_to_handler(self)
+                self.write(chunk)
+                await self.flush()  # wait until the client has it: no more than a chunk in memory
+        except StreamClosedError:
+            return  # the client went away
+
+
+[sock] = bind_sockets(0, "127.0.0.1")
+server = HTTPServer(Application([(r"/files/([0-9a-f]{24})", DownloadHandler)], fs=fs))
+server.add_sockets([sock])
+base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+response = await AsyncHTTPClient().fetch(f"{base_url}/files/{pymongo_id}")
+print(response.code, response.headers["Content-Type"], f"{len(response.body):,} bytes,",
+      "the file:", response.body == blob)
+
+# %% [markdown]
+# ## Trap: `async for` gives lines, not chunks
+#
+# With Motor, `async for chunk in grid_out` gives the file chunk by chunk. PyMongo's
+# `AsyncGridOut` is a file object, and iterating over a file gives *lines*, split at
+# each `b"\n"`: right for a text file, arbitrary pieces for an image.
+
+# %%
+print("Motor, text file:   ", [len(piece) async for piece in await motor_fs.open_download_stream(text_id)])
+print("PyMongo, text file: ", [len(piece) async for piece in await fs.open_download_stream(text_id)])
+
+motor_pieces = [len(piece) async for piece in await motor_fs.open_download_stream(pymongo_id)]
+pieces = [len(piece) async for piece in await fs.open_download_stream(pymongo_id)]
+print(f"Motor, 600 kB binary:   {len(motor_pieces)} pieces, {motor_pieces}")
+print(f"PyMongo, 600 kB binary: {len(pieces)} pieces, from {min(pieces)} to {max(pieces):,} bytes")
+
+# %% [markdown]
+# Code that used `async for` to send a file still sends the right bytes, in a few
+# thousand small writes instead of three, with a search for `b"\n"` through every
+# byte. Use `readchunk()` in a loop, as above.
+#
+# ## Trap: `seek()` must be awaited
+#
+# A Range request asks for bytes `start` to `end` of a file. With a `GridOut`, that
+# is `seek(start)`, then `read(length)` (or `readchunk()`, which gives the rest of
+# the chunk `start` falls in). Motor's `seek()` is a plain method; PyMongo's is a
+# coroutine:
+
+# %%
+start, length = 300_000, 16
+
+motor_grid_out = await motor_fs.open_download_stream(pymongo_id)
+print("Motor:   seek() returned", motor_grid_out.seek(start))
+print("         read:", (await motor_grid_out.read(length)).hex())
+
+grid_out = await fs.open_download_stream(pymongo_id)
+print("PyMongo: seek() returned", await grid_out.seek(start))
+print("         read:", (await grid_out.read(length)).hex())
+print("the file's bytes there:", blob[start:start + length].hex())
+
+# %% [markdown]
+# Forget the `await`, as code written for Motor does, and nothing fails: `seek()`
+# makes a coroutine that never runs, and the read starts at byte 0. Python's only
+# sign is a `RuntimeWarning` when the coroutine is thrown away, which is easy to miss
+# in a server's log:
+
+# %%
+grid_out = await fs.open_download_stream(pymongo_id)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    grid_out.seek(start)  # as Motor code wrote it: no await
+    data = await grid_out.read(length)
+print("read:", data.hex(), "the right bytes:", data == blob[start:start + length],
+      "the first bytes of the file:", data == blob[:length])
+print("warnings:", [f"{w.category.__name__}: {w.message}" for w in caught])
+
+# %% [markdown]
+# ## `delete`: the same
+#
+# `delete()` removes the file's document and its chunks, and raises `NoFile` when
+# there is no such file, with both:
+
+# %%
+await motor_fs.delete(motor_id)
+await fs.delete(pymongo_id)
+for name, bucket in (("Motor", motor_fs), ("PyMongo", fs)):
+    try:
+        await bucket.delete(pymongo_id)
+    except NoFile as error:
+        print(f"{name}: NoFile: {error}")
+print("chunks left of the two files:", await db.fs.chunks.count_documents({"files_id": {"$in": [motor_id, pymongo_id]}}))
+
+# %% [markdown]
+# ## Trap: no `delegate`
+#
+# A Motor object wraps a blocking PyMongo one, its `delegate`. Code that needs the
+# blocking API on a thread, say to read a file with Pillow there, can build a
+# blocking bucket on the same client: `GridFSBucket(db.delegate)`. PyMongo's async
+# objects wrap nothing, and a database gives a *collection* for any attribute name
+# it does not know, so `db.delegate` is a collection called "delegate":
+
+# %%
+print("Motor:   db.delegate is a", type(motor_db.delegate).__name__)
+print("PyMongo: db.delegate is an", type(db.delegate).__name__, "named", repr(db.delegate.name))
+try:
+    GridFSBucket(db.delegate)
+except TypeError as error:
+    print("TypeError:", error)
+
+# %% [markdown]
+# A blocking client of its own does it: `MongoClient` with the same URI, opened
+# once, closed at the end.
+
+# %%
+sync_client = MongoClient(uri, serverSelectionTimeoutMS=3000)
+sync_fs = GridFSBucket(sync_client[db_name])
+
+
+def read_file(file_id):
+    """Blocking: run it on a thread."""
+    with sync_fs.open_download_stream(file_id) as file:
+        return file.read()
+
+
+print(await asyncio.to_thread(read_file, text_id))
+sync_client.close()
+
+# %% [markdown]
+# ## Trap: no `io_loop`
+#
+# Motor's clients take an `io_loop` argument, to tie a client to a loop other than
+# the current one, a habit from the days when code passed its loop around.
+# `AsyncMongoClient` uses the running asyncio loop, and refuses the argument as an
+# unknown option:
+
+# %%
+motor_other = MotorClient(uri, io_loop=IOLoop.current())
+print("Motor accepts io_loop:", motor_other.io_loop is IOLoop.current())
+motor_other.close()
+try:
+    AsyncMongoClient(uri, io_loop=IOLoop.current())
+except ConfigurationError as error:
+    print("PyMongo: ConfigurationError:", error)
+
+# %% [markdown]
+# ## Trap: `close()` must be awaited
+#
+# Motor's `client.close()` is a plain method; `AsyncMongoClient.close()` is a
+# coroutine. Forget the `await` and the client is not closed: its connections and
+# monitor tasks stay, and again the only sign is a `RuntimeWarning`.
+
+# %%
+print("Motor's close() is a coroutine function:", inspect.iscoroutinefunction(MotorClient.close))
+print("PyMongo's close() is a coroutine function:", inspect.iscoroutinefunction(AsyncMongoClient.close))
+throwaway = AsyncMongoClient(uri)
+await throwaway.admin.command("ping")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    throwaway.close()  # as Motor code wrote it: no await
+print("warnings:", [f"{w.category.__name__}: {w.message}" for w in caught])
+await throwaway.close()  # the right way
+
+# %% [markdown]
+# ## A migration table for the stages
+#
+# What each stage does with Motor today, and what it becomes. Files stored by one
+# are read by the other, so moving a stage needs no change to the data.
+#
+# | what the stages do | with Motor | with PyMongo's async API | where |
+# | --- | --- | --- | --- |
+# | import | `from motor.motor_tornado import MotorClient, MotorGridFSBucket` | `from pymongo import AsyncMongoClient`, `from gridfs import AsyncGridFSBucket` | parts 1 to 3 |
+# | connect | `MotorClient(uri, serverSelectionTimeoutMS=3000)` | `AsyncMongoClient(uri, serverSelectionTimeoutMS=3000)`; no `io_loop` | parts 1 to 3 |
+# | close the client | `client.close()` | `await client.close()` | wherever a client is closed |
+# | the bucket | `MotorGridFSBucket(db)` | `AsyncGridFSBucket(db)` | parts 1 to 3 |
+# | store an upload | `await fs.upload_from_stream(name, data, metadata=...)` | the same | parts 1 to 3 |
+# | list the newest files from GridFS | `await fs.find().sort(...).limit(20).to_list(None)`: dictionaries, `upload['_id']` | the same call gives `AsyncGridOut`s: `upload._id` in the template, or `db.fs.files.find()` for dictionaries; no `to_list(n)` on a GridFS cursor | part 1 |
+# | list the newest images | `await db.imgs.find().sort(...).limit(20).to_list(None)` | the same; `to_list(0)` raises `ValueError` | parts 2 and 3 |
+# | open a file | `await fs.open_download_stream(file_id)`, `NoFile` if missing | the same | parts 1 to 3 |
+# | send it | `await grid_out.stream_to_handler(self)` | a loop: `readchunk()`, `self.write(chunk)`, `await self.flush()` | parts 1 and 2 |
+# | read a range | `grid_out.seek(start)` | `await grid_out.seek(start)` | any code that seeks a `GridOut` |
+# | read it piece by piece | `async for chunk in grid_out` | `readchunk()` in a loop: `async for` gives lines | any code that iterates a `GridOut` |
+# | write a file piece by piece | `open_upload_stream()`, awaited `write()`, `close()`, `abort()` | the same (both buffer up to 48 MB) | any code that streams into a `GridIn` |
+# | delete a file | `await fs.delete(file_id)` | the same | parts 2 and 3 |
+# | a blocking bucket on the same client, for a thread | `GridFSBucket(db.delegate)` | `GridFSBucket(MongoClient(uri)[db_name])`, a client of its own | part 3 |
+#
+# In short: the calls that only store, open and delete carry over with a change of
+# import; what serves a file (`stream_to_handler`) must be written out, and every
+# `seek()` and `close()` needs an `await`, which only a `RuntimeWarning` will remind
+# you of.
+#
+# ## Stop everything
+#
+# The server, our database, both clients, and the embedded database with its folder:
+
+# %%
+server.stop()
+await server.close_all_connections()
+await client.drop_database(db_name)
+await client.close()
+motor_client.close()
+running.close()
+print("Stopped the server, the clients and the database.")
