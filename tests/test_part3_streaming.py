@@ -1,0 +1,598 @@
+"""What part 3 adds: uploads streamed into GridFS, any file type, and downloads in
+chunks with Range, validators and HEAD, from GridFS and from a directory on disk.
+
+Everything goes over real HTTP to a real database. Where a client must misbehave
+(stop halfway, lie, send a chunked body) the test speaks HTTP on a raw socket."""
+
+import asyncio
+import datetime
+import email.utils
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import time
+from urllib.parse import quote
+
+import pytest
+from bson import ObjectId
+from PIL import Image
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from support import Client, error_message, image_bytes, load_stage, multipart, stage_program
+
+STAGE = "part3_streaming"
+CHUNK = 255 * 1024  # GridFS's default chunk size
+EMPTY = {"fs.files": 0, "fs.chunks": 0, "imgs": 0}
+
+
+@pytest.fixture
+def stage():
+    return STAGE
+
+
+@pytest.fixture
+async def serve(db):
+    """serve(**settings): a Client of make_app(db, **settings) on a free port."""
+    servers = []
+
+    async def start(**settings):
+        [sock] = bind_sockets(0, "127.0.0.1")
+        server = HTTPServer(load_stage(STAGE).make_app(db, **settings))
+        server.add_sockets([sock])
+        servers.append(server)
+        client = Client(f"http://127.0.0.1:{sock.getsockname()[1]}", db)
+        await client.fetch("/")  # the XSRF cookie, as a browser gets it
+        return client
+
+    yield start
+    for server in servers:
+        server.stop()
+        await server.close_all_connections()
+
+
+async def eventually(check, timeout=20):
+    """Wait until check() (a coroutine function) returns something true; return that.
+    Fails after `timeout` seconds: a bound, not a delay (it returns at once if it can)."""
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, f"{check.__name__} was still false after {timeout} s"
+        await asyncio.sleep(0.05)
+    return result
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+async def put(client, data, filename="file.bin", headers=None):
+    return await client.fetch(f"/upload/{quote(filename)}", "PUT", data, headers)
+
+
+async def download_hash(client, path):
+    """(status, SHA-256 of the body): the body is hashed as it streams in."""
+    digest = hashlib.sha256()
+    response = await client.fetch(path, streaming_callback=digest.update, request_timeout=300)
+    return response.code, digest.hexdigest()
+
+
+# --- Raw HTTP, for clients that misbehave ---
+
+
+class RawConnection:
+    def __init__(self, client):
+        self.host, self.port = client.base_url.removeprefix("http://").split(":")
+        self.client = client
+
+    async def __aenter__(self):
+        self.reader, self.writer = await asyncio.open_connection(self.host, int(self.port))
+        return self
+
+    async def __aexit__(self, *exc):
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+    async def send_headers(self, method, path, headers=()):
+        token = self.client.cookies["_xsrf"]
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}", f"Cookie: _xsrf={token}",
+                 f"X-XSRFToken: {token}", *headers]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await self.writer.drain()
+
+    async def send(self, data):
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self):
+        """(status, headers as a dict with lower-case names, body) of the answer."""
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 20)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines if line)
+        headers = {name.lower(): value for name, value in headers.items()}
+        body = await asyncio.wait_for(self.reader.readexactly(int(headers.get("content-length", 0))), 20)
+        return int(status_line.split()[1]), headers, body
+
+
+async def raw_get(client, path):
+    async with RawConnection(client) as connection:
+        await connection.send_headers("GET", path)
+        return await connection.response()
+
+
+# --- Round trips ---
+
+SIZES = [1, 1000, CHUNK - 1, CHUNK, CHUNK + 1, 4 * CHUNK + 7, 10**7, 64 * 1024 * 1024]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("way", ["form", "put"])
+async def test_any_file_round_trips_identical_through_both_ways_in(serve, way, size):
+    client = await serve()
+    data = os.urandom(size)
+    if way == "form":
+        response = await client.upload(data, "random.bin", "application/octet-stream")
+        assert response.code == 302
+    else:
+        response = await put(client, data, "random.bin")
+        assert response.code == 201
+    [(href, name)] = await client.listed()
+    assert name == "random.bin"
+    assert await download_hash(client, href) == (200, sha256(data))
+    files = await client.db.fs.files.find().to_list(None)
+    assert [(file["length"], file["chunkSize"]) for file in files] == [(size, CHUNK)]
+    assert await client.db.fs.chunks.count_documents({}) == -(-size // CHUNK)
+
+
+async def test_put_answers_201_with_the_location_and_the_id(serve):
+    client = await serve()
+    response = await put(client, b"hello", "hello.txt")
+    assert response.code == 201
+    upload_id = json.loads(response.body)["id"]
+    assert response.headers["Location"] == f"/imgs/{upload_id}/orig"
+    assert response.headers["Content-Type"].startswith("application/json")
+    document = await client.db.imgs.find_one({"_id": ObjectId(upload_id)})
+    assert (document["filename"], document["contentType"], document["length"]) == ("hello.txt", "text/plain", 5)
+    assert (await client.fetch(response.headers["Location"])).body == b"hello"
+
+
+@pytest.mark.parametrize("way", ["form", "put"])
+async def test_an_empty_file_is_refused_both_ways_and_nothing_stored(serve, way):
+    client = await serve()
+    response = await (client.upload(b"", "empty.bin") if way == "form" else put(client, b"", "empty.bin"))
+    assert response.code == 400
+    assert "empty" in error_message(response.body.decode())
+    assert await client.stored() == EMPTY
+
+
+def form(*parts, boundary="B"):
+    """A multipart/form-data body of (name, filename, data) parts, written by hand."""
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'.encode()
+        + (f'; filename="{filename}"\r\nContent-Type: application/octet-stream'.encode() if filename else b"")
+        + b"\r\n\r\n" + data + b"\r\n"
+        for name, filename, data in parts
+    )
+    return body + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+async def test_only_the_first_file_of_a_form_is_stored(serve):
+    client = await serve()
+    body, headers = form(("note", None, b"not me"), ("file", "first.txt", b"first"), ("file", "second.txt", b"second"))
+    response = await client.fetch("/", "POST", body, headers)
+    assert response.code == 302
+    [(href, name)] = await client.listed()
+    assert name == "first.txt"
+    assert (await client.fetch(href)).body == b"first"
+
+
+@pytest.mark.parametrize("body", [
+    b"this is no multipart form",
+    b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\nhalf a file",
+], ids=["garbage", "truncated"])
+async def test_a_malformed_form_is_refused_and_nothing_stored(serve, body):
+    client = await serve()
+    response = await client.fetch("/", "POST", body, {"Content-Type": "multipart/form-data; boundary=BOUNDARY"})
+    assert response.code == 400
+    assert "malformed" in error_message(response.body.decode())
+    assert await eventually(lambda: empty(client))
+
+
+async def test_a_post_that_is_not_a_form_is_refused(serve):
+    client = await serve()
+    response = await client.fetch("/", "POST", b"{}", {"Content-Type": "application/json"})
+    assert response.code == 400
+    assert "multipart/form-data" in error_message(response.body.decode())
+    assert await client.stored() == EMPTY
+
+
+async def test_a_get_with_a_body_is_refused(serve):
+    client = await serve()
+    async with RawConnection(client) as connection:
+        await connection.send_headers("GET", "/", ["Content-Length: 5"])
+        await connection.send(b"hello")
+        status, _, _ = await connection.response()
+    assert status == 400
+
+
+async def empty(client):
+    return await client.stored() == EMPTY
+
+
+# --- Too big ---
+
+
+@pytest.mark.parametrize("way", ["form", "put"])
+async def test_a_declared_size_over_the_limit_gets_413_before_any_byte_is_sent(serve, way):
+    client = await serve(max_upload_size=1000)
+    path = "/" if way == "form" else "/upload/big.bin"
+    async with RawConnection(client) as connection:
+        # Headers only, and a size of 5 GB: the answer comes without the body.
+        await connection.send_headers("POST" if way == "form" else "PUT", path,
+                                      ["Content-Length: 5000000000", "Content-Type: multipart/form-data; boundary=B"])
+        status, _, body = await connection.response()
+    assert status == 413
+    assert error_message(body.decode()) == "That file is too big: the limit is 1000 bytes."
+    assert await client.stored() == EMPTY
+
+
+async def test_a_declared_size_at_the_limit_is_accepted(serve):
+    client = await serve(max_upload_size=1000)
+    response = await put(client, os.urandom(1000))
+    assert response.code == 201
+
+
+async def test_a_body_growing_past_the_limit_is_cut_off_and_its_chunks_deleted(serve):
+    limit = 3 * CHUNK  # enough for chunks to be stored before the limit is reached
+    client = await serve(max_upload_size=limit)
+    async with RawConnection(client) as connection:
+        # Chunked: the size is not known in advance, so it can only be counted.
+        await connection.send_headers("PUT", "/upload/growing.bin", ["Transfer-Encoding: chunked"])
+        piece = os.urandom(64 * 1024)
+        for _ in range(3 * CHUNK // len(piece)):
+            await connection.send(b"%x\r\n%b\r\n" % (len(piece), piece))
+        await eventually(lambda: client.db.fs.chunks.count_documents({}))  # some were stored
+        await connection.send(b"%x\r\n%b\r\n" % (len(piece), piece))  # past the limit
+        status, _, body = await connection.response()
+    assert status == 413
+    assert "too big" in error_message(body.decode())
+    assert await eventually(lambda: empty(client))
+
+
+# --- Disconnects ---
+
+
+@pytest.mark.parametrize("way", ["form", "put"])
+async def test_a_client_gone_mid_upload_leaves_no_file_and_no_chunks(serve, way, caplog):
+    caplog.set_level(logging.INFO, logger="part3")
+    client = await serve()
+    size = 10 * 1024 * 1024
+    async with RawConnection(client) as connection:
+        if way == "form":
+            head = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="gone.bin"\r\n'
+                    b"Content-Type: application/octet-stream\r\n\r\n")
+            await connection.send_headers("POST", "/", [f"Content-Length: {len(head) + size + 7}",
+                                                        "Content-Type: multipart/form-data; boundary=B"])
+            await connection.send(head)
+        else:
+            await connection.send_headers("PUT", "/upload/gone.bin", [f"Content-Length: {size}"])
+        for _ in range(8):
+            await connection.send(os.urandom(64 * 1024))
+        await eventually(lambda: client.db.fs.chunks.count_documents({}))  # the upload was under way
+    # The connection is closed: what was stored goes.
+    assert await eventually(lambda: empty(client))
+    assert "client gone after" in caplog.text
+
+
+async def test_a_client_gone_mid_download_stops_the_download(serve, caplog):
+    client = await serve()
+    response = await put(client, os.urandom(20 * 1024 * 1024))
+    location = response.headers["Location"]
+    caplog.set_level(logging.INFO, logger="part3")
+    async with RawConnection(client) as connection:
+        await connection.send_headers("GET", location)
+        await connection.reader.readuntil(b"\r\n\r\n")
+        await connection.reader.readexactly(1000)
+    # The handler noticed, stopped reading the file and closed its cursor.
+    await eventually(lambda: asyncio.sleep(0, "client gone: stopped sending" in caplog.text))
+    assert (await download_hash(client, location))[0] == 200  # and the server serves on
+
+
+# --- Range, validators, HEAD: the same on GridFS and on disk ---
+
+
+@pytest.fixture(params=["gridfs", "disk"])
+async def big_file(request, serve, tmp_path):
+    """(client, path, data): a file of 3 MB and a bit, served from GridFS or from disk."""
+    data = os.urandom(12 * CHUNK + 1234)
+    (tmp_path / "big.bin").write_bytes(data)
+    client = await serve(files_dir=str(tmp_path))
+    if request.param == "disk":
+        return client, "/files/big.bin", data
+    return client, (await put(client, data, "big.bin")).headers["Location"], data
+
+
+@pytest.mark.parametrize("header, start, end", [
+    ("bytes=0-99", 0, 100),  # the first bytes
+    ("bytes=261000-262000", 261000, 262001),  # across a chunk boundary
+    (f"bytes={5 * CHUNK}-{7 * CHUNK - 1}", 5 * CHUNK, 7 * CHUNK),  # whole chunks
+    ("bytes=-500", -500, None),  # the last 500
+    ("bytes=3000000-", 3000000, None),  # from there to the end
+    ("bytes=0-99999999", 0, None),  # past the end: as much as there is
+    ("bytes=-99999999", 0, None),
+])
+async def test_one_range_gets_206_and_those_bytes(big_file, header, start, end):
+    client, path, data = big_file
+    response = await client.fetch(path, headers={"Range": header})
+    expected = data[start:end]
+    assert response.code == 206
+    assert response.body == expected
+    first = start % len(data) if start < 0 else start
+    assert response.headers["Content-Range"] == f"bytes {first}-{first + len(expected) - 1}/{len(data)}"
+    assert int(response.headers["Content-Length"]) == len(expected)
+
+
+@pytest.mark.parametrize("header", ["bytes=3500000-", "bytes=-0"])
+async def test_a_range_past_the_end_gets_416(big_file, header):
+    client, path, data = big_file
+    response = await client.fetch(path, headers={"Range": header})
+    assert response.code == 416
+    assert response.headers["Content-Range"] == f"bytes */{len(data)}"
+    assert "outside" in error_message(response.body.decode())
+    assert "Cache-Control" not in response.headers
+
+
+@pytest.mark.parametrize("header", ["bytes=abc", "bytes=5-3", "items=0-9", "bytes=0-1,5-9", "bytes=-"])
+async def test_a_malformed_or_multiple_range_gets_the_whole_file(big_file, header):
+    client, path, data = big_file
+    response = await client.fetch(path, headers={"Range": header})
+    assert response.code == 200
+    assert response.body == data
+
+
+async def test_head_gives_the_headers_of_get_and_no_body(big_file):
+    client, path, data = big_file
+    get = await client.fetch(path)
+    head = await client.fetch(path, "HEAD", headers={"Range": "bytes=0-9"})  # Range is for GET only
+    assert head.code == 200
+    assert head.body == b""
+    for name in ("Content-Length", "Content-Type", "ETag", "Last-Modified", "Accept-Ranges"):
+        assert head.headers[name] == get.headers[name], name
+    assert int(head.headers["Content-Length"]) == len(data)
+    assert head.headers["Accept-Ranges"] == "bytes"
+
+
+async def test_etag_if_none_match_gives_304(big_file):
+    client, path, _ = big_file
+    etag = (await client.fetch(path)).headers["ETag"]
+    assert re.fullmatch(r'"[^"]+"', etag)  # strong
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        response = await client.fetch(path, headers={"If-None-Match": header})
+        assert response.code == 304, header
+        assert response.body == b""
+        assert response.headers["ETag"] == etag
+    response = await client.fetch(path, headers={"If-None-Match": '"other"'})
+    assert response.code == 200
+
+
+async def test_last_modified_if_modified_since_gives_304(big_file):
+    client, path, _ = big_file
+    modified = email.utils.parsedate_to_datetime((await client.fetch(path)).headers["Last-Modified"])
+    for when, code in [(modified, 304), (modified + datetime.timedelta(hours=1), 304),
+                       (modified - datetime.timedelta(seconds=1), 200)]:
+        response = await client.fetch(path, headers={"If-Modified-Since": email.utils.format_datetime(when, True)})
+        assert response.code == code, when
+    # If-None-Match wins: a tag that does not match means 200, whatever the date.
+    response = await client.fetch(path, headers={"If-None-Match": '"other"',
+                                                 "If-Modified-Since": email.utils.format_datetime(modified, True)})
+    assert response.code == 200
+    response = await client.fetch(path, headers={"If-Modified-Since": "not a date"})
+    assert response.code == 200
+
+
+async def test_gridfs_downloads_may_be_cached_for_a_year(serve):
+    client = await serve()
+    location = (await put(client, b"forever", "f.txt")).headers["Location"]
+    response = await client.fetch(location)
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response.headers["ETag"] == f'"{(await client.db.imgs.find_one())["original"]}"'
+
+
+# --- Not images ---
+
+
+@pytest.mark.parametrize("way", ["form", "put"])
+@pytest.mark.parametrize("filename, content_type, data", [
+    ("page.html", "text/html", b"<script>alert(document.cookie)</script>"),
+    ("drawing.svg", "image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'),
+    ("fake.png", "image/png", b"<html><script>alert(1)</script></html>"),
+])
+async def test_other_files_are_served_as_attachments_without_a_thumbnail(serve, way, filename, content_type, data):
+    client = await serve()
+    if way == "form":
+        assert (await client.upload(data, filename, content_type)).code == 302
+    else:
+        assert (await put(client, data, filename, {"Content-Type": content_type})).code == 201
+    [(href, name)] = await client.listed()
+    response = await client.fetch(href)
+    assert response.body == data
+    assert response.headers["Content-Type"] == content_type  # as claimed: it is never displayed
+    assert response.headers["Content-Disposition"] == f"attachment; filename=\"{filename}\"; filename*=UTF-8''{filename}"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == "sandbox"
+    thumbnail = await client.fetch(href.replace("/orig", "/thumb"))
+    assert thumbnail.code == 404
+    assert "not an image" in error_message(thumbnail.body.decode())
+    assert await client.db.fs.files.count_documents({}) == 1
+
+
+async def test_the_listing_shows_name_size_and_type_of_files_and_a_badge(serve):
+    client = await serve()
+    await put(client, os.urandom(1536), "notes.pdf")
+    await put(client, image_bytes(size=(40, 30)), "photo.png")
+    html = (await client.fetch("/")).body.decode()
+    items = re.findall(r"<li>(.*?)</li>", html, re.S)
+    assert len(items) == 2
+    photo, notes = items
+    assert 'class="original file"' in notes and "file.svg" in notes
+    assert "notes.pdf" in notes and "1.5 KiB" in notes and "application/pdf" in notes
+    assert "/thumb" in photo and "40 × 30" in photo and "image/png" in photo
+
+
+@pytest.mark.parametrize("filename, header", [
+    ('quote"back\\slash%.txt', "attachment; filename=\"quote_back_slash_.txt\"; "
+                                "filename*=UTF-8''quote%22back%5Cslash%25.txt"),
+    ("été 日本.txt", "attachment; filename=\"_t_ __.txt\"; filename*=UTF-8''%C3%A9t%C3%A9%20%E6%97%A5%E6%9C%AC.txt"),
+])
+async def test_attachment_names_are_given_safely(serve, filename, header):
+    client = await serve()
+    response = await put(client, b"text", filename)
+    assert response.code == 201
+    download = await client.fetch(response.headers["Location"])
+    assert download.headers["Content-Disposition"] == header
+
+
+# --- Images: thumbnails from the file read back from GridFS ---
+
+
+COLORS = {"RGB": "teal", "CMYK": (0, 200, 200, 0), "P": 7, "LA": (90, 200), "I;16": 40000, "RGBA": (0, 128, 128, 100)}
+
+
+@pytest.mark.parametrize("way", ["form", "put"])
+@pytest.mark.parametrize("mode, format", [("RGB", "JPEG"), ("CMYK", "JPEG"), ("P", "PNG"), ("LA", "PNG"),
+                                          ("I;16", "PNG"), ("RGBA", "WEBP"), ("P", "GIF")])
+async def test_images_get_a_thumbnail_and_are_served_inline(serve, way, mode, format):
+    client = await serve()
+    data = image_bytes(format, size=(600, 300), mode=mode, color=COLORS[mode])
+    content_type = f"image/{format.lower()}"
+    if way == "form":
+        assert (await client.upload(data, "picture", "application/octet-stream")).code == 302
+    else:
+        assert (await put(client, data, "picture")).code == 201  # no type, no extension
+    [(href, _)] = await client.listed()
+    original = await client.fetch(href)
+    assert original.body == data
+    assert original.headers["Content-Type"] == content_type  # what the image is, found by decoding it
+    assert "Content-Disposition" not in original.headers
+    thumbnail = await client.fetch(href.replace("/orig", "/thumb"))
+    assert thumbnail.headers["Content-Type"] == "image/png"
+    with Image.open(io.BytesIO(thumbnail.body)) as image:
+        assert image.size == (128, 64)
+    document = await client.db.imgs.find_one()
+    assert (document["width"], document["height"], document["contentType"]) == (600, 300, content_type)
+
+
+@pytest.mark.parametrize("way", ["form", "put"])
+async def test_a_decompression_bomb_is_refused_and_nothing_stored(serve, way):
+    client = await serve()
+    side = int((Image.MAX_IMAGE_PIXELS * 2.5) ** 0.5)  # only the header says so: the file is small
+    data = image_bytes("PNG", size=(side, side), mode="1")
+    response = await (client.upload(data, "bomb.png") if way == "form" else put(client, data, "bomb.png"))
+    assert response.code == 400
+    assert "too many pixels" in error_message(response.body.decode())
+    assert await client.stored() == EMPTY
+
+
+async def test_a_truncated_image_is_refused_and_nothing_stored(serve):
+    client = await serve()
+    data = image_bytes("JPEG", size=(400, 300))
+    response = await put(client, data[: len(data) // 2], "cut.jpg")
+    assert response.code == 400
+    assert "truncated" in error_message(response.body.decode())
+    assert await client.stored() == EMPTY
+
+
+# --- XSRF with a streamed body ---
+
+
+async def test_the_xsrf_token_is_accepted_as_a_query_argument(serve):
+    client = await serve()
+    token = client.cookies["_xsrf"]
+    response = await client.fetch(f"/upload/q.txt?_xsrf={quote(token)}", "PUT", b"query",
+                                  {"Cookie": f"_xsrf={token}", "X-XSRFToken": ""})
+    assert response.code == 201
+
+
+@pytest.mark.parametrize("way", ["form", "put", "form field only"])
+async def test_an_upload_without_the_xsrf_token_gets_403_and_nothing_stored(serve, way):
+    client = await serve()
+    token = client.cookies["_xsrf"]
+    headers = {"Cookie": f"_xsrf={token}", "X-XSRFToken": ""}  # the cookie, but no token
+    if way == "put":
+        response = await client.fetch("/upload/x.bin", "PUT", b"data", headers)
+    else:
+        parts = [("file", "x.bin", b"data")]
+        if way == "form field only":  # as part 2's form sends it: in a body that is not looked into
+            parts.insert(0, ("_xsrf", None, token.encode()))
+        body, form_type = form(*parts)
+        response = await client.fetch("/", "POST", body, {**headers, **form_type})
+    assert response.code == 403
+    assert "_xsrf" in error_message(response.body.decode())
+    assert await client.stored() == EMPTY
+
+
+# --- /files/: a directory on disk, and nothing outside it ---
+
+
+@pytest.fixture
+async def files_dir(serve, tmp_path):
+    """(client, tmp_path): tmp_path/served is served; tmp_path/secret.txt is outside it."""
+    served = tmp_path / "served"
+    (served / "sub").mkdir(parents=True)
+    (served / "sub" / "inner.txt").write_text("inner")
+    (served / "page.html").write_text("<h1>hi</h1>")
+    (tmp_path / "secret.txt").write_text("secret")
+    (served / "link_out").symlink_to(tmp_path / "secret.txt")
+    (served / "dir_out").symlink_to(tmp_path)
+    (served / "link_in").symlink_to(served / "sub" / "inner.txt")
+    return await serve(files_dir=str(served)), tmp_path
+
+
+@pytest.mark.parametrize("path", [
+    "/files/../secret.txt", "/files/%2e%2e/secret.txt", "/files/sub/../../secret.txt",
+    "/files/sub/%2E%2E%2F%2E%2E%2Fsecret.txt", "/files//etc/passwd", "/files/%2Fetc%2Fpasswd",
+    "/files/link_out", "/files/dir_out/secret.txt", "/files/sub", "/files/nothing.txt", "/files/a%00b",
+])
+async def test_files_outside_the_directory_are_not_served(files_dir, path):
+    client, _ = files_dir
+    status, _, body = await raw_get(client, path)
+    assert status == 404
+    assert b"secret" not in body and b"root:" not in body
+
+
+@pytest.mark.parametrize("path, body, content_type", [
+    ("/files/sub/inner.txt", b"inner", "text/plain"),
+    ("/files/link_in", b"inner", "text/plain"),  # a link inside the directory is followed
+    ("/files/sub/../page.html", b"<h1>hi</h1>", "text/html"),
+])
+async def test_files_inside_the_directory_are_served(files_dir, path, body, content_type):
+    client, _ = files_dir
+    status, headers, received = await raw_get(client, path)
+    assert (status, received, headers["content-type"]) == (200, body, content_type)
+
+
+async def test_files_are_not_served_without_a_files_dir(serve, tmp_path):
+    client = await serve()
+    assert (await client.fetch("/files/anything")).code == 404
+
+
+# --- The program: its new options ---
+
+
+async def test_the_program_takes_max_upload_size_and_files_dir(mongodb_uri, db_name, tmp_path, db):
+    (tmp_path / "hello.txt").write_text("hello")
+    args = ["--max_upload_size=10", f"--files_dir={tmp_path}"]
+    with stage_program(STAGE, mongodb_uri, db_name, args=args) as program:
+        client = Client(program.url, db)
+        await client.fetch("/")
+        assert (await client.fetch("/files/hello.txt")).body == b"hello"
+        assert (await put(client, b"0123456789")).code == 201
+        too_big = await put(client, b"0123456789+")
+        assert too_big.code == 413
+        assert error_message(too_big.body.decode()) == "That file is too big: the limit is 10 bytes."
+        assert "Traceback" not in program.output()
