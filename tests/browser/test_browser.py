@@ -68,3 +68,33 @@ def test_upload_through_the_form_then_see_and_open_the_image(page, stage):
     assert original.value.status == 200
     assert hashlib.sha256(original.value.body()).digest() == hashlib.sha256(png).digest()
     assert page.evaluate("[document.images[0].naturalWidth, document.images[0].naturalHeight]") == [300, 200]
+
+
+@pytest.mark.parametrize("stage", ["part3_streaming"])
+def test_a_big_file_goes_up_with_a_progress_bar_and_comes_back_identical(page):
+    data = os.urandom(8 * 1024 * 1024)
+    page.goto("/")
+    # Every value the progress bar takes, as a fraction of the whole.
+    page.evaluate("""() => {
+        const bar = document.querySelector("form.upload progress");
+        window.progressSeen = [];
+        new MutationObserver(() => window.progressSeen.push(bar.value / bar.max))
+            .observe(bar, {attributes: true, attributeFilter: ["value"]});
+    }""")
+    page.set_input_files("input[name=file]",
+                         files=[{"name": "big.bin", "mimeType": "application/octet-stream", "buffer": data}])
+    page.get_by_role("button", name="Upload").click()
+
+    expect(page.locator("form.upload .status")).to_have_text("Uploaded big.bin (8.0 MiB).", timeout=60_000)
+    seen = page.evaluate("window.progressSeen")
+    assert seen[-1] == 1 and seen == sorted(seen), seen  # it only went up, and reached 100%
+    expect(page.locator("form.upload progress")).to_be_visible()
+
+    link = page.locator("a.original")
+    expect(link).to_have_count(1)
+    expect(link.locator("img")).to_have_attribute("alt", "big.bin")
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == "big.bin"
+    with open(download.value.path(), "rb") as file:
+        assert hashlib.sha256(file.read()).digest() == hashlib.sha256(data).digest()
