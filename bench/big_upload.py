@@ -1,0 +1,65 @@
+"""A big upload (1 GiB): part 3 streams it into GridFS, part 2 buffers it first.
+
+    python bench/big_upload.py            # 1 GiB, 3 runs of each
+    python bench/big_upload.py --quick    # 32 MiB, 1 run: checks the script works
+
+Part 3 gets it by PUT (curl -T), as the lesson does. Part 2 gets the same bytes
+in a form (curl -F), its body limits raised to 2 GiB for the comparison: Tornado
+reads the whole body into memory before the handler runs, and the multipart parser
+copies the file out of it. The file is random bytes, so part 2 then refuses it
+(it takes images only, 400): the memory was spent all the same.
+"""
+
+import argparse
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from harness import MB, MiB, Server, database, median, memory, put_file, random_file
+
+
+def form_upload(base_url, path):
+    """POST `path` in a form to part 2, with its XSRF token: seconds taken."""
+    with tempfile.TemporaryDirectory() as tmp:
+        jar = Path(tmp) / "cookies"
+        subprocess.run(["curl", "-s", "-c", jar, "-o", "/dev/null", base_url + "/"], check=True)
+        token = re.search(r"_xsrf\t(\S+)", jar.read_text()).group(1)
+        start = time.perf_counter()
+        result = subprocess.run(["curl", "-s", "-b", jar, "-H", f"X-XSRFToken: {token}", "-o", "/dev/null",
+                                 "-w", "%{http_code}", "-F", f"file=@{path}", base_url + "/"],
+                                capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - start
+    if result.stdout not in ("302", "400"):
+        raise SystemExit(f"error: part 2 answered {result.stdout!r} to the upload")
+    return seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a small file, one run")
+    args = parser.parse_args()
+    size, runs = (32 * MiB, 1) if args.quick else (1024 * MiB, 3)
+
+    with tempfile.TemporaryDirectory(prefix="bench-files-") as files_dir, database() as (db_uri, db_name):
+        path = random_file(Path(files_dir) / "big.bin", size)
+        print(f"Uploads of a {size / MiB:.0f} MiB file with curl, median of {runs} runs")
+        print(f"{'':36} {'MB/s':>6} {'memory peak':>12}")
+        with Server("part3", db_uri, db_name) as part3, Server("part2", db_uri, db_name) as part2:
+            rows = []
+            for name, server, upload in [("part 3, streamed (PUT)", part3, lambda: put_file(part3.url, path)[0]),
+                                         ("part 2, buffered (POST form)", part2, lambda: form_upload(part2.url, path))]:
+                speeds, growths = [], []
+                for _ in range(runs):
+                    with memory(server) as figures:
+                        speeds.append(size / MB / upload())
+                    growths.append(figures["growth"])
+                rows.append((median(speeds), max(growths)))
+                print(f"{name:36} {rows[-1][0]:6.0f} {rows[-1][1]:+9.1f} MB")
+        print(f"(part 2 needs {rows[1][1] / max(rows[0][1], 0.1):.0f} times the memory; "
+              "target for part 3: +24 MB at most)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Part 3's benchmarks still run: each script's --quick mode prints its figures.
+
+No timing is checked (this machine's speed is not the code's), only that every
+row the lesson quotes is printed, with numbers in it."""
+
+import asyncio
+import os
+import re
+import sys
+
+import pytest
+
+from support import ROOT
+
+NUMBER = r"[+-]?\d+(\.\d+)?"
+SCRIPTS = {
+    "big_downloads.py": [
+        rf"part 3, /imgs/<id>/orig +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
+        rf"Motor's GridFSHandler +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
+        rf"the driver alone \(readchunk\) +{NUMBER} +1\.00x",
+        rf"part 3 vs GridFSHandler +{NUMBER}x",
+        rf"part 3, /files/<name> +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
+        rf"Tornado's StaticFileHandler +{NUMBER} +1\.00x",
+        r"nginx \(sendfile\) +[\d.]+ +[\d.]+x|nginx is not installed: its figures are skipped",
+    ],
+    "slow_client.py": [
+        rf"part 3 +{NUMBER} +\+{NUMBER} MB",
+        rf"Motor's GridFSHandler +{NUMBER} +\+{NUMBER} MB",
+    ],
+    "partial_reads.py": [
+        rf"part 3 +200 +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
+        rf"Motor's GridFSHandler +2 +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
+    ],
+    "big_upload.py": [
+        rf"part 3, streamed \(PUT\) +{NUMBER} +\+{NUMBER} MB",
+        rf"part 2, buffered \(POST form\) +{NUMBER} +\+{NUMBER} MB",
+    ],
+}
+
+
+async def test_the_benchmarks_print_their_figures(mongodb_uri):
+    async def run(script):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, ROOT / "bench" / script, "--quick", env={**os.environ, "MONGODB_URI": mongodb_uri},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 600)
+        return process.returncode, output.decode()
+
+    results = await asyncio.gather(*(run(script) for script in SCRIPTS))
+    for (script, rows), (status, output) in zip(SCRIPTS.items(), results):
+        assert status == 0, f"{script} failed:\n{output}"
+        for row in rows:
+            assert re.search(rf"^(?:{row})", output, re.M), f"{script} did not print /{row}/:\n{output}"
