@@ -198,7 +198,6 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")  # believe our Content-Type
 
     @property
-
     def fs(self):
         return self.settings["fs"]
 
@@ -460,22 +459,21 @@ class GridFSRange:
 
     async def read(self):
         """The next pieces of the range, a list of bytes: empty at the end."""
-        first = self.position // self.chunk_size
-        query = {"files_id": self.file_id, "n": {"$gte": first, "$lt": first + self.count}}
+        if self.position >= self.end:
+            return []
+        first, last = self.position // self.chunk_size, (self.end - 1) // self.chunk_size
+        query = {"files_id": self.file_id, "n": {"$gte": first, "$lte": min(last, first + self.count - 1)}}
         self.count = min(2 * self.count, CHUNKS_PER_READ)
         pieces = []
-        if self.position < self.end:
-            for chunk in await self.chunks.find(query, sort=[("n", 1)]).to_list(None):
-                n, offset = divmod(self.position, self.chunk_size)
-                piece = chunk["data"][offset : offset + self.end - self.position]
-                if chunk["n"] != n or not piece:
-                    raise CorruptGridFile(f"chunk {n} of file {self.file_id} is missing or short")
-                self.position += len(piece)
-                pieces.append(piece)
-                if self.position == self.end:
-                    break
-            if not pieces:
-                raise CorruptGridFile(f"file {self.file_id} ends before its length, at byte {self.position}")
+        for chunk in await self.chunks.find(query, sort=[("n", 1)]).to_list(None):
+            n, offset = divmod(self.position, self.chunk_size)
+            piece = chunk["data"][offset : offset + self.end - self.position]
+            if chunk["n"] != n or not piece:
+                raise CorruptGridFile(f"chunk {n} of file {self.file_id} is missing or short")
+            self.position += len(piece)
+            pieces.append(piece)
+        if not pieces:
+            raise CorruptGridFile(f"file {self.file_id} ends before its length, at byte {self.position}")
         return pieces
 
 
@@ -543,15 +541,22 @@ class ChunkedDownload(BaseHandler):
         """Send what `reader` reads, reading the next pieces while these go out (the
         interleaving pattern of Tornado's guide), until the client goes."""
         reading = asyncio.ensure_future(reader.read())
+        sent = 0
         try:
             while (pieces := await reading) and not self.client_gone:
                 reading = asyncio.ensure_future(reader.read())
                 for piece in pieces:
                     self.write(piece)
                     await self.flush()  # until the client has taken it: memory stays flat
+                    sent += len(piece)
                 await asyncio.sleep(0)  # flush() need not wait on a fast network: let others in
         except StreamClosedError:
             self.client_gone = True
+        except Exception:
+            if not sent:
+                raise  # nothing is sent yet: the client gets an error page
+            log.exception("could not read %s after %d bytes: cutting the response short", self.request.path, sent)
+            self.request.connection.stream.close()  # fewer bytes than Content-Length: the client knows
         finally:
             with contextlib.suppress(Exception):
                 await reading  # a read under way ends here, not later with no one to see it
@@ -579,7 +584,7 @@ class ShowImageHandler(ChunkedDownload):
         self.set_header("Content-Type", image["contentType"] if version == "orig" else "image/png")
         if image["thumbnail"] is None:  # not an image: a download, never a page of this site
             self.set_header("Content-Disposition", attachment(image["filename"]))
-            self.set_header("Content-Security-Policy", "sandbox")
+            self.set_header("Content-Security-Policy", f"{CONTENT_SECURITY_POLICY}; sandbox")
         # This URL names one file forever: browsers and proxies may keep it a year.
         self.set_header("Cache-Control", f"public, max-age={A_YEAR}, immutable")
         await self.send_file(grid_out.length, f'"{file_id}"', grid_out.upload_date,
