@@ -282,16 +282,14 @@ class StreamedUpload(BaseHandler):
         if self.request.method == "GET":
             self.request.connection.set_max_body_size(0)  # a GET has no body: Tornado refuses one
             return
-        # Tornado's own limit answers a bare 400, and holds for the whole server: we
-        # lift it for this request, and check ours, with a message, as bytes arrive.
-        self.request.connection.set_max_body_size(sys.maxsize)
+        limit = self.settings["max_upload_size"]
         declared = self.request.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.settings["max_upload_size"]:
-            raise self.too_big()  # before a byte of the body is read, or stored
-
-    def too_big(self):
-        limit = human_size(self.settings["max_upload_size"])
-        return tornado.web.HTTPError(413, f"That file is too big: the limit is {limit}.")
+        if declared.isdigit() and int(declared) > limit:
+            self.request.connection.set_max_body_size(int(declared))  # else Tornado adds a 400 to our 413
+            raise tornado.web.HTTPError(413, f"That file is too big: the limit is {human_size(limit)}.")
+        # A chunked body has no Content-Length: Tornado cuts it off (a bare 400) when
+        # the sizes of its chunks add up to more than this.
+        self.request.connection.set_max_body_size(limit)
 
     def start_file(self, filename, content_type):
         """Begin the GridFS file the upload goes to: nothing is stored until bytes come."""
@@ -304,8 +302,6 @@ class StreamedUpload(BaseHandler):
         # slows down, until the database has taken this piece.
         self.received += len(chunk)
         try:
-            if self.received > self.settings["max_upload_size"]:
-                raise self.too_big()  # a chunked body, whose size was not declared
             await self.receive(chunk)
         except tornado.web.HTTPError as error:
             await self.refuse(error)
