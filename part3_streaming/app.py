@@ -276,8 +276,11 @@ class StreamedUpload(BaseHandler):
     each piece of the body, then post() or put() once it is all there; or, if the
     client goes away first, on_connection_close() and nothing else."""
 
+    # Also when Tornado refuses the request before prepare() (XSRF, size), and the
+    # connection then closes: there is nothing to delete.
+    upload = None  # the GridFS file being written
+
     def prepare(self):
-        self.upload = None  # the GridFS file being written
         self.received = 0
         if self.request.method == "GET":
             self.request.connection.set_max_body_size(0)  # a GET has no body: Tornado refuses one
