@@ -25,7 +25,7 @@ from tornado.httpserver import HTTPServer
 from tornado.simple_httpclient import HTTPStreamClosedError
 from tornado.netutil import bind_sockets
 
-from support import Client, error_message, image_bytes, load_stage, multipart, stage_program
+from support import Client, course, error_message, free_port, image_bytes, load_stage, multipart, served, stage_program
 
 STAGE = "part3_streaming"
 CHUNK = 255 * 1024  # GridFS's default chunk size
@@ -197,7 +197,9 @@ async def test_only_the_first_file_of_a_form_is_stored(serve):
 @pytest.mark.parametrize("body", [
     b"this is no multipart form",
     b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\nhalf a file",
-], ids=["garbage", "truncated"])
+    b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n"
+    + os.urandom(300_000) + b"\r\nno header line has no colon\r\n\r\n--BOUNDARY--\r\n",
+], ids=["garbage", "truncated", "broken mid-way"])
 async def test_a_malformed_form_is_refused_and_nothing_stored(serve, body):
     client = await serve()
     response = await client.fetch("/", "POST", body, {"Content-Type": "multipart/form-data; boundary=BOUNDARY"})
@@ -596,6 +598,70 @@ async def test_a_truncated_image_is_refused_and_nothing_stored(serve):
     assert response.code == 400
     assert "truncated" in error_message(response.body.decode())
     assert await client.stored() == EMPTY
+
+
+async def test_a_file_that_only_begins_like_an_image_is_kept_as_a_file(serve):
+    client = await serve()
+    data = b"\x89PNG\r\n\x1a\n" + b"not a PNG after all" * 100
+    assert (await put(client, data, "odd.png")).code == 201
+    [(href, _)] = await client.listed()
+    response = await client.fetch(href)
+    assert response.body == data
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+
+
+async def test_a_photo_taken_sideways_is_listed_as_it_is_shown(serve):
+    client = await serve()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turned a quarter
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 200), "olive").save(buffer, "JPEG", exif=exif)
+    assert (await put(client, buffer.getvalue(), "sideways.jpg")).code == 201
+    document = await client.db.imgs.find_one()
+    assert (document["width"], document["height"]) == (200, 400)
+    [(href, _)] = await client.listed()
+    with Image.open(io.BytesIO((await client.fetch(href.replace("/orig", "/thumb"))).body)) as thumbnail:
+        assert thumbnail.size == (64, 128)
+
+
+async def test_thumbnails_can_be_made_on_the_event_loop(serve):
+    client = await serve(thumbnail_executor=None)  # as part 2's bench/blocking.py does
+    assert (await put(client, image_bytes(size=(256, 256)), "loop.png")).code == 201
+    assert (await client.db.imgs.find_one())["width"] == 256
+
+
+async def test_an_image_whose_file_was_deleted_is_a_404(serve):
+    client = await serve()
+    await put(client, image_bytes(), "gone.png")
+    document = await client.db.imgs.find_one()
+    await client.db.fs.files.delete_one({"_id": document["original"]})
+    response = await client.fetch(f"/imgs/{document['_id']}/orig")
+    assert response.code == 404
+    assert "missing from the database" in error_message(response.body.decode())
+
+
+async def test_the_database_failing_mid_upload_gets_503(tmp_path, caplog):
+    port = free_port()
+    db = MotorClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=1000).faults
+    async with served(load_stage(STAGE).make_app(db)) as base_url:
+        client = Client(base_url, db)
+        with course.embedded_db(port, tmp_path / "db"):
+            await client.fetch("/")  # the XSRF cookie
+            connection = await RawConnection(client).__aenter__()
+            await connection.send_headers("PUT", "/upload/big.bin", ["Content-Length: 10000000"])
+            await connection.send(os.urandom(3 * CHUNK))
+            await eventually(lambda: db.fs.chunks.count_documents({}))
+        # The database has stopped, with chunks of the upload in it. One chunk more:
+        # all of it is read before the insert fails (bytes left unread when the server
+        # closes would reset the connection, and the answer could be lost).
+        await connection.send(os.urandom(CHUNK))
+        status, _, body = await connection.response()
+        await connection.__aexit__()
+    assert status == 503
+    assert "database failed" in error_message(body.decode())
+    assert "Traceback" not in body.decode()
+    assert "left behind" in caplog.text  # what could not be deleted is said
+    db.client.close()
 
 
 # --- XSRF with a streamed body ---
