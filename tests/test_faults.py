@@ -1,9 +1,12 @@
 """Faults and safety on every stage: the database going away and coming back, a
 bug in a handler, and the headers and settings that keep visitors safe."""
 
+import asyncio
+from urllib.parse import urlsplit
+
 from motor.motor_tornado import MotorClient
 
-from support import ORIGINAL_PATHS, Client, course, error_message, free_port, image_bytes, load_stage, served
+from support import ORIGINAL_PATHS, Client, course, error_message, free_port, image_bytes, load_stage, multipart, served
 
 
 async def test_503_while_the_database_is_down_and_recovery_when_it_is_back(stage, tmp_path):
@@ -62,3 +65,32 @@ async def test_a_url_no_route_matches_gets_the_sites_404_page(client):
 def test_debug_is_off_unless_asked(stage, db):
     settings = load_stage(stage).make_app(db).settings
     assert not settings.get("debug") and not settings.get("serve_traceback")
+
+
+async def test_clients_that_disconnect_mid_upload_or_mid_download_leave_nothing(client):
+    await client.upload(image_bytes(size=(900, 700)), "kept.png")  # the one file there should be
+    [(image_path, _)] = await client.listed()
+    before = await client.stored()
+    body, form_type = multipart({"file": ("gone.png", image_bytes(size=(900, 700)), "image/png")})
+    token = client.cookies.get("_xsrf", "")
+    address = urlsplit(client.base_url)
+    for request in [
+        # half a body, then gone
+        (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {form_type}\r\nContent-Length: {len(body)}\r\n"
+         f"Cookie: _xsrf={token}\r\nX-XSRFToken: {token}\r\n\r\n").encode() + body[: len(body) // 2],
+        # the start of a download, then gone
+        f"GET {image_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+    ]:
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        writer.write(request)
+        await writer.drain()
+        if request.startswith(b"GET"):
+            await reader.readexactly(100)
+        writer.close()
+    # The server notices when it next reads or writes: wait for it, within bounds.
+    for _ in range(50):
+        if await client.stored() == before and (await client.fetch("/")).code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert await client.stored() == before
+    assert [name for _, name in await client.listed()] == ["kept.png"]
