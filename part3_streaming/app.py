@@ -47,8 +47,8 @@ options.define("debug", default=False, help="reload when the code or a template 
 # No default here, or --help would print the secret.
 options.define("cookie_secret", type=str,
                help="the key that signs cookies (env COOKIE_SECRET, else a random one at each start)")
-options.define("max_upload_size", default=4 * 1024**3, help="refuse uploads bigger than this many bytes (4 GiB)")
-options.define("files_dir", type=str, help="serve the files of this directory at /files/")
+options.define("max_upload_size", default=4 * 1024**3, help="the largest upload accepted, in bytes (4 GiB)")
+options.define("files_dir", type=str, help="a directory whose files are served at /files/ (none by default)")
 options.define("config", type=str, help="a Python file of option values, such as: port = 8001",
                callback=lambda path: options.parse_config_file(path, final=False))
 
