@@ -30,3 +30,10 @@ def test_the_blocking_bench_prints_both_modes_and_their_ratio(mongodb_uri):
         assert re.search(rf"^thumbnails {where} *: p50 +{NUMBER} ms +p99 +{NUMBER} ms +max +{NUMBER} ms", output,
                          re.M), output
     assert re.search(rf"^p99 ratio, loop / pool: {NUMBER}x$", output, re.M), output
+
+
+def test_the_processes_bench_prints_one_and_two_processes_and_their_ratio(mongodb_uri):
+    output = run_bench("processes.py", MONGODB_URI=mongodb_uri)
+    for label in ("1 process", "2 processes"):
+        assert re.search(rf"^{label} *: {NUMBER} requests/s \(median of: {NUMBER}\)$", output, re.M), output
+    assert re.search(rf"^ratio, 2 / 1 processes: {NUMBER}x ", output, re.M), output
