@@ -23,6 +23,7 @@ import yaml
 from motor.motor_tornado import MotorClient
 
 from support import ROOT, Client, course, free_port, image_bytes, load_stage, served, stage_program
+from test_lessons import excerpts
 
 STAGE = "part3_streaming"
 DEPLOY = ROOT / "deploy"
@@ -351,3 +352,11 @@ def test_the_nginx_configuration_streams_and_passes_on_the_client():
                  "proxy_set_header X-Forwarded-Proto $scheme;"):
         assert line in lines
 
+
+def test_the_lesson_quotes_the_repositorys_nginx_configuration():
+    site = (DEPLOY / "nginx.conf").read_text()
+    blocks = re.findall(r"^```nginx\n(.*?)^```", (ROOT / STAGE / "DEPLOY.md").read_text(), re.M | re.S)
+    assert len(blocks) >= 4, "the lesson explains the configuration"
+    for block in blocks:
+        for run in excerpts(block):
+            assert run in site, f"part3_streaming/DEPLOY.md quotes what deploy/nginx.conf does not say:\n{run}"
