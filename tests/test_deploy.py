@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -138,6 +139,20 @@ def test_the_processes_stop_together(mongodb_uri, db_name, stop, status):
     assert "Traceback" not in output
     if status == 0:
         assert len(re.findall(r"child \d \(pid \d+\) exited normally", output)) == 2, output
+
+
+def test_ctrl_c_while_starting_stops_quietly(db_name):
+    unreachable = f"mongodb://127.0.0.1:{free_port()}"  # the check waits 3 s for it
+    env = {**os.environ, "MONGODB_URI": unreachable, "MONGODB_DB": db_name, "PORT": str(free_port())}
+    process = psutil.Popen([sys.executable, ROOT / STAGE / "app.py", "--processes=2"], env=env,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while process.num_threads() == 1:  # PyMongo's threads: the database check has begun
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=15)
+    assert (process.returncode, errors) == (0, "")
 
 
 def test_the_debug_mode_works_with_one_process_only(mongodb_uri, db_name):
