@@ -16,12 +16,14 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
 from motor.motor_tornado import MotorClient
+from pymongo import MongoClient
 
 from support import ROOT, Client, course, free_port, image_bytes, load_stage, served, stage_program
 from test_lessons import excerpts
@@ -29,6 +31,16 @@ from test_lessons import excerpts
 STAGE = "part3_streaming"
 DEPLOY = ROOT / "deploy"
 MiB = 1024 * 1024
+
+
+@pytest.fixture
+def db_name(mongodb_uri):
+    """A database of the test's own, dropped afterwards: the programs these tests
+    start store their files there."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    with MongoClient(mongodb_uri) as client:
+        client.drop_database(name)
 
 
 # --- Talking to one process: a connection we know the owner of ---
