@@ -748,6 +748,10 @@ async def serve(sockets, cookie_secret, parent_pipe=None):
     if parent_pipe is not None:
         loop.add_reader(parent_pipe, stop.set)  # readable once the parent's end is closed
     await stop.wait()
+    # Stopping. A Ctrl+C reaches every process of the terminal's group, so one may
+    # still be on its way here: it must not interrupt the shutdown with a traceback.
+    loop.remove_signal_handler(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     server.stop()
     client.close()
 
