@@ -7,6 +7,7 @@ DEPLOY.md tells how to run it for real: processes, a proxy, a MongoDB cluster.
 """
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import email.message
@@ -70,10 +71,12 @@ IMAGE_START = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff|GIF8[79]a|RIFF....WEB
 THUMBNAIL_SIZE = (128, 128)
 QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that show the image on its side
 # How much a download reads at a time, at most: 8 GridFS chunks (of 255 KiB), or
-# 1 MiB of a file on disk. Two such reads are in memory per client: the one being
-# sent, and the next (measured: see the lesson).
+# 1 MiB of a file on disk; and how many reads run ahead of what is being sent: one,
+# then two once the client has taken 4 MiB (measured: see the lesson).
 CHUNKS_PER_READ = 8
 DISK_READ_SIZE = 1024 * 1024
+READS_AHEAD = 2
+READ_AHEAD_FROM = 4 * 1024 * 1024
 CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 MB
 A_YEAR = 365 * 24 * 3600
 DATABASE_FAILED = "The database failed: the file was not stored. Please try again."
@@ -468,33 +471,35 @@ class UploadHandler(StreamedUpload):
 
 
 class GridFSRange:
-    """Reads bytes start..end of a GridFS file, CHUNKS_PER_READ chunks at a time.
+    """Reads bytes start..end of a GridFS file, a few chunks at a time.
 
     Each read asks fs.chunks for the next chunks by their number, the first read for
-    the chunk holding `start`. (A GridOut's cursor would fetch up to 16 MB at once.)"""
+    the chunk holding `start`. (A GridOut's cursor would fetch up to 16 MB at once.)
+    Reads may run side by side: each takes its chunks before it awaits them."""
 
     def __init__(self, chunks, grid_out, start, end):
         self.chunks, self.file_id, self.chunk_size = chunks, grid_out._id, grid_out.chunk_size
-        self.position, self.end = start, end
+        self.start, self.end = start, end
+        self.next, self.last = start // self.chunk_size, (end - 1) // self.chunk_size
         self.count = 1  # chunks to read next: doubled each time, up to CHUNKS_PER_READ
 
     async def read(self):
         """The next pieces of the range, a list of bytes: empty at the end."""
-        if self.position >= self.end:
+        if self.next > self.last:
             return []
-        first, last = self.position // self.chunk_size, (self.end - 1) // self.chunk_size
-        query = {"files_id": self.file_id, "n": {"$gte": first, "$lte": min(last, first + self.count - 1)}}
-        self.count = min(2 * self.count, CHUNKS_PER_READ)
+        first, last = self.next, min(self.last, self.next + self.count - 1)
+        self.next, self.count = last + 1, min(2 * self.count, CHUNKS_PER_READ)
+        query = {"files_id": self.file_id, "n": {"$gte": first, "$lte": last}}
+        chunks = await self.chunks.find(query, sort=[("n", 1)]).to_list(None)
         pieces = []
-        for chunk in await self.chunks.find(query, sort=[("n", 1)]).to_list(None):
-            n, offset = divmod(self.position, self.chunk_size)
-            piece = chunk["data"][offset : offset + self.end - self.position]
-            if chunk["n"] != n or not piece:
-                raise CorruptGridFile(f"chunk {n} of file {self.file_id} is missing or short")
-            self.position += len(piece)
+        for n, chunk in enumerate(chunks, first):
+            offset = n * self.chunk_size  # of the chunk's first byte in the file
+            piece = chunk["data"][max(self.start - offset, 0) : self.end - offset]
+            if chunk["n"] != n or len(piece) != min(self.end, offset + self.chunk_size) - max(self.start, offset):
+                raise CorruptGridFile(f"chunk {n} of file {self.file_id} is missing or the wrong size")
             pieces.append(piece)
-        if not pieces:
-            raise CorruptGridFile(f"file {self.file_id} ends before its length, at byte {self.position}")
+        if len(pieces) < last - first + 1:
+            raise CorruptGridFile(f"chunk {first + len(pieces)} of file {self.file_id} is missing")
         return pieces
 
 
@@ -561,11 +566,14 @@ class ChunkedDownload(BaseHandler):
     async def send_pieces(self, reader):
         """Send what `reader` reads, reading the next pieces while these go out (the
         interleaving pattern of Tornado's guide), until the client goes."""
-        reading = asyncio.ensure_future(reader.read())
+        reads = collections.deque([asyncio.ensure_future(reader.read())])
         sent = 0
         try:
-            while (pieces := await reading) and not self.client_gone:
-                reading = asyncio.ensure_future(reader.read())
+            while (pieces := await reads.popleft()) and not self.client_gone:
+                # Read ahead while these go out: once, or twice when the client has
+                # taken enough to show it wants the file, not a byte or two of it.
+                while len(reads) < (READS_AHEAD if sent >= READ_AHEAD_FROM else 1):
+                    reads.append(asyncio.ensure_future(reader.read()))
                 for piece in pieces:
                     self.write(piece)
                     await self.flush()  # until the client has taken it: memory stays flat
@@ -579,8 +587,9 @@ class ChunkedDownload(BaseHandler):
             log.exception("could not read %s after %d bytes: cutting the response short", self.request.path, sent)
             self.request.connection.stream.close()  # fewer bytes than Content-Length: the client knows
         finally:
-            with contextlib.suppress(Exception):
-                await reading  # a read under way ends here, not later with no one to see it
+            for read in reads:  # reads under way end here, not later with no one to see them
+                with contextlib.suppress(Exception):
+                    await read
         if self.client_gone:
             log.info("client gone: stopped sending %s", self.request.path)
 
