@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -107,6 +108,13 @@ def redact(uri):
     return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
+def free_port():
+    """A TCP port of 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def port_open(host, port):
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
@@ -141,13 +149,13 @@ def local_address(uri):
     return "127.0.0.1", parts.port or 27017
 
 
-def stop(process, timeout=10):
-    """Ask `process` to stop as Ctrl+C would, and make sure it has.
+def stop(process, timeout=10, signum=signal.SIGINT):
+    """Ask `process` to stop as Ctrl+C would (or with `signum`), and make sure it has.
 
     The children of `run` have process groups of their own, so Ctrl+C in the terminal
     reaches this script alone, which stops them in order: the app, then the database."""
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -182,6 +190,18 @@ def embedded_db(port, storage, host="127.0.0.1"):
         yield uri
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def scratch_db():
+    """The URI of a MongoDB for tests and benchmarks: $MONGODB_URI when set, else the
+    embedded database on a free port, its files in a temporary folder deleted after."""
+    if uri := os.environ.get("MONGODB_URI"):
+        yield uri
+        return
+    with tempfile.TemporaryDirectory(prefix="course-db-") as storage, \
+            embedded_db(free_port(), Path(storage) / "db") as uri:
+        yield uri
 
 
 @contextlib.contextmanager

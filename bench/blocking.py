@@ -16,16 +16,13 @@ import argparse
 import asyncio
 import http.client
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient
 
@@ -117,7 +114,7 @@ async def latencies_during_uploads(port, jpeg, uploads, rounds):
 
 def measure(mode, jpeg, args, mongodb_uri):
     """Serve part 2 in `mode` in a child process, and measure it."""
-    port, db_name = free_port(), f"bench_{uuid.uuid4().hex[:8]}"
+    port, db_name = course.free_port(), f"bench_{uuid.uuid4().hex[:8]}"
     server = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--port", str(port),
                                "--db-uri", mongodb_uri, "--db-name", db_name, "--workers", str(args.workers)])
     try:
@@ -130,12 +127,6 @@ def measure(mode, jpeg, args, mongodb_uri):
     finally:
         course.stop(server)
         drop_database(mongodb_uri, db_name)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def drop_database(mongodb_uri, db_name):
@@ -183,11 +174,7 @@ def main():
         except KeyboardInterrupt:
             pass
         return
-    if uri := os.environ.get("MONGODB_URI"):
-        run(args, uri)
-        return
-    with tempfile.TemporaryDirectory() as storage, \
-            course.embedded_db(free_port(), Path(storage) / "db") as uri:
+    with course.scratch_db() as uri:
         run(args, uri)
 
 

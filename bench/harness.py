@@ -39,24 +39,12 @@ MB = 1e6
 MiB = 1024 * 1024
 
 
-def free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def database():
     """(uri, name) of a fresh database: at $MONGODB_URI if set, else in the embedded
     database started for the benchmark. The database is dropped at the end."""
     name = f"bench_{uuid.uuid4().hex[:8]}"
-    uri = os.environ.get("MONGODB_URI")
-    with contextlib.ExitStack() as stack:
-        if uri is None:
-            storage = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-db-"))
-            uri = stack.enter_context(course.embedded_db(free_port(), Path(storage) / "db"))
+    with course.scratch_db() as uri:
         from pymongo import MongoClient
 
         try:
@@ -84,7 +72,7 @@ class Server:
     """`python bench/harness.py serve KIND ...` as a child process, until stop()."""
 
     def __init__(self, kind, db_uri, db_name, files_dir=None):
-        self.kind, self.port = kind, free_port()
+        self.kind, self.port = kind, course.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, __file__, "serve", kind, "--port", str(self.port),
                    "--db-uri", db_uri, "--db-name", db_name]
@@ -140,7 +128,7 @@ def nginx(files_dir):
         print("nginx is not installed: its figures are skipped (apt-get install nginx, brew install nginx).")
         yield None
         return
-    port = free_port()
+    port = course.free_port()
     with tempfile.TemporaryDirectory(prefix="bench-nginx-") as prefix:
         # A worker may run as `nobody`: it must be able to read the files.
         os.chmod(files_dir, 0o755)
@@ -174,13 +162,7 @@ def nginx(files_dir):
                 time.sleep(0.05)
             yield f"http://127.0.0.1:{port}"
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGQUIT)  # nginx's graceful stop
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            course.stop(process, signum=signal.SIGQUIT)  # nginx's graceful stop
 
 
 # --- Clients ---

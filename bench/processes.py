@@ -33,20 +33,11 @@ import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from common import ROOT, course, photo_jpeg
 
 APP = ROOT / "part3_streaming" / "app.py"
 PHOTOS = 4  # uploaded, and their thumbnails asked for in turn
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def upload(port, photos):
@@ -143,7 +134,7 @@ async def load(port, paths, clients, seconds, keep_alive):
 
 def requests_per_second(processes, photos, args, mongodb_uri, db_name, generate_load):
     """Serve part 3 with `processes` processes and measure it."""
-    port = free_port()
+    port = course.free_port()
     env = {**os.environ, "MONGODB_URI": mongodb_uri, "MONGODB_DB": db_name}
     server = subprocess.Popen([sys.executable, APP, f"--port={port}", f"--processes={processes}",
                                "--logging=warning"], env=env)  # no log line for each request
@@ -204,11 +195,7 @@ def main():
         return
     if args.quick:
         args.seconds, args.runs = 2, 1
-    if uri := os.environ.get("MONGODB_URI"):
-        run(args, uri)
-        return
-    with tempfile.TemporaryDirectory() as storage, \
-            course.embedded_db(free_port(), Path(storage) / "db") as uri:
+    with course.scratch_db() as uri:
         run(args, uri)
 
 

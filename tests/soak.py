@@ -11,14 +11,11 @@ tests/test_soak.py runs a short soak of every stage in the test suite."""
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import io
-import os
 import random
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +26,7 @@ from pymongo import MongoClient
 from tornado.httpclient import AsyncHTTPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support import ORIGINAL_PATHS, STAGES, Client, course, free_port, stage_program  # noqa: E402
+from support import ORIGINAL_PATHS, STAGES, Client, course, stage_program  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -119,15 +116,6 @@ class Soak:
         return self.counts
 
 
-@contextlib.contextmanager
-def database():
-    if uri := os.environ.get("MONGODB_URI"):
-        yield uri
-        return
-    with tempfile.TemporaryDirectory() as storage, course.embedded_db(free_port(), storage) as uri:
-        yield uri
-
-
 def soak(stage, uri, seconds, clients, max_side, seed=1):
     """Serve `stage` on the MongoDB at `uri`, soak it, print and return the counts and
     the app's memory (in MB) at the start and the end."""
@@ -154,7 +142,7 @@ def main():
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--max-side", type=int, default=1200, help="largest image side, in pixels")
     args = parser.parse_args()
-    with database() as uri:
+    with course.scratch_db() as uri:
         counts, _, _ = soak(args.stage, uri, args.seconds, args.clients, args.max_side)
     return 1 if counts.failures() else 0
 

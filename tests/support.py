@@ -7,7 +7,6 @@ import importlib.util
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import course  # noqa: E402  (the repository root is not a package)
 
 STAGES = course.STAGES
+free_port = course.free_port
 # Where each stage serves an uploaded file, by its id.
 ORIGINAL_PATHS = {
     "part1_basic": "/imgs/{}",
@@ -60,12 +60,6 @@ async def served(app):
     finally:
         server.stop()
         await server.close_all_connections()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def image_bytes(format="PNG", size=(40, 30), color="red", mode="RGB"):

@@ -6,7 +6,6 @@ README's "Bad input" table is made from CASES: a test checks that they agree."""
 
 import asyncio
 import dataclasses
-import io
 import re
 import struct
 import zlib
@@ -15,7 +14,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from bson import ObjectId
-from PIL import Image
 
 from support import ORIGINAL_PATHS, ROOT, STAGES, Client, error_message, image_bytes, multipart
 

@@ -243,12 +243,7 @@ def nginx(app_port, prefix):
             time.sleep(0.05)
         yield port
     finally:
-        process.send_signal(signal.SIGQUIT)  # nginx's graceful stop
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        course.stop(process, signum=signal.SIGQUIT)  # nginx's graceful stop
 
 
 class Stream(io.RawIOBase):

@@ -6,10 +6,9 @@ import re
 import signal
 
 import pytest
-from bson import ObjectId
 from tornado.httpclient import AsyncHTTPClient
 
-from support import ORIGINAL_PATHS, error_message, free_port, image_bytes, multipart, stage_program
+from support import free_port, image_bytes, stage_program
 
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 
