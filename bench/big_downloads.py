@@ -14,10 +14,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bson import ObjectId
-from pymongo import MongoClient
-
-from harness import MiB, Server, database, download, median, memory, nginx, put_file, random_file, ratio, \
+from harness import MiB, Server, database, download, gridfs_file_id, median, memory, nginx, put_file, random_file, ratio, \
     read_with_driver
 
 
@@ -58,8 +55,7 @@ def main():
                 Server("static", db_uri, db_name, files_dir) as static:
             seconds, upload_id = put_file(part3.url, path)
             print(f"(stored in GridFS through part 3's PUT at {size / 1e6 / seconds:.0f} MB/s)")
-            with MongoClient(db_uri) as client:
-                file_id = client[db_name].imgs.find_one({"_id": ObjectId(upload_id)})["original"]
+            file_id = gridfs_file_id(db_uri, db_name, upload_id)
 
             gridfs = [
                 measure("part 3, /imgs/<id>/orig", runs, lambda: download(f"{part3.url}/imgs/{upload_id}/orig", size),

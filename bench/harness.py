@@ -207,6 +207,15 @@ def put_file(base_url, path, timeout=600):
     return seconds, re.search(r'"id": "(\w+)"', body).group(1)
 
 
+def gridfs_file_id(db_uri, db_name, upload_id):
+    """The GridFS id of the original file that part 3 stored for `upload_id`."""
+    from bson import ObjectId
+    from pymongo import MongoClient
+
+    with MongoClient(db_uri) as client:
+        return client[db_name].imgs.find_one({"_id": ObjectId(upload_id)})["original"]
+
+
 def random_file(path, size):
     """A file of `size` random bytes (16 MiB of randomness, repeated: as incompressible)."""
     block = os.urandom(16 * MiB)

@@ -17,10 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bson import ObjectId
-from pymongo import MongoClient
-
-from harness import MB, Server, database, memory, put_file, random_file
+from harness import MB, Server, database, gridfs_file_id, memory, put_file, random_file
 
 CONCURRENCY = 20
 
@@ -76,8 +73,7 @@ def main():
         path = random_file(Path(files_dir) / "big.bin", size)
         with Server("part3", db_uri, db_name) as part3, Server("gridfshandler", db_uri, db_name) as handler:
             _, upload_id = put_file(part3.url, path)
-            with MongoClient(db_uri) as client:
-                file_id = client[db_name].imgs.find_one({"_id": ObjectId(upload_id)})["original"]
+            file_id = gridfs_file_id(db_uri, db_name, upload_id)
             print(f"Clients reading 1 byte of a {size / MB:.0f} MB file from GridFS, {CONCURRENCY} at a time")
             print(f"{'':24} {'clients':>8} {'per second':>11} {'memory peak':>12} {'after':>9}")
             for name, server, path, count in [("part 3", part3, f"/imgs/{upload_id}/orig", clients),

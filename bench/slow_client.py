@@ -13,10 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bson import ObjectId
-from pymongo import MongoClient
-
-from harness import MB, Server, database, download, memory, put_file, random_file
+from harness import MB, Server, database, download, gridfs_file_id, memory, put_file, random_file
 
 RATE = "20M"  # curl's --limit-rate: 20 MiB/s
 
@@ -31,8 +28,7 @@ def main():
         path = random_file(Path(files_dir) / "big.bin", size)
         with Server("part3", db_uri, db_name) as part3, Server("gridfshandler", db_uri, db_name) as handler:
             _, upload_id = put_file(part3.url, path)
-            with MongoClient(db_uri) as client:
-                file_id = client[db_name].imgs.find_one({"_id": ObjectId(upload_id)})["original"]
+            file_id = gridfs_file_id(db_uri, db_name, upload_id)
             print(f"A client reading a {size / MB:.0f} MB file from GridFS at {RATE}B/s (curl --limit-rate)")
             print(f"{'':24} {'MB/s':>6} {'memory peak':>12}")
             results = {}
