@@ -6,12 +6,13 @@ A cell that raises fails the test, and so does a process left running."""
 
 import difflib
 import importlib.util
+import re
 
 import jupytext
 import nbformat
 import pytest
 
-from support import ROOT
+from support import ROOT, STAGES
 
 spec = importlib.util.spec_from_file_location("notebooks_execute", ROOT / "notebooks" / "execute.py")
 notebooks = importlib.util.module_from_spec(spec)
@@ -36,8 +37,8 @@ def code_cells(nb):
 
 def test_the_notebooks_are_there():
     names = [path.stem for path in NOTEBOOKS]
-    expected = ["01_async_fundamentals", "02_inside_gridfs", "03_blocking_work", "05_motor_to_pymongo_async"]
-    assert [name for name in names if name in expected] == expected
+    assert names == ["01_async_fundamentals", "02_inside_gridfs", "03_blocking_work", "04_streaming",
+                     "05_motor_to_pymongo_async"]
 
 
 async def test_the_notebook_runs_top_to_bottom(notebook):
@@ -71,3 +72,13 @@ def test_the_notebook_says_what_it_teaches_and_its_stage(notebook):
     first = saved(notebook).cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# ")
     assert "**Stage:" in first.source
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_stage_lesson_links_its_notebooks(stage):
+    """A notebook whose stage line names a stage is linked from that stage's lesson."""
+    named = [path.name for path in NOTEBOOKS
+             if re.search(rf"\*\*Stage:[^*]*`{stage}`", saved(path).cells[0].source)]
+    lesson = (ROOT / stage / "README.md").read_text()
+    assert named, f"no notebook says it goes with {stage}"
+    assert [name for name in named if f"](../notebooks/{name})" not in lesson] == []

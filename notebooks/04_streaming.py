@@ -1,0 +1,540 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Streaming, with part 3 running
+#
+# **Stage: part 3, `part3_streaming`** (its lesson is [part3_streaming/README.md](../part3_streaming/README.md)).
+# This notebook serves part 2 and part 3 inside the kernel, side by side, and
+# watches the kernel's memory while they work:
+#
+# 1. a *memory probe*: a thread that notes the kernel's resident memory every 10 ms;
+# 2. one big upload sent to each: part 2 buffers the body before its handler runs,
+#    part 3 streams it into GridFS as it arrives. Memory plotted over time;
+# 3. the partial-download storm: hundreds of clients that ask for the whole file,
+#    read one byte and go. Memory plotted again;
+# 4. `Range` requests and validators (`ETag`, `If-None-Match`, `Last-Modified`,
+#    `HEAD`) tried by hand, as raw HTTP over a socket.
+#
+# It starts its own database: the MongoDB at `MONGODB_URI` when that variable is set,
+# else the embedded database, SecantusDB, in a temporary folder. The last cell stops
+# everything and deletes what the notebook stored. The figures depend on your machine;
+# the shapes of the plots do not.
+
+# %%
+import asyncio
+import collections
+import contextlib
+import datetime
+import email.utils
+import gc
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import motor.web
+import psutil
+import tornado.web
+from bson import ObjectId
+from motor.motor_tornado import MotorClient
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+# The notebook runs in notebooks/; the repository's root is the folder above with course.py.
+ROOT = next(folder for folder in [Path.cwd(), *Path.cwd().parents] if (folder / "course.py").exists())
+sys.path.insert(0, str(ROOT))
+import course  # noqa: E402  (the repository root is not a package)
+
+
+def load_stage(name):
+    """Import `<name>/app.py` under its own module name, as the tests do."""
+    spec = importlib.util.spec_from_file_location(f"{name}.app", ROOT / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+part2, part3 = load_stage("part2_thumbnails"), load_stage("part3_streaming")
+
+# %% [markdown]
+# ## Start the database, part 2 and part 3
+#
+# Each stage gets a database of its own on the same server: part 3 lists files that
+# are not images, which part 2's home page would not know how to show. Tornado's
+# `HTTPServer` refuses bodies over 100 MB unless told otherwise; part 3's handlers
+# raise that limit for themselves, one request at a time, but part 2's server needs
+# it raised up front (to 1 GiB here), as `bench/harness.py` does.
+
+# %%
+running = contextlib.ExitStack()  # what this notebook starts; closed in the last cell
+uri = running.enter_context(course.scratch_db())
+print("The database:", course.redact(uri))
+client = MotorClient(uri)
+run_id = uuid.uuid4().hex[:8]
+dbs = {name: client[f"notebook_{run_id}_{name[-1]}"] for name in ("part 2", "part 3")}  # dropped at the end
+
+servers, base_urls = [], {}
+for name, app, limits in [
+        ("part 2", part2.make_app(dbs["part 2"]), {"max_body_size": 2**30, "max_buffer_size": 2**30}),
+        ("part 3", part3.make_app(dbs["part 3"]), {})]:
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(app, **limits)
+    server.add_sockets([sock])
+    servers.append(server)
+    base_urls[name] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    print(f"{name}: {base_urls[name]}")
+
+# %% [markdown]
+# ## A memory probe
+#
+# The servers live in this kernel, so the kernel's memory is theirs, plus Jupyter's
+# own, which stays put. A thread notes the resident size (RSS, what the operating
+# system has given the process) every 10 ms. A thread, not a coroutine: when the
+# event loop is stuck in a long piece of work, a coroutine could not wake up to look,
+# and we would miss the peak.
+#
+# The clients in this notebook are written never to hold more than a piece of a file
+# at a time, so that what grows is the servers' memory and not theirs.
+
+# %%
+@contextlib.contextmanager
+def memory_trace(interval=0.01):
+    """Yield a list that fills with (seconds, MB of RSS) from a thread, until the block ends."""
+    process, samples, done = psutil.Process(), [], threading.Event()
+    gc.collect()  # start from a clean heap: what was freed before is not counted
+    start = time.perf_counter()
+
+    def sample():
+        while not done.is_set():
+            samples.append((time.perf_counter() - start, process.memory_info().rss / 1e6))
+            done.wait(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        done.set()
+        thread.join()
+
+
+def growth(samples):
+    """How far memory rose above where it started, in MB."""
+    return max(mb for _, mb in samples) - samples[0][1]
+
+
+with memory_trace() as idle:
+    await asyncio.sleep(0.5)
+print(f"the kernel holds {idle[0][1]:.0f} MB; idle for 0.5 s it grew by {growth(idle):.1f} MB")
+
+# %% [markdown]
+# ## One big upload, buffered and streamed
+#
+# A file of random bytes, written to a temporary folder, a megabyte at a time.
+# `send_file()` gives it to Tornado's HTTP client as a *body producer*: the client
+# calls it with a `write` function and awaits each write, so the file goes out in
+# 64 KiB pieces and is never whole in memory, on this side.
+#
+# Part 3 takes it as `PUT /upload/<name>`, the body being the file (`curl -T`).
+# Part 2 takes files in a form only, so it gets the same bytes wrapped in a
+# `multipart/form-data` body. Both stages protect themselves against cross-site
+# request forgery: a first `GET` gives us the `_xsrf` cookie, and its token goes
+# back in the `X-XSRFToken` header.
+
+# %%
+UPLOAD_MB = 100
+folder = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="streaming-")))
+big_file = folder / "big.bin"
+with big_file.open("wb") as out:
+    for _ in range(UPLOAD_MB):
+        out.write(os.urandom(10**6))
+size = big_file.stat().st_size
+print(f"{big_file.name}: {size:,} bytes")
+
+http = AsyncHTTPClient()
+
+
+def send_file(path, before=b"", after=b""):
+    """A body producer: `before`, the file 64 KiB at a time, `after`; each write awaited."""
+    async def produce(write):
+        await write(before)
+        with path.open("rb") as file:
+            while piece := file.read(64 * 1024):
+                await write(piece)  # waits until the connection has taken it
+        await write(after)
+    return produce
+
+
+async def xsrf_headers(base_url):
+    """The cookie and header an upload needs: the token from a first visit."""
+    response = await http.fetch(base_url + "/")
+    token = response.headers["Set-Cookie"].split("_xsrf=", 1)[1].split(";", 1)[0]
+    return {"Cookie": f"_xsrf={token}", "X-XSRFToken": token}
+
+
+async def put_streamed(path):
+    """PUT the file to part 3; it answers 201 and the id of the upload, in JSON."""
+    base_url = base_urls["part 3"]
+    headers = {**await xsrf_headers(base_url), "Content-Length": str(path.stat().st_size)}
+    response = await http.fetch(f"{base_url}/upload/{path.name}", method="PUT", headers=headers,
+                                body_producer=send_file(path), request_timeout=300, raise_error=False)
+    return response
+
+
+async def post_form(path):
+    """POST the file to part 2, in a form as a browser would."""
+    base_url = base_urls["part 2"]
+    boundary = uuid.uuid4().hex
+    before = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+              f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    after = f"\r\n--{boundary}--\r\n".encode()
+    headers = {**await xsrf_headers(base_url), "Content-Type": f"multipart/form-data; boundary={boundary}",
+               "Content-Length": str(len(before) + path.stat().st_size + len(after))}
+    response = await http.fetch(base_url + "/", method="POST", headers=headers, follow_redirects=False,
+                                body_producer=send_file(path, before, after), request_timeout=300,
+                                raise_error=False)
+    return response
+
+# %% [markdown]
+# Now the two uploads, one after the other, each with the probe running. Part 3 first:
+# what part 2 allocates might otherwise still be counted against it.
+
+# %%
+uploads = {}
+for name, upload in [("part 3, streamed", put_streamed), ("part 2, buffered", post_form)]:
+    with memory_trace() as samples:
+        start = time.perf_counter()
+        response = await upload(big_file)
+        seconds = time.perf_counter() - start
+        await asyncio.sleep(0.3)  # and a moment after,
+        gc.collect()  # with the garbage collected, as Python does from time to time
+        await asyncio.sleep(0.2)
+    uploads[name] = samples
+    print(f"{name}: {response.code} {response.reason} in {seconds:.1f} s ({size / 1e6 / seconds:.0f} MB/s); "
+          f"memory grew by {growth(samples):.1f} MB at the peak")
+    if response.code == 201:
+        upload_id = json.loads(response.body)["id"]
+print("part 3 stored the file as upload", upload_id)
+
+# %%
+def plot_memory(ax, samples, color, label):
+    times, mbs = zip(*samples)
+    ax.plot(times, [mb - mbs[0] for mb in mbs], color=color, linewidth=1.5, label=label)
+
+
+figure, ax = plt.subplots(figsize=(8, 3.4))
+for (name, samples), color in zip(uploads.items(), ("tab:green", "tab:red")):
+    plot_memory(ax, samples, color, f"{name}: +{growth(samples):.0f} MB at the peak")
+ax.axhline(size / 1e6, color="tab:gray", linestyle=":", linewidth=1, label="the file's size")
+ax.set_xlabel("seconds since the upload started")
+ax.set_ylabel("memory growth (MB)")
+ax.set_title(f"The kernel's memory while a {size / 1e6:.0f} MB file is uploaded", loc="left", fontsize=10)
+ax.legend(loc="upper left", fontsize=8)
+figure.tight_layout()
+plt.show()
+
+# %% [markdown]
+# What you see:
+#
+# - **Part 2** (red) climbs while the body arrives: Tornado keeps every piece until
+#   the body is complete, joins them into one `bytes`, and the form parser copies the
+#   file out of it. Three or four times the file's size, for one upload; a few visitors
+#   uploading at once, and the server runs out of memory. And all of it for nothing:
+#   only once the body was in could the handler look at the file and answer 400,
+#   "not an image". Part of the memory stays taken until Python's garbage collector
+#   runs (the handler, the error and its traceback refer to one another); we call
+#   it ourselves after 0.3 s, where Python would do it in its own time.
+# - **Part 3** (green) stays flat. `@stream_request_body` hands each piece to
+#   `data_received()`, which awaits its GridFS insert before Tornado reads more:
+#   a chunk of 255 KiB waits in memory, never the file. The upload takes longer,
+#   because each insert is waited for, but a 10 GB upload would cost the same few MB.
+#
+# [`bench/big_upload.py`](../bench/big_upload.py) does the same with 1 GiB and
+# two separate processes: part 2 grew by 4296 MB, part 3 by 2.6 MB.
+#
+# ## The partial-download storm
+#
+# The 2012 blog post that started this course asked: what if many clients ask for a
+# big file, read its first byte, and go? A server that reads the file faster than
+# clients take it, or goes on reading after they have gone, pays in memory and in
+# database reads. Each of our clients speaks HTTP over a bare socket, reads the head
+# and one byte of the body, and closes the connection, 20 of them at a time.
+#
+# Beside part 3 we serve the same file the 2014 way, with Motor's `GridFSHandler`,
+# which writes the file with `stream_to_handler()`, as parts 1 and 2 do: it reads
+# chunk after chunk and never waits for the client to take them. It gets fewer
+# clients, as it reads the whole file for each, gone or not.
+
+# %%
+class GridFSHandlerById(motor.web.GridFSHandler):
+    """Motor's handler, finding files by id (it finds them by name unless told otherwise)."""
+
+    finished = 0  # requests served to the end, for clients gone or not
+
+    def get_gridfs_file(self, bucket, filename, request):
+        return bucket.open_download_stream(ObjectId(filename))
+
+    def on_finish(self):
+        GridFSHandlerById.finished += 1
+
+
+[sock] = bind_sockets(0, "127.0.0.1")
+server = HTTPServer(tornado.web.Application([(r"/fs/(\w+)", GridFSHandlerById, {"database": dbs["part 3"]})]))
+server.add_sockets([sock])
+servers.append(server)
+base_urls["GridFSHandler"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+file_id = (await dbs["part 3"].imgs.find_one({"_id": ObjectId(upload_id)}))["original"]
+storm_urls = {"part 3": f"{base_urls['part 3']}/imgs/{upload_id}/orig",
+              "GridFSHandler": f"{base_urls['GridFSHandler']}/fs/{file_id}"}
+for name, url in storm_urls.items():
+    print(f"{name:14} {url}")
+
+# %%
+CONCURRENCY = 20
+
+
+async def read_one_byte(url):
+    """GET `url` by hand, read the head and one byte of the body, and hang up."""
+    host, port, path = url.removeprefix("http://").replace("/", ":", 1).split(":", 2)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(f"GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        await reader.readexactly(1)
+    finally:
+        writer.close()  # with the rest unread: the server sees the connection reset
+
+
+async def storm(url, clients):
+    """`clients` one-byte readers of `url`, CONCURRENCY at a time."""
+    slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def one():
+        async with slots:
+            await read_one_byte(url)
+
+    await asyncio.gather(*(one() for _ in range(clients)))
+
+
+async def until_finished(name, requests):
+    """Wait until GridFSHandler has finished `requests`, each once it has read the whole
+    file, client gone or not. Part 3 stops reading when a client goes: nothing to wait for."""
+    if name == "GridFSHandler":
+        while GridFSHandlerById.finished < requests:
+            await asyncio.sleep(0.05)
+        GridFSHandlerById.finished = 0
+
+
+storms = {}
+for name, clients in [("part 3", 500), ("GridFSHandler", 20)]:
+    await storm(storm_urls[name], 5)  # warm-up: connections to the database, buffers
+    await until_finished(name, 5)
+    with memory_trace() as samples:
+        start = time.perf_counter()
+        await storm(storm_urls[name], clients)
+        seconds = time.perf_counter() - start
+        await until_finished(name, clients)  # what the server still does for the clients gone
+        busy = time.perf_counter() - start
+        await asyncio.sleep(0.5)
+    storms[name] = {"samples": samples, "clients gone": seconds}
+    print(f"{name:14}: {clients} clients gone after {seconds:.1f} s, the server busy {busy - seconds:.1f} s more; "
+          f"memory grew by {growth(samples):.1f} MB at the peak")
+
+# %%
+figure, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+for ax, (name, run), color in zip(axes, storms.items(), ("tab:green", "tab:red")):
+    plot_memory(ax, run["samples"], color, name)
+    ax.axvline(run["clients gone"], color="tab:gray", linestyle=":", linewidth=1, label="the last client gone")
+    ax.set_title(f"{name}: +{growth(run['samples']):.0f} MB at the peak", loc="left", fontsize=10)
+    ax.set_xlabel("seconds since the storm started")
+axes[0].set_ylabel("memory growth (MB)")
+axes[1].legend(loc="upper left", fontsize=8)
+figure.suptitle("Clients that read one byte of the file and go", fontsize=11)
+figure.tight_layout()
+plt.show()
+
+# %% [markdown]
+# What you see:
+#
+# - **Part 3** served hundreds of clients with its memory flat: it reads a chunk or
+#   two ahead of what the client has taken, and further ahead only once a client has
+#   taken 4 MiB. When the connection resets, `on_connection_close()` marks the client
+#   gone, and the next `flush()` raises: it stops reading, and nothing is left to do
+#   once the last client has gone.
+# - **`GridFSHandler`** reads the file as fast as the database gives it (a GridOut's
+#   cursor fetches up to 16 MB at once) and hands each chunk to `write()` and
+#   `flush()` without waiting for the client to take it. Twenty such requests hold
+#   hundreds of MB between them, and each reads the whole file, for no one, after its
+#   client has gone: look where the dotted line is. A twenty-fifth of the clients, and
+#   most of the work spent on bytes nobody wanted. (When it is all over, memory may
+#   fall below where it started: what the warm-up had left is given back too.)
+#
+# [`bench/partial_reads.py`](../bench/partial_reads.py) does it with 2000 clients of a
+# 200 MB file, measuring a separate server process: part 3's memory peaked 14 MB up.
+#
+# ## Range requests and validators, by hand
+#
+# A download manager resumes, a video player seeks: they ask for part of a file with a
+# `Range` header. A browser that has a file already asks whether it changed, with the
+# validators it was given, `ETag` and `Last-Modified`. Let us speak HTTP to part 3 by
+# hand, over a socket, to see exactly what goes back and forth. `exchange()` sends the
+# request as written, prints the answer's status line and the headers that matter
+# here (`Date`, `Server`, `Content-Type` and the safety headers left out), and returns
+# the body, reading it in pieces and keeping at most its first bytes.
+
+# %%
+SHOWN = ("content-length", "content-range", "accept-ranges", "etag", "last-modified", "cache-control")
+Answer = collections.namedtuple("Answer", "status headers body size")
+
+
+async def exchange(method, path, *headers, server="part 3", keep=64):
+    """Send one request and print it, then the answer's head: return an Answer, its
+    `body` the first `keep` bytes of the body and its `size` the body's length."""
+    host, port = base_urls[server].removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    request = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close", *headers]
+    print("\n".join(f"> {line}" for line in request))
+    writer.write(("\r\n".join(request) + "\r\n\r\n").encode())
+    status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode().strip().split("\r\n")
+    answer_headers = dict(line.split(": ", 1) for line in lines)
+    print(f"< {status_line}")
+    for name, value in answer_headers.items():
+        if name.lower() in SHOWN:
+            print(f"< {name}: {value}")
+    body, size = b"", 0
+    while method != "HEAD" and (piece := await reader.read(256 * 1024)):  # until the server closes
+        body += piece[:keep - len(body)]
+        size += len(piece)
+    writer.close()
+    print(f"({size:,} bytes of body)\n")
+    return Answer(int(status_line.split()[1]), {name.lower(): value for name, value in answer_headers.items()},
+                  body, size)
+
+
+file_path = f"/imgs/{upload_id}/orig"
+head = await exchange("HEAD", file_path)
+etag, modified = head.headers["etag"], head.headers["last-modified"]
+
+# %% [markdown]
+# `HEAD` gets the headers a `GET` would, without the body. They say what a client may
+# do with this file:
+#
+# - `Accept-Ranges: bytes`: it may ask for a part of it;
+# - `ETag`: the GridFS file's id, in quotes. A file is never changed in GridFS, only
+#   replaced by a new one with a new id, so this tag names these exact bytes: a
+#   *strong* validator;
+# - `Last-Modified`: when it was uploaded, for clients that only know dates;
+# - `Cache-Control`: keep it for a year, and do not even ask again (`immutable`).
+#
+# Now some ranges: the first 16 bytes, the last 16 (`bytes=-16`), 16 in the middle,
+# one past the end, and two ranges at once. Each answer is checked against the file
+# on disk.
+
+# %%
+def file_bytes(offset, count):
+    with big_file.open("rb") as file:
+        file.seek(offset)
+        return file.read(count)
+
+
+middle = size // 2
+answers = {
+    "first 16": (await exchange("GET", file_path, "Range: bytes=0-15"), file_bytes(0, 16)),
+    "last 16": (await exchange("GET", file_path, "Range: bytes=-16"), file_bytes(size - 16, 16)),
+    "middle": (await exchange("GET", file_path, f"Range: bytes={middle}-{middle + 15}"), file_bytes(middle, 16)),
+}
+for name, (answer, expected) in answers.items():
+    print(f"{name}: {answer.status}, {answer.size} bytes, the file's own: {answer.body == expected}")
+chunk_size = part3.CHUNK_SIZE
+print(f"The middle bytes are in GridFS chunk n={middle // chunk_size} of {-(-size // chunk_size)}: "
+      f"the only one part 3 read for them.\n")
+
+past_the_end = await exchange("GET", file_path, f"Range: bytes={size}-")
+two_ranges = await exchange("GET", file_path, "Range: bytes=0-0,-1")
+
+# %% [markdown]
+# What you see:
+#
+# - A range that exists gets **`206 Partial Content`**, a `Content-Range` that says
+#   which bytes of how many, and those bytes only. To serve the middle of the file,
+#   part 3 works out which chunk holds them (chunk arithmetic, as in notebook 02) and
+#   reads that one: seeking costs the same at the start or at the end of a 10 GB file.
+# - A range that starts past the end gets **416** (`Requested Range Not Satisfiable`) and
+#   `Content-Range: bytes */<size>`, which tells the client how big the file is, and
+#   a short error page.
+# - Two ranges at once would need a `multipart/byteranges` answer. Part 3 does not
+#   make those: it ignores the header and sends the whole file with **200**, which
+#   RFC 9110 allows. So does Tornado's `StaticFileHandler`.
+#
+# Last, the validators. A browser that has the file sends back what it was given:
+# `If-None-Match` with the ETag, or `If-Modified-Since` with the date. If its copy is
+# current, the answer is **`304 Not Modified`** and no body at all.
+
+# %%
+await exchange("GET", file_path, f"If-None-Match: {etag}")
+await exchange("GET", file_path, f'If-None-Match: "not-this-one", W/{etag}', "Range: bytes=0-15")
+await exchange("GET", file_path, f"If-Modified-Since: {modified}")
+hour_earlier = email.utils.format_datetime(email.utils.parsedate_to_datetime(modified) - datetime.timedelta(hours=1),
+                                           usegmt=True)
+older = await exchange("GET", file_path, f"If-Modified-Since: {hour_earlier}", "Range: bytes=0-15")
+# The same list to Motor's GridFSHandler, with the ETag it gives this file:
+theirs = (await exchange("HEAD", f"/fs/{file_id}", server="GridFSHandler")).headers["etag"]
+again = await exchange("GET", f"/fs/{file_id}", f'If-None-Match: "not-this-one", W/{theirs}', "Range: bytes=0-15",
+                       server="GridFSHandler")
+
+# %% [markdown]
+# What you see:
+#
+# - The ETag sent back as it came: **304**, no body. This is what makes a reload of
+#   the gallery cheap; the browser still asks (unless `immutable` told it not to), but
+#   nothing is sent.
+# - A list of tags, one of them the same id marked weak (`W/`): still **304**.
+#   `If-None-Match` compares tags *weakly*, whatever the marks; Tornado's
+#   `check_etag_header()` does that, and understands lists and `*`. The `Range` is
+#   not even looked at: nothing is sent.
+# - The date it was given: **304**. A date an hour earlier: the file changed since,
+#   as far as the client can tell, so the range is sent, **206**.
+# - The same kind of list, with the ETag it gave, to Motor's `GridFSHandler`: it
+#   compares the header with its tag as a plain string, finds no match, ignores the
+#   `Range` it does not know, and sends the whole file again, **200** and 100 MB.
+#
+# Try your own: `If-None-Match: *`, a range like `bytes=-0` or `bytes=5-2`, or `HEAD`
+# with a `Range`. The lesson says what each should give; `requested_range()` decides.
+#
+# ## Stop everything
+#
+# The two servers, our databases, the client, the temporary folder and, if the
+# notebook started it, the embedded database:
+
+# %%
+for server in servers:
+    server.stop()
+    await server.close_all_connections()
+for db in dbs.values():
+    await client.drop_database(db)
+client.close()
+running.close()
+print("Stopped part 2, part 3 and the database.")
