@@ -17,7 +17,9 @@ the script runs itself again with the environment's Python.
 
 import argparse
 import contextlib
+import functools
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -113,6 +115,16 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@functools.cache
+def load_stage(name):
+    """Import `<name>/app.py` under its own module name, so that stages live side by side."""
+    spec = importlib.util.spec_from_file_location(f"{name}.app", ROOT / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def port_open(host, port):

@@ -30,15 +30,12 @@
 
 # %%
 import contextlib
-import importlib.util
 import io
 import math
 import os
 import pprint
 import re
-import socket
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -57,38 +54,21 @@ sys.path.insert(0, str(ROOT))
 import course  # noqa: E402  (the repository root is not a package)
 
 
-def load_stage(name):
-    """Import `<name>/app.py` under its own module name, as the tests do."""
-    spec = importlib.util.spec_from_file_location(f"{name}.app", ROOT / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-part1 = load_stage("part1_basic")
+part1 = course.load_stage("part1_basic")
 
 # %% [markdown]
 # ## Start the database and part 1
 #
-# `course.embedded_db(port, folder)` is what `python3 course.py run` uses: it starts
-# SecantusDB on that port, waits until it answers, and stops it when the `with` block
-# ends. An `ExitStack` keeps it (and the temporary folder) open until the last cell.
+# `course.scratch_db()` gives the URI of a database to play with: `MONGODB_URI` when it
+# is set; else it starts SecantusDB on a free port, in a temporary folder, the way
+# `python3 course.py run` does (with `course.embedded_db()`), waits until it answers,
+# and stops it when the `with` block ends. An `ExitStack` keeps it running until the
+# last cell.
 
 # %%
 running = contextlib.ExitStack()  # what this notebook starts; closed in the last cell
-if uri := os.environ.get("MONGODB_URI"):
-    print("Using the MongoDB at MONGODB_URI:", course.redact(uri))
-else:
-    folder = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="inside-gridfs-")))
-    uri = running.enter_context(course.embedded_db(free_port(), folder / "secantus"))
-    print("Started the embedded database at", uri)
+uri = running.enter_context(course.scratch_db())  # $MONGODB_URI, else the embedded database
+print("The database:", course.redact(uri))
 
 client = MotorClient(uri)
 db = client[f"notebook_{uuid.uuid4().hex[:8]}"]  # a database of our own, dropped at the end

@@ -35,14 +35,11 @@
 # %%
 import asyncio
 import contextlib
-import importlib.util
 import inspect
 import io
 import os
-import socket
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -60,22 +57,7 @@ sys.path.insert(0, str(ROOT))
 import course  # noqa: E402  (the repository root is not a package)
 
 
-def load_stage(name):
-    """Import `<name>/app.py` under its own module name, as the tests do."""
-    spec = importlib.util.spec_from_file_location(f"{name}.app", ROOT / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-part2 = load_stage("part2_thumbnails")
+part2 = course.load_stage("part2_thumbnails")
 print(f"{os.cpu_count()} cores; part 2 makes thumbnails on {part2.THUMBNAIL_THREADS} thread(s)")
 
 # %% [markdown]
@@ -88,12 +70,8 @@ print(f"{os.cpu_count()} cores; part 2 makes thumbnails on {part2.THUMBNAIL_THRE
 
 # %%
 running = contextlib.ExitStack()  # what this notebook starts; closed in the last cell
-if uri := os.environ.get("MONGODB_URI"):
-    print("Using the MongoDB at MONGODB_URI:", course.redact(uri))
-else:
-    folder = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="blocking-work-")))
-    uri = running.enter_context(course.embedded_db(free_port(), folder / "secantus"))
-    print("Started the embedded database at", uri)
+uri = running.enter_context(course.scratch_db())  # $MONGODB_URI, else the embedded database
+print("The database:", course.redact(uri))
 
 client = MotorClient(uri)
 db = client[f"notebook_{uuid.uuid4().hex[:8]}"]  # a database of our own, dropped at the end

@@ -41,7 +41,6 @@ import contextlib
 import datetime
 import email.utils
 import gc
-import importlib.util
 import json
 import os
 import sys
@@ -67,16 +66,7 @@ sys.path.insert(0, str(ROOT))
 import course  # noqa: E402  (the repository root is not a package)
 
 
-def load_stage(name):
-    """Import `<name>/app.py` under its own module name, as the tests do."""
-    spec = importlib.util.spec_from_file_location(f"{name}.app", ROOT / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-part2, part3 = load_stage("part2_thumbnails"), load_stage("part3_streaming")
+part2, part3 = course.load_stage("part2_thumbnails"), course.load_stage("part3_streaming")
 
 # %% [markdown]
 # ## Start the database, part 2 and part 3

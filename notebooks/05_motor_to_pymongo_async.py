@@ -40,14 +40,11 @@ import asyncio
 import contextlib
 import inspect
 import os
-import socket
 import sys
-import tempfile
 import uuid
 import warnings
 from pathlib import Path
 
-import gridfs
 import motor
 import pymongo
 from bson import ObjectId
@@ -69,12 +66,6 @@ sys.path.insert(0, str(ROOT))
 import course  # noqa: E402  (the repository root is not a package)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 print(f"Motor {motor.version}, PyMongo {pymongo.version}")
 
 # %% [markdown]
@@ -87,12 +78,8 @@ print(f"Motor {motor.version}, PyMongo {pymongo.version}")
 
 # %%
 running = contextlib.ExitStack()  # what this notebook starts; closed in the last cell
-if uri := os.environ.get("MONGODB_URI"):
-    print("Using the MongoDB at MONGODB_URI:", course.redact(uri))
-else:
-    folder = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="motor-to-pymongo-")))
-    uri = running.enter_context(course.embedded_db(free_port(), folder / "secantus"))
-    print("Started the embedded database at", uri)
+uri = running.enter_context(course.scratch_db())  # $MONGODB_URI, else the embedded database
+print("The database:", course.redact(uri))
 db_name = f"notebook_{uuid.uuid4().hex[:8]}"  # a database of our own, dropped at the end
 
 # Motor, as the stages use it

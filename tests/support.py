@@ -3,7 +3,6 @@ and a stage started as a program, the way a learner starts it."""
 
 import contextlib
 import dataclasses
-import importlib.util
 import io
 import os
 import re
@@ -13,7 +12,6 @@ import tempfile
 import time
 import typing
 import uuid
-from functools import cache
 from html import unescape
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
@@ -31,6 +29,7 @@ import course  # noqa: E402  (the repository root is not a package)
 
 STAGES = course.STAGES
 free_port = course.free_port
+load_stage = course.load_stage
 # Where each stage serves an uploaded file, by its id.
 ORIGINAL_PATHS = {
     "part1_basic": "/imgs/{}",
@@ -39,14 +38,6 @@ ORIGINAL_PATHS = {
 }
 
 
-@cache
-def load_stage(name):
-    """Import `<name>/app.py` under its own module name, so stages live side by side."""
-    spec = importlib.util.spec_from_file_location(f"{name}.app", ROOT / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextlib.asynccontextmanager
