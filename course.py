@@ -127,6 +127,22 @@ def load_stage(name):
     return module
 
 
+def wait_for(process, ready, timeout=30, interval=0.05):
+    """Wait until `ready()` is true, and say so; False if `process` exits first or
+    `timeout` seconds go by."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def listening(process, port, timeout=30):
+    """Wait until `process` listens on 127.0.0.1:`port`: False if it exits first or does not in time."""
+    return wait_for(process, lambda: port_open("127.0.0.1", port), timeout)
+
+
 def port_open(host, port):
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
@@ -190,15 +206,12 @@ def embedded_db(port, storage, host="127.0.0.1"):
                                    process_group=0)
     try:
         uri = f"mongodb://{host}:{port}"
-        deadline = time.monotonic() + 30
-        while not mongodb_answers(uri, timeout_ms=500):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-                raise SystemExit(
-                    f"error: the embedded database did not start on {host}:{port} "
-                    f"(is the port taken?). Its log, {log_path}, ends with:\n  " + "\n  ".join(tail)
-                )
-            time.sleep(0.1)
+        if not wait_for(process, lambda: mongodb_answers(uri, timeout_ms=500), interval=0.1):
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            raise SystemExit(
+                f"error: the embedded database did not start on {host}:{port} "
+                f"(is the port taken?). Its log, {log_path}, ends with:\n  " + "\n  ".join(tail)
+            )
         yield uri
     finally:
         stop(process)

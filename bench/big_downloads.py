@@ -11,10 +11,8 @@ the growth of each server's resident memory (the largest over its runs).
 """
 
 import argparse
-import tempfile
-from pathlib import Path
 
-from harness import MiB, Server, database, download, gridfs_file_id, median, memory, nginx, put_file, random_file, ratio, \
+from harness import MiB, Server, big_file, download, gridfs_file_id, median, memory, nginx, put_file, ratio, \
     read_with_driver
 
 
@@ -47,8 +45,8 @@ def main():
     args = parser.parse_args()
     size, runs = (32 * MiB, 2) if args.quick else (1024 * MiB, 5)
 
-    with tempfile.TemporaryDirectory(prefix="bench-files-") as files_dir, database() as (db_uri, db_name):
-        path = random_file(Path(files_dir) / "big.bin", size)
+    with big_file(size) as (path, db_uri, db_name):
+        files_dir = path.parent
         print(f"Downloads of a {size / MiB:.0f} MiB file with curl, median of {runs} runs")
         with Server("part3", db_uri, db_name, files_dir) as part3, \
                 Server("gridfshandler", db_uri, db_name) as handler, \

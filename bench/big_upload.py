@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import MB, MiB, Server, database, median, memory, put_file, random_file
+from harness import MB, MiB, Server, big_file, median, memory, put_file
 
 
 def form_upload(base_url, path):
@@ -42,8 +42,7 @@ def main():
     args = parser.parse_args()
     size, runs = (32 * MiB, 1) if args.quick else (1024 * MiB, 3)
 
-    with tempfile.TemporaryDirectory(prefix="bench-files-") as files_dir, database() as (db_uri, db_name):
-        path = random_file(Path(files_dir) / "big.bin", size)
+    with big_file(size) as (path, db_uri, db_name):
         print(f"Uploads of a {size / MiB:.0f} MiB file with curl, median of {runs} runs")
         print(f"{'':36} {'MB/s':>6} {'memory peak':>12}")
         with Server("part3", db_uri, db_name) as part3, Server("part2", db_uri, db_name) as part2:

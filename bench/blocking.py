@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tornado.httpclient import AsyncHTTPClient
 
-from common import course, load_part2, percentile, photo_jpeg
+from common import course, percentile, photo_jpeg
 
 MODES = {"inline": "on the event loop", "executor": "on the thread pool"}
 LIGHT_REQUEST = "/static/style.css"
@@ -37,7 +37,7 @@ async def serve(mode, port, mongodb_uri, db_name, workers):
     """Serve part 2 on 127.0.0.1:port, with thumbnails made in `mode`: the child process."""
     from motor.motor_tornado import MotorClient
 
-    part2 = load_part2()
+    part2 = course.load_stage("part2_thumbnails")
     if mode == "inline":
         executor = None
     else:
@@ -118,11 +118,8 @@ def measure(mode, jpeg, args, mongodb_uri):
     server = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--port", str(port),
                                "--db-uri", mongodb_uri, "--db-name", db_name, "--workers", str(args.workers)])
     try:
-        deadline = time.monotonic() + 30
-        while not course.port_open("127.0.0.1", port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"error: the {mode} server did not start")
-            time.sleep(0.05)
+        if not course.listening(server, port):
+            raise SystemExit(f"error: the {mode} server did not start")
         return asyncio.run(latencies_during_uploads(port, jpeg, args.uploads, args.rounds))
     finally:
         course.stop(server)
@@ -138,7 +135,7 @@ def drop_database(mongodb_uri, db_name):
 
 def run(args, mongodb_uri):
     jpeg = photo_jpeg(args.megapixels)
-    workers = args.workers or load_part2().THUMBNAIL_THREADS
+    workers = args.workers or course.load_stage("part2_thumbnails").THUMBNAIL_THREADS
     print(f"GET {LIGHT_REQUEST} while {args.uploads} uploads of a {args.megapixels}-megapixel JPEG "
           f"({len(jpeg) / 1e6:.1f} MB) are in flight, {args.rounds} time(s); {os.cpu_count()} cores, "
           f"{workers} thumbnail thread(s); load average {os.getloadavg()[0]:.2f}")

@@ -1,6 +1,5 @@
-"""What the benchmarks share: part 2's code, and big photo-like JPEGs made on the spot."""
+"""What the benchmarks of part 2 share: course.py, and big photo-like JPEGs made on the spot."""
 
-import importlib.util
 import io
 import statistics
 import sys
@@ -11,19 +10,11 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import course  # noqa: E402  (for the embedded database)
+import course  # noqa: E402, F401  (the scripts take it from here: stages, ports, the database)
 
 # Detail levels of the test photo: how much fine grain goes on top of its smooth
 # scene. More detail makes a bigger file, and more of it to decode on any path.
 DETAIL = {"smooth": 0.0, "photo": 0.02, "grainy": 0.05}
-
-
-def load_part2():
-    """part2_thumbnails/app.py as a module (the stages are folders, not packages)."""
-    spec = importlib.util.spec_from_file_location("part2_thumbnails.app", ROOT / "part2_thumbnails" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def photo_jpeg(megapixels, detail="photo", quality=90):

@@ -80,12 +80,9 @@ class Server:
             command += ["--files-dir", str(files_dir)]
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not course.port_open("127.0.0.1", self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.log.seek(0)
-                raise SystemExit(f"error: the {kind} server did not start:\n{self.log.read().decode()}")
-            time.sleep(0.05)
+        if not course.listening(self.process, self.port):
+            self.log.seek(0)
+            raise SystemExit(f"error: the {kind} server did not start:\n{self.log.read().decode()}")
 
     def rss(self):
         return status(self.process.pid, "VmRSS")
@@ -153,14 +150,11 @@ def nginx(files_dir):
         process = subprocess.Popen([executable, "-p", prefix, "-c", f"{prefix}/nginx.conf"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 10
-            while not course.port_open("127.0.0.1", port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    print(f"nginx did not start (see {prefix}/error.log): its figures are skipped.")
-                    yield None
-                    return
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
+            if course.listening(process, port, timeout=10):
+                yield f"http://127.0.0.1:{port}"
+            else:
+                print(f"nginx did not start (see {prefix}/error.log): its figures are skipped.")
+                yield None
         finally:
             course.stop(process, signum=signal.SIGQUIT)  # nginx's graceful stop
 
@@ -214,6 +208,25 @@ def gridfs_file_id(db_uri, db_name, upload_id):
 
     with MongoClient(db_uri) as client:
         return client[db_name].imgs.find_one({"_id": ObjectId(upload_id)})["original"]
+
+
+@contextlib.contextmanager
+def big_file(size):
+    """A file of `size` random bytes in a temporary folder, and a fresh database:
+    yields (the file's path, database URI, database name)."""
+    with tempfile.TemporaryDirectory(prefix="bench-files-") as files_dir, database() as (db_uri, db_name):
+        yield random_file(Path(files_dir) / "big.bin", size), db_uri, db_name
+
+
+@contextlib.contextmanager
+def gridfs_servers(path, db_uri, db_name):
+    """Part 3 and Motor's GridFSHandler, each serving the file at `path` from GridFS
+    (uploaded through part 3): yields {name: (server, the file's URL)}."""
+    with Server("part3", db_uri, db_name) as part3, Server("gridfshandler", db_uri, db_name) as handler:
+        _, upload_id = put_file(part3.url, path)
+        file_id = gridfs_file_id(db_uri, db_name, upload_id)
+        yield {"part 3": (part3, f"{part3.url}/imgs/{upload_id}/orig"),
+               "Motor's GridFSHandler": (handler, f"{handler.url}/fs/{file_id}")}
 
 
 def random_file(path, size):

@@ -13,11 +13,10 @@ reads the whole file for each, gone or not.
 
 import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
+from urllib.parse import urlsplit
 
-from harness import MB, Server, database, gridfs_file_id, memory, put_file, random_file
+from harness import MB, big_file, gridfs_servers, memory
 
 CONCURRENCY = 20
 
@@ -34,15 +33,15 @@ async def read_one_byte(host, port, path):
         writer.close()  # with bytes unread: the server sees a reset
 
 
-async def storm(url, path, clients, timeout):
-    """`clients` one-byte readers, CONCURRENCY at a time: (requests per second, how many done)."""
-    host, port = url.removeprefix("http://").split(":")
+async def storm(url, clients, timeout):
+    """`clients` one-byte readers of `url`, CONCURRENCY at a time: (requests per second, how many done)."""
+    parts = urlsplit(url)
     slots, done = asyncio.Semaphore(CONCURRENCY), 0
 
     async def client():
         nonlocal done
         async with slots:
-            received = await read_one_byte(host, int(port), path)
+            received = await read_one_byte(parts.hostname, parts.port, parts.path)
         done += received
 
     start = time.perf_counter()
@@ -55,10 +54,10 @@ async def storm(url, path, clients, timeout):
     return done / (time.perf_counter() - start), done
 
 
-def measure(server, path, clients, timeout):
-    asyncio.run(storm(server.url, path, 5, timeout))  # warm-up
+def measure(server, url, clients, timeout):
+    asyncio.run(storm(url, 5, timeout))  # warm-up
     with memory(server) as figures:
-        rate, done = asyncio.run(storm(server.url, path, clients, timeout))
+        rate, done = asyncio.run(storm(url, clients, timeout))
     time.sleep(1)  # let the server finish what it still does for the clients gone
     return rate, done, figures["growth"], server.rss() - figures["before"]
 
@@ -69,18 +68,14 @@ def main():
     args = parser.parse_args()
     size, clients = (8 * 10**6, 200) if args.quick else (200 * 10**6, 2000)
 
-    with tempfile.TemporaryDirectory(prefix="bench-files-") as files_dir, database() as (db_uri, db_name):
-        path = random_file(Path(files_dir) / "big.bin", size)
-        with Server("part3", db_uri, db_name) as part3, Server("gridfshandler", db_uri, db_name) as handler:
-            _, upload_id = put_file(part3.url, path)
-            file_id = gridfs_file_id(db_uri, db_name, upload_id)
-            print(f"Clients reading 1 byte of a {size / MB:.0f} MB file from GridFS, {CONCURRENCY} at a time")
-            print(f"{'':24} {'clients':>8} {'per second':>11} {'memory peak':>12} {'after':>9}")
-            for name, server, path, count in [("part 3", part3, f"/imgs/{upload_id}/orig", clients),
-                                              ("Motor's GridFSHandler", handler, f"/fs/{file_id}", clients // 100)]:
-                rate, done, peak, after = measure(server, path, count, timeout=300)
-                print(f"{name:24} {done:8} {rate:11.0f} {peak:+9.1f} MB {after:+6.1f} MB")
-        print("(target for part 3: memory +16 MB at most)")
+    with big_file(size) as (path, db_uri, db_name), gridfs_servers(path, db_uri, db_name) as servers:
+        print(f"Clients reading 1 byte of a {size / MB:.0f} MB file from GridFS, {CONCURRENCY} at a time")
+        print(f"{'':24} {'clients':>8} {'per second':>11} {'memory peak':>12} {'after':>9}")
+        # GridFSHandler reads the whole file for each client, gone or not: it gets a hundredth of them.
+        for (name, (server, url)), count in zip(servers.items(), (clients, clients // 100)):
+            rate, done, peak, after = measure(server, url, count, timeout=300)
+            print(f"{name:24} {done:8} {rate:11.0f} {peak:+9.1f} MB {after:+6.1f} MB")
+    print("(target for part 3: memory +16 MB at most)")
 
 
 if __name__ == "__main__":

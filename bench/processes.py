@@ -139,11 +139,8 @@ def requests_per_second(processes, photos, args, mongodb_uri, db_name, generate_
     server = subprocess.Popen([sys.executable, APP, f"--port={port}", f"--processes={processes}",
                                "--logging=warning"], env=env)  # no log line for each request
     try:
-        deadline = time.monotonic() + 30
-        while not course.port_open("127.0.0.1", port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"error: part 3 did not start with {processes} process(es)")
-            time.sleep(0.05)
+        if not course.listening(server, port):
+            raise SystemExit(f"error: part 3 did not start with {processes} process(es)")
         paths = upload(port, photos)
         generate_load(port, paths, args, 1)  # warm up: the processes' connections to the database, caches
         answers, seconds, errors = generate_load(port, paths, args, args.seconds)

@@ -10,10 +10,8 @@ keeps what the client has not taken yet in memory.
 """
 
 import argparse
-import tempfile
-from pathlib import Path
 
-from harness import MB, Server, database, download, gridfs_file_id, memory, put_file, random_file
+from harness import MB, big_file, download, gridfs_servers, memory
 
 RATE = "20M"  # curl's --limit-rate: 20 MiB/s
 
@@ -24,21 +22,16 @@ def main():
     args = parser.parse_args()
     size = 20 * 10**6 if args.quick else 200 * 10**6
 
-    with tempfile.TemporaryDirectory(prefix="bench-files-") as files_dir, database() as (db_uri, db_name):
-        path = random_file(Path(files_dir) / "big.bin", size)
-        with Server("part3", db_uri, db_name) as part3, Server("gridfshandler", db_uri, db_name) as handler:
-            _, upload_id = put_file(part3.url, path)
-            file_id = gridfs_file_id(db_uri, db_name, upload_id)
-            print(f"A client reading a {size / MB:.0f} MB file from GridFS at {RATE}B/s (curl --limit-rate)")
-            print(f"{'':24} {'MB/s':>6} {'memory peak':>12}")
-            results = {}
-            for name, server, url in [("part 3", part3, f"{part3.url}/imgs/{upload_id}/orig"),
-                                      ("Motor's GridFSHandler", handler, f"{handler.url}/fs/{file_id}")]:
-                download(url, size)  # warm-up, at full speed
-                with memory(server) as figures:
-                    speed = download(url, size, "--limit-rate", RATE)
-                results[name] = figures["growth"]
-                print(f"{name:24} {speed:6.1f} {figures['growth']:+9.1f} MB")
+    with big_file(size) as (path, db_uri, db_name), gridfs_servers(path, db_uri, db_name) as servers:
+        print(f"A client reading a {size / MB:.0f} MB file from GridFS at {RATE}B/s (curl --limit-rate)")
+        print(f"{'':24} {'MB/s':>6} {'memory peak':>12}")
+        results = {}
+        for name, (server, url) in servers.items():
+            download(url, size)  # warm-up, at full speed
+            with memory(server) as figures:
+                speed = download(url, size, "--limit-rate", RATE)
+            results[name] = figures["growth"]
+            print(f"{name:24} {speed:6.1f} {figures['growth']:+9.1f} MB")
         growth, other = results["part 3"], results["Motor's GridFSHandler"]
         print(f"(part 3 grows {other / max(growth, 0.1):.0f} times less; target: +16 MB at most)")
 

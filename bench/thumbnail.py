@@ -16,7 +16,7 @@ import time
 
 from PIL import Image
 
-from common import DETAIL, load_part2, photo_jpeg
+from common import DETAIL, course, photo_jpeg
 
 SIZE = (128, 128)
 
@@ -49,7 +49,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small images, few runs")
     args = parser.parse_args()
     megapixels, runs = (2, 3) if args.quick else (24, 9)
-    make_thumbnail = load_part2().make_thumbnail
+    make_thumbnail = course.load_stage("part2_thumbnails").make_thumbnail
 
     print(f"Thumbnail ({SIZE[0]}x{SIZE[1]}) of a {megapixels}-megapixel JPEG, median of {runs} runs")
     print(f"{'photo':8} {'file':>8} {'naive':>9} {'fast':>8} {'ratio':>6} {'make_thumbnail':>15}")

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 import typing
 import uuid
 from html import unescape
@@ -161,10 +160,8 @@ def stage_program(stage, mongodb_uri, db_name, port=None, args=()):
             [sys.executable, ROOT / stage / "app.py", *args], env=env, stdout=log, stderr=log, text=True
         )
         try:
-            deadline = time.monotonic() + 20
-            while process.poll() is None and not course.port_open("127.0.0.1", port):
-                assert time.monotonic() < deadline, f"{stage} did not start listening on {port}"
-                time.sleep(0.05)
+            listening = course.listening(process, port, timeout=20)
+            assert listening or process.poll() is not None, f"{stage} did not start listening on {port}"
             yield Program(process, f"http://127.0.0.1:{port}", log)
         finally:
             course.stop(process, timeout=20)

@@ -31,11 +31,7 @@ class RunCommand:
         self.children = []
 
     def wait_until_serving(self):
-        deadline = time.monotonic() + 60
-        while not course.port_open("127.0.0.1", self.port):
-            assert self.process.poll() is None, self.output()
-            assert time.monotonic() < deadline, self.output()
-            time.sleep(0.1)
+        assert course.listening(self.process, self.port, timeout=60), self.output()
 
     def ctrl_c(self):
         """SIGINT to the whole process group, as the terminal sends it."""
