@@ -49,6 +49,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import matplotlib.pyplot as plt
 import motor.web
@@ -307,10 +308,10 @@ CONCURRENCY = 20
 
 async def read_one_byte(url):
     """GET `url` by hand, read the head and one byte of the body, and hang up."""
-    host, port, path = url.removeprefix("http://").replace("/", ":", 1).split(":", 2)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     try:
-        writer.write(f"GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        writer.write(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}\r\n\r\n".encode())
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 "), head
         await reader.readexactly(1)
@@ -403,9 +404,9 @@ Answer = collections.namedtuple("Answer", "status headers body size")
 async def exchange(method, path, *headers, server="part 3", keep=64):
     """Send one request and print it, then the answer's head: return an Answer, its
     `body` the first `keep` bytes of the body and its `size` the body's length."""
-    host, port = base_urls[server].removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    request = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close", *headers]
+    parts = urlsplit(base_urls[server])
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    request = [f"{method} {path} HTTP/1.1", f"Host: {parts.hostname}", "Connection: close", *headers]
     print("\n".join(f"> {line}" for line in request))
     writer.write(("\r\n".join(request) + "\r\n\r\n").encode())
     status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode().strip().split("\r\n")
