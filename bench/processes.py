@@ -1,9 +1,9 @@
-"""What a second process buys: part 3's requests per second with 1 and with 2 processes.
+"""What a second process buys: part 4's requests per second with 1 and with 2 processes.
 
     python bench/processes.py            # 10 s of load a run, three runs of each
     python bench/processes.py --quick    # 2 s, one run of each: checks the script works
 
-Part 3 runs as a learner runs it, `python part3_streaming/app.py --processes=N`,
+Part 4 runs as a learner runs it, `python part4_production/app.py --processes=N`,
 on 127.0.0.1. A few photos are uploaded, then a load generator asks for their
 thumbnails (`GET /imgs/<id>/thumb`, small PNGs) from 16 clients at once, each
 asking again as soon as its answer is in, for a fixed time. The load generator is
@@ -36,7 +36,7 @@ import uuid
 
 from common import ROOT, course, photo_jpeg
 
-APP = ROOT / "part3_streaming" / "app.py"
+APP = ROOT / "part4_production" / "app.py"
 PHOTOS = 4  # uploaded, and their thumbnails asked for in turn
 
 
@@ -133,14 +133,14 @@ async def load(port, paths, clients, seconds, keep_alive):
 
 
 def requests_per_second(processes, photos, args, mongodb_uri, db_name, generate_load):
-    """Serve part 3 with `processes` processes and measure it."""
+    """Serve part 4 with `processes` processes and measure it."""
     port = course.free_port()
     env = {**os.environ, "MONGODB_URI": mongodb_uri, "MONGODB_DB": db_name}
     server = subprocess.Popen([sys.executable, APP, f"--port={port}", f"--processes={processes}",
                                "--logging=warning"], env=env)  # no log line for each request
     try:
         if not course.listening(server, port):
-            raise SystemExit(f"error: part 3 did not start with {processes} process(es)")
+            raise SystemExit(f"error: part 4 did not start with {processes} process(es)")
         paths = upload(port, photos)
         generate_load(port, paths, args, 1)  # warm up: the processes' connections to the database, caches
         answers, seconds, errors = generate_load(port, paths, args, args.seconds)

@@ -3,7 +3,6 @@
 Run it with `python part3_streaming/app.py`; `--help` lists its options. Their
 defaults come from the environment variables PORT (8000), MONGODB_URI
 (mongodb://localhost:27017), MONGODB_DB (tornado_gridfs) and COOKIE_SECRET.
-DEPLOY.md tells how to run it for real: processes, a proxy, a MongoDB cluster.
 """
 
 import asyncio
@@ -18,17 +17,13 @@ import mimetypes
 import os
 import re
 import secrets
-import signal
 import sys
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import tornado.httpserver
 import tornado.log
-import tornado.netutil
 import tornado.options
-import tornado.process
 import tornado.web
 from bson import Int64, ObjectId
 from bson.errors import InvalidId
@@ -37,7 +32,6 @@ from gridfs.errors import CorruptGridFile, NoFile
 from motor.motor_tornado import MotorClient, MotorGridFSBucket
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 from PIL import ExifTags, Image, ImageOps
-from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
@@ -56,10 +50,8 @@ options.define("cookie_secret", type=str,
                help="the key that signs cookies (env COOKIE_SECRET, else a random one at each start)")
 options.define("max_upload_size", default=4 * 1024**3, help="the largest upload accepted, in bytes (4 GiB)")
 options.define("files_dir", type=str, help="a directory whose files are served at /files/ (none by default)")
-options.define("processes", default=1, help="how many processes serve, on one port (0: one per core)")
 options.define("config", type=str, help="a Python file of option values, such as: port = 8001",
                callback=lambda path: options.parse_config_file(path, final=False))
-tornado.log.define_logging_options(options)  # --logging=warning, --log_file_prefix=...
 
 HERE = Path(__file__).parent
 NEWEST = 20  # how many uploads the home page lists
@@ -232,20 +224,6 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             message = getattr(error, "log_message", None) or self._reason
         self.render("error.html", status_code=self.get_status(), message=message)
-
-
-class HealthHandler(BaseHandler):
-    """GET /healthz, for a load balancer or an orchestrator: 200 "ok" while the
-    database answers, else 503, and they send visitors elsewhere."""
-
-    async def get(self):
-        self.set_header("Content-Type", "text/plain")
-        self.set_header("Cache-Control", "no-store")
-        try:
-            await self.db.command("ping")
-        except PyMongoError:
-            raise tornado.web.HTTPError(503, "The database does not answer.")
-        self.write("ok")
 
 
 class GridFSUpload:
@@ -663,7 +641,6 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_uplo
         tornado.web.url(r"/", MainHandler, name="main"),
         tornado.web.url(r"/upload/([^/]+)", UploadHandler, name="upload"),
         tornado.web.url(r"/imgs/([^/]+)/(orig|thumb)", ShowImageHandler, name="show_image"),
-        tornado.web.url(r"/healthz", HealthHandler, name="healthz"),
     ]
     if files_dir:
         routes.append(tornado.web.url(r"/files/(.+)", FileHandler, name="files"))
@@ -689,84 +666,30 @@ def redact(uri):
     return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
-def main():
-    """Check the options and the database, listen, fork if asked to, then serve."""
+async def main():
     try:
         options.parse_command_line()
     except (tornado.options.Error, ValueError, OSError) as error:  # e.g. --port=abc, or no such --config
         sys.exit(f"error: {error}")
-    if options.debug and options.processes != 1:
-        sys.exit("error: --debug reloads the code when it changes: it works with one process only")
-    tornado.log.enable_pretty_logging(options)
-    # Asked once, here, with PyMongo's blocking client, closed before any fork: a
-    # client must not cross a fork, and a child that exits in error is restarted.
-    with MongoClient(options.db_uri, serverSelectionTimeoutMS=3000) as client:
-        try:
-            client.admin.command("ping")
-        except PyMongoError as error:
-            sys.exit(f"error: no MongoDB answers at {redact(options.db_uri)} ({type(error).__name__})")
-    # One secret for every process: what one signs, the others must accept.
-    cookie_secret = options.cookie_secret or os.environ.get("COOKIE_SECRET") or secrets.token_hex(32)
+    tornado.log.enable_pretty_logging()
+    client = MotorClient(options.db_uri, serverSelectionTimeoutMS=3000)
     try:
-        sockets = tornado.netutil.bind_sockets(options.port)
+        await client.admin.command("ping")
+    except PyMongoError as error:
+        sys.exit(f"error: no MongoDB answers at {redact(options.db_uri)} ({type(error).__name__})")
+    cookie_secret = options.cookie_secret or os.environ.get("COOKIE_SECRET")
+    app = make_app(client[options.db_name], cookie_secret, max_upload_size=options.max_upload_size,
+                   files_dir=options.files_dir, debug=options.debug)
+    try:
+        app.listen(options.port)
     except OSError as error:
         sys.exit(f"error: cannot listen on port {options.port}: {error.strerror}")
     log.info("serving on http://localhost:%d, database %r", options.port, options.db_name)
-    parent_pipe = start_processes(options.processes) if options.processes != 1 else None
-    asyncio.run(serve(sockets, cookie_secret, parent_pipe))
-
-
-def start_processes(count):
-    """Fork `count` processes (0: one per core) to serve the same sockets, and return
-    in each of them the end of a pipe to watch.
-
-    The parent stays in fork_processes(), which restarts a child that crashes and
-    exits once all have stopped. It holds the pipe's other end, and closes it on
-    SIGINT or SIGTERM (the system closes it if the parent dies): then they all stop."""
-    watched, held = os.pipe()
-
-    def close_held_end(*signal_args):
-        with contextlib.suppress(OSError):  # closed already
-            os.close(held)
-
-    signal.signal(signal.SIGINT, close_held_end)
-    signal.signal(signal.SIGTERM, close_held_end)
-    tornado.process.fork_processes(count)
-    # In a child from here on: it must not hold that end itself, and the signals
-    # stop it as they stop a single process.
-    close_held_end()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return watched
-
-
-async def serve(sockets, cookie_secret, parent_pipe=None):
-    """Serve on `sockets` until Ctrl+C (SIGINT) or SIGTERM, or until the parent
-    process closes its end of `parent_pipe`."""
-    client = MotorClient(options.db_uri, serverSelectionTimeoutMS=3000)  # after the fork: one per process
-    app = make_app(client[options.db_name], cookie_secret, max_upload_size=options.max_upload_size,
-                   files_dir=options.files_dir, debug=options.debug)
-    # Behind a proxy, the client's address is the one the proxy passes on in
-    # X-Real-IP or X-Forwarded-For: this makes it request.remote_ip, and the log's.
-    server = tornado.httpserver.HTTPServer(app, xheaders=True)
-    server.add_sockets(sockets)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    if parent_pipe is not None:
-        loop.add_reader(parent_pipe, stop.set)  # readable once the parent's end is closed
-    await stop.wait()
-    # Stopping. A Ctrl+C reaches every process of the terminal's group, so one may
-    # still be on its way here: it must not interrupt the shutdown with a traceback.
-    loop.remove_signal_handler(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server.stop()
-    client.close()
+    await asyncio.Event().wait()  # serve until Ctrl+C
 
 
 if __name__ == "__main__":
     try:
-        main()
-    except KeyboardInterrupt:  # Ctrl+C while starting
+        asyncio.run(main())
+    except KeyboardInterrupt:
         pass

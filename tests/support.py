@@ -34,6 +34,7 @@ ORIGINAL_PATHS = {
     "part1_basic": "/imgs/{}",
     "part2_thumbnails": "/imgs/{}/orig",
     "part3_streaming": "/imgs/{}/orig",
+    "part4_production": "/imgs/{}/orig",
 }
 
 

@@ -1,4 +1,4 @@
-"""Running part 3 for real (part3_streaming/DEPLOY.md): several processes on one
+"""Running part 4 for real (part4_production/README.md): several processes on one
 port, stopping together; the health check; nginx in front, streaming both ways;
 and the Docker Compose file, which cannot run here, read and checked."""
 
@@ -28,7 +28,7 @@ from pymongo import MongoClient
 from support import ROOT, Client, course, free_port, image_bytes, load_stage, served, stage_program
 from test_lessons import excerpts
 
-STAGE = "part3_streaming"
+STAGE = "part4_production"
 DEPLOY = ROOT / "deploy"
 MiB = 1024 * 1024
 
@@ -339,7 +339,7 @@ def test_compose_runs_a_replica_set_of_three_the_app_and_nginx():
 
 def test_compose_points_the_app_at_the_replica_set_with_one_process_per_core():
     app = compose()["services"]["app"]
-    assert app["command"] == ["python", "part3_streaming/app.py", "--processes=0"]
+    assert app["command"] == ["python", "part4_production/app.py", "--processes=0", "--xheaders"]
     assert "processes" in load_stage(STAGE).options  # a real option of the stage
     uri = urllib.parse.urlsplit(app["environment"]["MONGODB_URI"])
     assert uri.netloc.split(",") == ["mongo1:27017", "mongo2:27017", "mongo3:27017"]
@@ -350,10 +350,10 @@ def test_compose_points_the_app_at_the_replica_set_with_one_process_per_core():
     assert (DEPLOY / app["build"]["context"]).resolve() == ROOT
     dockerfile = (ROOT / app["build"]["dockerfile"]).read_text()
     assert "COPY requirements.txt ." in dockerfile and "pip install --no-cache-dir -r" in dockerfile
-    assert "COPY part3_streaming/ part3_streaming/" in dockerfile
+    assert "COPY part4_production/ part4_production/" in dockerfile
     # What Docker may read of the repository: only what the Dockerfile copies.
     allowed = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-    assert {"*", "!requirements.txt", "!part3_streaming/"} <= set(allowed)
+    assert {"*", "!requirements.txt", "!part4_production/"} <= set(allowed)
 
 
 def test_compose_puts_nginx_in_front_with_the_repositorys_configuration():
@@ -383,8 +383,8 @@ def test_the_nginx_configuration_streams_and_passes_on_the_client():
 
 def test_the_lesson_quotes_the_repositorys_nginx_configuration():
     site = (DEPLOY / "nginx.conf").read_text()
-    blocks = re.findall(r"^```nginx\n(.*?)^```", (ROOT / STAGE / "DEPLOY.md").read_text(), re.M | re.S)
+    blocks = re.findall(r"^```nginx\n(.*?)^```", (ROOT / STAGE / "README.md").read_text(), re.M | re.S)
     assert len(blocks) >= 4, "the lesson explains the configuration"
     for block in blocks:
         for run in excerpts(block):
-            assert run in site, f"part3_streaming/DEPLOY.md quotes what deploy/nginx.conf does not say:\n{run}"
+            assert run in site, f"{STAGE}/README.md quotes what deploy/nginx.conf does not say:\n{run}"

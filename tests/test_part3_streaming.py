@@ -27,24 +27,24 @@ from tornado.netutil import bind_sockets
 
 from support import Client, course, error_message, free_port, image_bytes, load_stage, multipart, served, stage_program
 
-STAGE = "part3_streaming"
 CHUNK = 255 * 1024  # GridFS's default chunk size
 EMPTY = {"fs.files": 0, "fs.chunks": 0, "imgs": 0}
 
 
-@pytest.fixture
-def stage():
-    return STAGE
+@pytest.fixture(params=["part3_streaming", "part4_production"])
+def stage(request):
+    """Part 3, and part 4, which runs the same code for real."""
+    return request.param
 
 
 @pytest.fixture
-async def serve(db):
+async def serve(db, stage):
     """serve(**settings): a Client of make_app(db, **settings) on a free port."""
     servers = []
 
     async def start(**settings):
         [sock] = bind_sockets(0, "127.0.0.1")
-        server = HTTPServer(load_stage(STAGE).make_app(db, **settings))
+        server = HTTPServer(load_stage(stage).make_app(db, **settings))
         server.add_sockets([sock])
         servers.append(server)
         client = Client(f"http://127.0.0.1:{sock.getsockname()[1]}", db)
@@ -272,8 +272,8 @@ async def test_a_body_growing_past_the_limit_is_cut_off_and_its_chunks_deleted(s
 
 
 @pytest.mark.parametrize("way", ["form", "put"])
-async def test_a_client_gone_mid_upload_leaves_no_file_and_no_chunks(serve, way, caplog):
-    caplog.set_level(logging.INFO, logger="part3")
+async def test_a_client_gone_mid_upload_leaves_no_file_and_no_chunks(serve, stage, way, caplog):
+    caplog.set_level(logging.INFO, logger=load_stage(stage).log.name)
     client = await serve()
     size = 10 * 1024 * 1024
     async with RawConnection(client) as connection:
@@ -293,11 +293,11 @@ async def test_a_client_gone_mid_upload_leaves_no_file_and_no_chunks(serve, way,
     assert "client gone after" in caplog.text
 
 
-async def test_a_client_gone_mid_download_stops_the_download(serve, caplog):
+async def test_a_client_gone_mid_download_stops_the_download(serve, stage, caplog):
     client = await serve()
     response = await put(client, os.urandom(20 * 1024 * 1024))
     location = response.headers["Location"]
-    caplog.set_level(logging.INFO, logger="part3")
+    caplog.set_level(logging.INFO, logger=load_stage(stage).log.name)
     async with RawConnection(client) as connection:
         await connection.send_headers("GET", location)
         await connection.reader.readuntil(b"\r\n\r\n")
@@ -326,12 +326,12 @@ class ChunkReads(monitoring.CommandListener):
 
 
 @pytest.fixture
-async def counted(mongodb_uri, db_name, db):
+async def counted(mongodb_uri, db_name, db, stage):
     """(client, reads): part 3 on a database client that counts the chunks asked for."""
     reads = ChunkReads()
     motor_client = MotorClient(mongodb_uri, event_listeners=[reads])
     [sock] = bind_sockets(0, "127.0.0.1")
-    server = HTTPServer(load_stage(STAGE).make_app(motor_client[db_name]))
+    server = HTTPServer(load_stage(stage).make_app(motor_client[db_name]))
     server.add_sockets([sock])
     client = Client(f"http://127.0.0.1:{sock.getsockname()[1]}", db)
     await client.fetch("/")
@@ -640,10 +640,10 @@ async def test_an_image_whose_file_was_deleted_is_a_404(serve):
     assert "missing from the database" in error_message(response.body.decode())
 
 
-async def test_the_database_failing_mid_upload_gets_503(tmp_path, caplog):
+async def test_the_database_failing_mid_upload_gets_503(stage, tmp_path, caplog):
     port = free_port()
     db = MotorClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=1000).faults
-    async with served(load_stage(STAGE).make_app(db)) as base_url:
+    async with served(load_stage(stage).make_app(db)) as base_url:
         client = Client(base_url, db)
         with course.embedded_db(port, tmp_path / "db"):
             await client.fetch("/")  # the XSRF cookie
@@ -741,10 +741,10 @@ async def test_files_are_not_served_without_a_files_dir(serve, tmp_path):
 # --- The program: its new options ---
 
 
-async def test_the_program_takes_max_upload_size_and_files_dir(mongodb_uri, db_name, tmp_path, db):
+async def test_the_program_takes_max_upload_size_and_files_dir(stage, mongodb_uri, db_name, tmp_path, db):
     (tmp_path / "hello.txt").write_text("hello")
     args = ["--max_upload_size=10", f"--files_dir={tmp_path}"]
-    with stage_program(STAGE, mongodb_uri, db_name, args=args) as program:
+    with stage_program(stage, mongodb_uri, db_name, args=args) as program:
         client = Client(program.url, db)
         await client.fetch("/")
         assert (await client.fetch("/files/hello.txt")).body == b"hello"

@@ -15,7 +15,8 @@ from support import course, image_bytes, stage_program
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 # Where the stages that list thumbnails serve them; the others list the original itself.
-THUMBNAIL_PATHS = {"part2_thumbnails": "/imgs/{}/thumb", "part3_streaming": "/imgs/{}/thumb"}
+THUMBNAIL_PATHS = {"part2_thumbnails": "/imgs/{}/thumb", "part3_streaming": "/imgs/{}/thumb",
+                   "part4_production": "/imgs/{}/thumb"}
 
 
 @pytest.fixture(scope="module")

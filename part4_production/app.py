@@ -1,0 +1,772 @@
+"""Part 4: part 3 run for real: processes, a proxy, timeouts, a graceful stop.
+
+Run it with `python part4_production/app.py`; `--help` lists its options. Their
+defaults come from the environment variables PORT (8000), MONGODB_URI
+(mongodb://localhost:27017), MONGODB_DB (tornado_gridfs) and COOKIE_SECRET.
+Its lesson, README.md, tells how to run it for real: processes, a proxy, a MongoDB cluster.
+"""
+
+import asyncio
+import collections
+import contextlib
+import datetime
+import email.message
+import email.utils
+import io
+import logging
+import mimetypes
+import os
+import re
+import secrets
+import signal
+import sys
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import tornado.httpserver
+import tornado.log
+import tornado.netutil
+import tornado.options
+import tornado.process
+import tornado.web
+from bson import Int64, ObjectId
+from bson.errors import InvalidId
+from gridfs import GridFSBucket
+from gridfs.errors import CorruptGridFile, NoFile
+from motor.motor_tornado import MotorClient, MotorGridFSBucket
+from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
+from PIL import ExifTags, Image, ImageOps
+from pymongo import MongoClient
+from pymongo.errors import ConnectionFailure, PyMongoError
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+
+# Our own registry, not tornado.options.options: the tests import every stage into
+# one process, and a global registry refuses a second `port`.
+options = tornado.options.OptionParser()
+options.define("port", default=int(os.environ.get("PORT", "8000")), help="the port to listen on (env PORT)")
+options.define("db_uri", default=os.environ.get("MONGODB_URI", "mongodb://localhost:27017"),
+               help="the MongoDB to use (env MONGODB_URI)")
+options.define("db_name", default=os.environ.get("MONGODB_DB", "tornado_gridfs"),
+               help="the database to use (env MONGODB_DB)")
+options.define("debug", default=False, help="reload when the code or a template changes")
+# No default here, or --help would print the secret.
+options.define("cookie_secret", type=str,
+               help="the key that signs cookies (env COOKIE_SECRET, else a random one at each start)")
+options.define("max_upload_size", default=4 * 1024**3, help="the largest upload accepted, in bytes (4 GiB)")
+options.define("files_dir", type=str, help="a directory whose files are served at /files/ (none by default)")
+options.define("processes", default=1, help="how many processes serve, on one port (0: one per core)")
+options.define("config", type=str, help="a Python file of option values, such as: port = 8001",
+               callback=lambda path: options.parse_config_file(path, final=False))
+tornado.log.define_logging_options(options)  # --logging=warning, --log_file_prefix=...
+
+HERE = Path(__file__).parent
+NEWEST = 20  # how many uploads the home page lists
+# The formats we accept, as Pillow names them, and the type we serve each as:
+# image types that cannot carry scripts (no SVG, no HTML).
+IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+# How the files of those formats begin: only those are read back to be thumbnailed.
+IMAGE_START = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff|GIF8[79]a|RIFF....WEBP", re.DOTALL)
+THUMBNAIL_SIZE = (128, 128)
+QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that show the image on its side
+# How much a download reads at a time, at most: 8 GridFS chunks (of 255 KiB), or
+# 1 MiB of a file on disk; and how many reads run ahead of what is being sent: one,
+# then two once the client has taken 4 MiB (measured: see the lesson).
+CHUNKS_PER_READ = 8
+DISK_READ_SIZE = 1024 * 1024
+READS_AHEAD = 2
+READ_AHEAD_FROM = 4 * 1024 * 1024
+CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 MB
+A_YEAR = 365 * 24 * 3600
+DATABASE_FAILED = "The database failed: the file was not stored. Please try again."
+
+# Making a thumbnail is CPU work. It runs on a few threads of our own, which Pillow
+# keeps busy without holding Python's lock, while the event loop goes on serving.
+# One per core, less one left for the event loop: more would only queue for the
+# same cores, and a burst of uploads waits its turn in the pool's queue.
+THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
+thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
+
+MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+# Our pages load only our own files and run no inline script: whatever an upload's
+# name holds, the browser runs nothing from it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+log = logging.getLogger("part4")
+
+
+class NotAnImage(ValueError):
+    """An upload we refuse: its message says why, for the visitor."""
+
+
+def make_thumbnail(file):
+    """Read `file` as an image; return its type, width, height, and a PNG thumbnail.
+
+    None if it is no image we know: it is then kept as a plain file. This blocks
+    for as long as reading and decoding take: run it on a thread, not on the loop."""
+    try:
+        image = Image.open(file, formats=list(IMAGE_TYPES))
+    except Image.DecompressionBombError:  # not an OSError
+        raise NotAnImage("That image has too many pixels to be decoded safely.")
+    except OSError:  # UnidentifiedImageError is one
+        return None
+    with image:
+        # Pillow calls a JPEG holding a second picture, as some cameras write, an MPO.
+        image_type = IMAGE_TYPES["JPEG" if image.format == "MPO" else image.format]
+        width, height = image.size
+        # Pillow refuses only above twice this limit (and only warns between).
+        if width * height > Image.MAX_IMAGE_PIXELS:
+            raise NotAnImage("That image has too many pixels to be decoded safely.")
+        # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
+        image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
+        try:
+            image.load()  # decode it all now, so that a truncated file is caught here
+        except OSError:
+            raise NotAnImage("That image is truncated or damaged: it cannot be decoded.")
+        if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
+            width, height = height, width  # as a browser shows it
+        thumbnail = for_png(image)
+        thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+        thumbnail = ImageOps.exif_transpose(thumbnail)
+        png = io.BytesIO()
+        thumbnail.save(png, "PNG")
+        return image_type, width, height, png.getvalue()
+
+
+def for_png(image):
+    """`image` in a mode that resizes smoothly and saves as PNG: L, LA, RGB or RGBA."""
+    if image.mode == "I;16":  # 16-bit grey: convert("L") would clip it, not scale it
+        return image.point(lambda value: value / 256).convert("L")
+    if image.mode in ("L", "LA", "RGB", "RGBA") and "transparency" not in image.info:
+        return image
+    # P and 1 would be resized without smoothing, PNG cannot hold CMYK, and a
+    # transparent colour is best kept as an alpha channel.
+    return image.convert("RGBA" if image.has_transparency_data else "RGB")
+
+
+def thumbnail_from_gridfs(bucket, file_id):
+    """make_thumbnail() of a file read back from GridFS with PyMongo's blocking API,
+    which fits a thread: Motor is PyMongo run on threads, with the same client."""
+    with bucket.open_download_stream(file_id) as file:
+        return make_thumbnail(file)
+
+
+def human_size(size):
+    """A size as people read it: 1536 -> '1.5 KiB'."""
+    if size < 1024:
+        return f"{size} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
+
+
+def part_filename(part):
+    """The file name of a form's part, read as Tornado reads it, as the email package
+    does: quotes, backslashes and RFC 2231's `filename*=` included."""
+    message = email.message.Message()
+    message["Content-Disposition"] = part.header("Content-Disposition", "")
+    return message.get_filename()
+
+
+def claimed_type(content_type, filename):
+    """The type a client gave a file (or its name suggests), if it looks like one."""
+    content_type = parse_options_header(content_type or "")[0]
+    if re.fullmatch(r"[\w.+-]+/[\w.+-]+", content_type):
+        return content_type
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def attachment(filename):
+    """A Content-Disposition that makes browsers save the file, under its name (RFC 6266):
+    printable ASCII in `filename`, and every character, percent-encoded, in `filename*`."""
+    fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
+
+
+def requested_range(header, size):
+    """The bytes that a `Range: bytes=...` header asks of `size` bytes, as (start, end),
+    end excluded; start >= end if none of them exist (416).
+
+    None if it is not one byte range: the whole file is then sent, as RFC 9110 allows."""
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if not first:  # bytes=-500: the last 500 bytes
+        return max(size - int(last), 0), size
+    if last and int(last) < int(first):
+        return None
+    return int(first), min(int(last) + 1, size) if last else size
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    def set_default_headers(self):
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")  # believe our Content-Type
+
+    @property
+    def fs(self):
+        return self.settings["fs"]
+
+    @property
+    def db(self):
+        return self.settings["db"]
+
+    async def run_blocking(self, function, *args):
+        """function(*args) on the thumbnail threads, so the event loop serves meanwhile."""
+        executor = self.settings["thumbnail_executor"]
+        if executor is None:  # on the event loop itself, blocking it: see bench/blocking.py
+            return function(*args)
+        return await IOLoop.current().run_in_executor(executor, function, *args)
+
+    def write_error(self, status_code, **kwargs):
+        """An error page that says what went wrong, never a traceback."""
+        error = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(error, ConnectionFailure):  # the database is down or out of reach
+            self.set_status(503)
+            message = "The database is not answering. Please try again in a moment."
+        else:
+            message = getattr(error, "log_message", None) or self._reason
+        self.render("error.html", status_code=self.get_status(), message=message)
+
+
+class HealthHandler(BaseHandler):
+    """GET /healthz, for a load balancer or an orchestrator: 200 "ok" while the
+    database answers, else 503, and they send visitors elsewhere."""
+
+    async def get(self):
+        self.set_header("Content-Type", "text/plain")
+        self.set_header("Cache-Control", "no-store")
+        try:
+            await self.db.command("ping")
+        except PyMongoError:
+            raise tornado.web.HTTPError(503, "The database does not answer.")
+        self.write("ok")
+
+
+class GridFSUpload:
+    """A new GridFS file, written a chunk at a time as its bytes come, each insert
+    awaited. The two documents are GridFS's own: any driver or tool can read them.
+
+    Motor's open_upload_stream() writes the same documents, but PyMongo's GridIn
+    gathers up to 48 MB of chunks before it inserts any: that much memory for each
+    upload, and no waiting for the database until then (measured: see the lesson)."""
+
+    def __init__(self, db, filename, content_type):
+        self.db = db
+        self.file = {"_id": ObjectId(), "filename": filename, "chunkSize": CHUNK_SIZE, "length": 0,
+                     "metadata": {"contentType": content_type}}
+        self.pending = bytearray()  # less than a chunk, waiting for the rest
+        self.start = b""  # how the file begins: enough to tell an image
+
+    @property
+    def size(self):
+        return self.file["length"] + len(self.pending)
+
+    async def write(self, data):
+        self.pending += data
+        while len(self.pending) >= CHUNK_SIZE:
+            await self.insert_chunk(CHUNK_SIZE)
+
+    async def insert_chunk(self, size):
+        data = bytes(self.pending[:size])
+        del self.pending[:size]
+        n = self.file["length"] // CHUNK_SIZE
+        if n == 0:  # the index reads need, as PyMongo makes it for its own uploads
+            await self.db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+        await self.db.fs.chunks.insert_one({"files_id": self.file["_id"], "n": n, "data": data})
+        self.start = self.start or data[:12]
+        self.file["length"] += size
+
+    async def close(self):
+        """Insert the last chunk, then the file's document: only now is the file listed."""
+        if self.pending:
+            await self.insert_chunk(len(self.pending))
+        self.file.update(length=Int64(self.file["length"]), uploadDate=datetime.datetime.now(datetime.UTC))
+        await self.db.fs.files.insert_one(self.file)
+
+    async def abort(self):
+        await self.db.fs.chunks.delete_many({"files_id": self.file["_id"]})
+        await self.db.fs.files.delete_one({"_id": self.file["_id"]})
+
+
+@tornado.web.stream_request_body
+class StreamedUpload(BaseHandler):
+    """An upload written to GridFS piece by piece, as it arrives: what the form and
+    PUT share. Tornado calls prepare() when the headers are in, data_received() for
+    each piece of the body, then post() or put() once it is all there; or, if the
+    client goes away first, on_connection_close() and nothing else."""
+
+    # Also when Tornado refuses the request before prepare() (XSRF, size), and the
+    # connection then closes: there is nothing to delete.
+    upload = None  # the GridFS file being written
+
+    def prepare(self):
+        self.received = 0
+        if self.request.method == "GET":
+            self.request.connection.set_max_body_size(0)  # a GET has no body: Tornado refuses one
+            return
+        limit = self.settings["max_upload_size"]
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            self.request.connection.set_max_body_size(int(declared))  # else Tornado adds a 400 to our 413
+            raise tornado.web.HTTPError(413, f"That file is too big: the limit is {human_size(limit)}.")
+        # A chunked body has no Content-Length: Tornado cuts it off (a bare 400) when
+        # the sizes of its chunks add up to more than this.
+        self.request.connection.set_max_body_size(limit)
+
+    def start_file(self, filename, content_type):
+        """Begin the GridFS file the upload goes to: nothing is stored until bytes come."""
+        if len(filename) > MAX_NAME_LENGTH or not filename.isprintable():
+            raise tornado.web.HTTPError(400, "That file name is too long or holds control characters.")
+        self.upload = GridFSUpload(self.db, filename, claimed_type(content_type, filename))
+
+    async def data_received(self, chunk):
+        # Awaited by Tornado: it reads no more of the body, and the client's sending
+        # slows down, until the database has taken this piece.
+        self.received += len(chunk)
+        try:
+            await self.receive(chunk)
+        except tornado.web.HTTPError as error:
+            await self.refuse(error)
+        except PyMongoError:
+            log.exception("could not store an upload")
+            await self.refuse(tornado.web.HTTPError(503, DATABASE_FAILED))
+
+    async def refuse(self, error):
+        """Answer `error` before the body has all arrived. Tornado then reads no more
+        of it, and closes the connection once the answer is sent."""
+        await self.discard()
+        self.log_exception(type(error), error, None)
+        self.send_error(error.status_code, exc_info=(type(error), error, None))
+
+    async def discard(self):
+        """Delete the chunks an unfinished upload has stored."""
+        upload, self.upload = self.upload, None
+        if upload is not None:
+            try:
+                await upload.abort()
+            except PyMongoError:
+                log.exception("could not delete the partial upload %s, left behind", upload.file["_id"])
+
+    def on_connection_close(self):
+        super().on_connection_close()  # tells Tornado not to call post() or put()
+        if self.upload is not None:
+            log.info("client gone after %d bytes of %r: deleting them", self.received, self.upload.file["filename"])
+            IOLoop.current().add_callback(self.discard)
+
+    async def store(self):
+        """The whole body is in: close the file, make its thumbnail if it is an image,
+        then the document that lists them. If any of it fails, nothing is kept."""
+        upload, self.upload = self.upload, None  # a disconnect no longer deletes it
+        if upload is None or not upload.size:
+            raise tornado.web.HTTPError(400, "Choose a file to upload: the file is missing or empty.")
+        file, thumbnail_id = upload.file, None
+        try:
+            await upload.close()
+            image = None
+            if IMAGE_START.match(upload.start):
+                # Read back from GridFS on a thread: Pillow reads what it needs of
+                # the file, which is never all in memory, however big.
+                image = await self.run_blocking(thumbnail_from_gridfs, self.settings["sync_fs"], file["_id"])
+            document = {
+                "filename": file["filename"],
+                "contentType": file["metadata"]["contentType"],
+                "length": file["length"],
+                "uploadDate": file["uploadDate"],
+                "original": file["_id"],
+                "thumbnail": None,
+            }
+            if image:
+                image_type, width, height, thumbnail = image
+                thumbnail_id = await self.fs.upload_from_stream(
+                    f"{file['filename']}.thumbnail.png", thumbnail, metadata={"contentType": "image/png"})
+                document.update(contentType=image_type, width=width, height=height, thumbnail=thumbnail_id)
+            result = await self.db.imgs.insert_one(document)
+        except Exception as error:
+            await self.delete_files(upload, thumbnail_id)
+            if isinstance(error, NotAnImage):
+                raise tornado.web.HTTPError(400, str(error))
+            if isinstance(error, PyMongoError):
+                log.exception("could not store %r", file["filename"])
+                raise tornado.web.HTTPError(503, DATABASE_FAILED)
+            raise
+        log.info("stored %r as %s (%s, %s)", file["filename"], result.inserted_id,
+                 document["contentType"], human_size(file["length"]))
+        return result.inserted_id
+
+    async def delete_files(self, upload, thumbnail_id):
+        """Delete an upload's files, logging what cannot be: we are already handling an error."""
+        deletions = [upload.abort()] + ([self.fs.delete(thumbnail_id)] if thumbnail_id else [])
+        for result in await asyncio.gather(*deletions, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("could not delete a file of %r, left behind: %r", upload.file["filename"], result)
+
+
+class MainHandler(StreamedUpload):
+    SUPPORTED_METHODS = ("GET", "POST")
+
+    async def get(self):
+        cursor = self.db.imgs.find().sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
+        uploads = await cursor.to_list(None)
+        self.render("index.html", uploads=uploads, human_size=human_size,
+                    max_upload_size=self.settings["max_upload_size"])
+
+    def prepare(self):
+        super().prepare()
+        if self.request.method == "POST":
+            form_type, params = parse_options_header(self.request.headers.get("Content-Type", ""))
+            if form_type != "multipart/form-data" or not params.get("boundary"):
+                raise tornado.web.HTTPError(400, "Send the file in a multipart/form-data form, as the page does.")
+            self.form = PushMultipartParser(params["boundary"])
+            self.in_file = False  # whether the bytes parsed now are the file's
+
+    async def receive(self, chunk):
+        """Parse this piece of the form as it comes, writing the file's bytes to GridFS."""
+        try:
+            for part in self.form.parse(chunk):
+                if isinstance(part, MultipartSegment):  # a new part: its headers
+                    filename = part_filename(part)
+                    self.in_file = part.name == "file" and bool(filename) and self.upload is None
+                    if self.in_file:
+                        self.start_file(filename, part.content_type)
+                elif part is None:  # the end of a part
+                    self.in_file = False
+                elif self.in_file:  # some bytes of the part
+                    await self.upload.write(part)
+        except MultipartError as error:
+            raise tornado.web.HTTPError(400, f"That form data is malformed: {error}")
+
+    async def post(self):
+        try:
+            self.form.close()  # checks that the form ended as a form should
+        except MultipartError as error:
+            await self.discard()
+            raise tornado.web.HTTPError(400, f"That form data is malformed: {error}")
+        await self.store()
+        self.redirect(self.reverse_url("main"))
+
+
+class UploadHandler(StreamedUpload):
+    """PUT /upload/<filename>: the body is the file, as `curl -T` sends it."""
+
+    SUPPORTED_METHODS = ("PUT",)
+
+    def prepare(self):
+        super().prepare()
+        self.start_file(self.path_args[0], self.request.headers.get("Content-Type"))
+
+    async def receive(self, chunk):
+        await self.upload.write(chunk)
+
+    async def put(self, filename):
+        upload_id = await self.store()
+        self.set_status(201)
+        self.set_header("Location", self.reverse_url("show_image", upload_id, "orig"))
+        self.write({"id": str(upload_id)})
+
+
+class GridFSRange:
+    """Reads bytes start..end of a GridFS file, a few chunks at a time.
+
+    Each read asks fs.chunks for the next chunks by their number, the first read for
+    the chunk holding `start`. (A GridOut's cursor would fetch up to 16 MB at once.)
+    Reads may run side by side: each takes its chunks before it awaits them."""
+
+    def __init__(self, chunks, grid_out, start, end):
+        self.chunks, self.file_id, self.chunk_size = chunks, grid_out._id, grid_out.chunk_size
+        self.start, self.end = start, end
+        self.next, self.last = start // self.chunk_size, (end - 1) // self.chunk_size
+        self.count = 1  # chunks to read next: doubled each time, up to CHUNKS_PER_READ
+
+    async def read(self):
+        """The next pieces of the range, a list of bytes: empty at the end."""
+        if self.next > self.last:
+            return []
+        first, last = self.next, min(self.last, self.next + self.count - 1)
+        self.next, self.count = last + 1, min(2 * self.count, CHUNKS_PER_READ)
+        query = {"files_id": self.file_id, "n": {"$gte": first, "$lte": last}}
+        chunks = await self.chunks.find(query, sort=[("n", 1)]).to_list(None)
+        pieces = []
+        for n, chunk in enumerate(chunks, first):
+            offset = n * self.chunk_size  # of the chunk's first byte in the file
+            piece = chunk["data"][max(self.start - offset, 0) : self.end - offset]
+            if chunk["n"] != n or len(piece) != min(self.end, offset + self.chunk_size) - max(self.start, offset):
+                raise CorruptGridFile(f"chunk {n} of file {self.file_id} is missing or the wrong size")
+            pieces.append(piece)
+        if len(pieces) < last - first + 1:
+            raise CorruptGridFile(f"chunk {first + len(pieces)} of file {self.file_id} is missing")
+        return pieces
+
+
+class FileRange:
+    """Reads bytes start..end of an open file, DISK_READ_SIZE at a time. On the event
+    loop, as StaticFileHandler does: from the page cache, a read is quicker than
+    handing it to a thread (measured: see the lesson)."""
+
+    def __init__(self, file, start, end):
+        self.file, self.left = file, end - start
+        file.seek(start)
+
+    async def read(self):
+        piece = self.file.read(min(self.left, DISK_READ_SIZE))
+        self.left -= len(piece)
+        return [piece] if piece else []
+
+
+class ChunkedDownload(BaseHandler):
+    """What the GridFS and the disk downloads share: validators, one Range, HEAD, and
+    the body sent a piece at a time, each awaited until the client has taken it."""
+
+    client_gone = False
+
+    def on_connection_close(self):
+        super().on_connection_close()
+        self.client_gone = True  # read no more for it
+
+    async def send_file(self, size, etag, modified, open_range, include_body=True):
+        self.set_header("Accept-Ranges", "bytes")
+        self.set_header("ETag", etag)
+        self.set_header("Last-Modified", modified)
+        if self.not_modified(modified):
+            self.set_status(304)
+            return
+        start, end = 0, size
+        # Range means something for GET alone: HEAD ignores it.
+        wanted = include_body and requested_range(self.request.headers.get("Range", ""), size)
+        if wanted:
+            start, end = wanted
+            if start >= end:
+                self.clear_header("Cache-Control")
+                self.set_status(416)
+                self.set_header("Content-Range", f"bytes */{size}")
+                self.render("error.html", status_code=416, message=f"That range is outside the file's {size} bytes.")
+                return
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+        self.set_header("Content-Length", end - start)
+        if include_body and start < end:
+            await self.send_pieces(open_range(start, end))
+
+    def not_modified(self, modified):
+        """Whether the client's copy is current: by ETag if it sent one, else by date."""
+        if self.request.headers.get("If-None-Match"):
+            return self.check_etag_header()  # handles lists, weak tags and *
+        try:
+            since = email.utils.parsedate_to_datetime(self.request.headers["If-Modified-Since"])
+        except (KeyError, TypeError, ValueError):  # none, or not a date
+            return False
+        since = since if since.tzinfo else since.replace(tzinfo=datetime.UTC)
+        return modified.replace(microsecond=0, tzinfo=datetime.UTC) <= since
+
+    async def send_pieces(self, reader):
+        """Send what `reader` reads, reading the next pieces while these go out (the
+        interleaving pattern of Tornado's guide), until the client goes."""
+        reads = collections.deque([asyncio.ensure_future(reader.read())])
+        sent = 0
+        try:
+            while (pieces := await reads.popleft()) and not self.client_gone:
+                # Read ahead while these go out: once, or twice when the client has
+                # taken enough to show it wants the file, not a byte or two of it.
+                while len(reads) < (READS_AHEAD if sent >= READ_AHEAD_FROM else 1):
+                    reads.append(asyncio.ensure_future(reader.read()))
+                for piece in pieces:
+                    self.write(piece)
+                    await self.flush()  # until the client has taken it: memory stays flat
+                    sent += len(piece)
+                await asyncio.sleep(0)  # flush() need not wait on a fast network: let others in
+        except StreamClosedError:
+            self.client_gone = True
+        except Exception:
+            if not sent:
+                raise  # nothing is sent yet: the client gets an error page
+            log.exception("could not read %s after %d bytes: cutting the response short", self.request.path, sent)
+            self.request.connection.stream.close()  # fewer bytes than Content-Length: the client knows
+        finally:
+            for read in reads:  # reads under way end here, not later with no one to see them
+                with contextlib.suppress(Exception):
+                    await read
+        if self.client_gone:
+            log.info("client gone: stopped sending %s", self.request.path)
+
+
+class ShowImageHandler(ChunkedDownload):
+    async def get(self, image_id, version, include_body=True):
+        try:
+            image = await self.db.imgs.find_one({"_id": ObjectId(image_id)})
+        except InvalidId:
+            raise tornado.web.HTTPError(404, "There is no image here: that id is not valid.")
+        if image is None:
+            raise tornado.web.HTTPError(404, "There is no image with that id.")
+        file_id = image["original" if version == "orig" else "thumbnail"]
+        if file_id is None:
+            raise tornado.web.HTTPError(404, "That file is not an image: it has no thumbnail.")
+        try:
+            grid_out = await self.fs.open_download_stream(file_id)
+        except NoFile:  # the document outlived its file: someone deleted it by hand
+            log.warning("image %s lists file %s, which does not exist", image_id, file_id)
+            raise tornado.web.HTTPError(404, "That image's file is missing from the database.")
+        # An image's type is the one Pillow found; any other file is a download.
+        self.set_header("Content-Type", image["contentType"] if version == "orig" else "image/png")
+        if image["thumbnail"] is None:  # not an image: a download, never a page of this site
+            self.set_header("Content-Disposition", attachment(image["filename"]))
+            self.set_header("Content-Security-Policy", f"{CONTENT_SECURITY_POLICY}; sandbox")
+        # This URL names one file forever: browsers and proxies may keep it a year.
+        self.set_header("Cache-Control", f"public, max-age={A_YEAR}, immutable")
+        await self.send_file(grid_out.length, f'"{file_id}"', grid_out.upload_date,
+                             lambda start, end: GridFSRange(self.db.fs.chunks, grid_out, start, end),
+                             include_body)
+
+    def head(self, image_id, version):
+        return self.get(image_id, version, include_body=False)
+
+
+class FileHandler(ChunkedDownload):
+    """GET /files/<path>: a file of --files_dir, sent the same way."""
+
+    async def get(self, path, include_body=True):
+        root = Path(self.settings["files_dir"]).resolve()
+        try:
+            full_path = (root / path).resolve()  # no more `..`, nor symbolic links
+        except (OSError, ValueError):  # e.g. a NUL byte in the name
+            full_path = root
+        if not full_path.is_relative_to(root) or not full_path.is_file():
+            raise tornado.web.HTTPError(404, "There is no such file here.")
+        with open(full_path, "rb", buffering=0) as file:
+            stat = os.fstat(file.fileno())
+            self.set_header("Content-Type", mimetypes.guess_type(full_path.name)[0] or "application/octet-stream")
+            modified = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.UTC)
+            await self.send_file(stat.st_size, f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"', modified,
+                                 lambda start, end: FileRange(file, start, end), include_body)
+
+    def head(self, path):
+        return self.get(path, include_body=False)
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self):  # for any URL that no route matches, whatever the method
+        raise tornado.web.HTTPError(404, "There is no page here.")
+
+
+def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_upload_size=4 * 1024**3,
+             files_dir=None, **settings):
+    """The application, storing its files in the Motor database `db`.
+
+    With no `cookie_secret`, a random one. `thumbnail_executor=None` makes the
+    thumbnails on the event loop: only the benchmark wants that. With `files_dir`,
+    the files of that directory are served at /files/."""
+    routes = [
+        tornado.web.url(r"/", MainHandler, name="main"),
+        tornado.web.url(r"/upload/([^/]+)", UploadHandler, name="upload"),
+        tornado.web.url(r"/imgs/([^/]+)/(orig|thumb)", ShowImageHandler, name="show_image"),
+        tornado.web.url(r"/healthz", HealthHandler, name="healthz"),
+    ]
+    if files_dir:
+        routes.append(tornado.web.url(r"/files/(.+)", FileHandler, name="files"))
+    return tornado.web.Application(
+        routes,
+        default_handler_class=NotFoundHandler,
+        template_path=HERE / "templates",
+        static_path=HERE / "static",
+        fs=MotorGridFSBucket(db),
+        sync_fs=GridFSBucket(db.delegate),  # the same client, through PyMongo's blocking API
+        db=db,
+        thumbnail_executor=thumbnail_executor,
+        max_upload_size=max_upload_size,
+        files_dir=files_dir,
+        cookie_secret=cookie_secret or secrets.token_hex(32),
+        xsrf_cookies=True,
+        **settings,
+    )
+
+
+def redact(uri):
+    """The URI without its user name and password, fit for a log line."""
+    return re.sub(r"//[^@/]*@", "//***@", uri)
+
+
+def main():
+    """Check the options and the database, listen, fork if asked to, then serve."""
+    try:
+        options.parse_command_line()
+    except (tornado.options.Error, ValueError, OSError) as error:  # e.g. --port=abc, or no such --config
+        sys.exit(f"error: {error}")
+    if options.debug and options.processes != 1:
+        sys.exit("error: --debug reloads the code when it changes: it works with one process only")
+    tornado.log.enable_pretty_logging(options)
+    # Asked once, here, with PyMongo's blocking client, closed before any fork: a
+    # client must not cross a fork, and a child that exits in error is restarted.
+    with MongoClient(options.db_uri, serverSelectionTimeoutMS=3000) as client:
+        try:
+            client.admin.command("ping")
+        except PyMongoError as error:
+            sys.exit(f"error: no MongoDB answers at {redact(options.db_uri)} ({type(error).__name__})")
+    # One secret for every process: what one signs, the others must accept.
+    cookie_secret = options.cookie_secret or os.environ.get("COOKIE_SECRET") or secrets.token_hex(32)
+    try:
+        sockets = tornado.netutil.bind_sockets(options.port)
+    except OSError as error:
+        sys.exit(f"error: cannot listen on port {options.port}: {error.strerror}")
+    log.info("serving on http://localhost:%d, database %r", options.port, options.db_name)
+    parent_pipe = start_processes(options.processes) if options.processes != 1 else None
+    asyncio.run(serve(sockets, cookie_secret, parent_pipe))
+
+
+def start_processes(count):
+    """Fork `count` processes (0: one per core) to serve the same sockets, and return
+    in each of them the end of a pipe to watch.
+
+    The parent stays in fork_processes(), which restarts a child that crashes and
+    exits once all have stopped. It holds the pipe's other end, and closes it on
+    SIGINT or SIGTERM (the system closes it if the parent dies): then they all stop."""
+    watched, held = os.pipe()
+
+    def close_held_end(*signal_args):
+        with contextlib.suppress(OSError):  # closed already
+            os.close(held)
+
+    signal.signal(signal.SIGINT, close_held_end)
+    signal.signal(signal.SIGTERM, close_held_end)
+    tornado.process.fork_processes(count)
+    # In a child from here on: it must not hold that end itself, and the signals
+    # stop it as they stop a single process.
+    close_held_end()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return watched
+
+
+async def serve(sockets, cookie_secret, parent_pipe=None):
+    """Serve on `sockets` until Ctrl+C (SIGINT) or SIGTERM, or until the parent
+    process closes its end of `parent_pipe`."""
+    client = MotorClient(options.db_uri, serverSelectionTimeoutMS=3000)  # after the fork: one per process
+    app = make_app(client[options.db_name], cookie_secret, max_upload_size=options.max_upload_size,
+                   files_dir=options.files_dir, debug=options.debug)
+    # Behind a proxy, the client's address is the one the proxy passes on in
+    # X-Real-IP or X-Forwarded-For: this makes it request.remote_ip, and the log's.
+    server = tornado.httpserver.HTTPServer(app, xheaders=True)
+    server.add_sockets(sockets)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if parent_pipe is not None:
+        loop.add_reader(parent_pipe, stop.set)  # readable once the parent's end is closed
+    await stop.wait()
+    # Stopping. A Ctrl+C reaches every process of the terminal's group, so one may
+    # still be on its way here: it must not interrupt the shutdown with a traceback.
+    loop.remove_signal_handler(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server.stop()
+    client.close()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl+C while starting
+        pass
