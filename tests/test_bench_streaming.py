@@ -28,8 +28,9 @@ SCRIPTS = {
         rf"Motor's GridFSHandler +{NUMBER} +\+{NUMBER} MB",
     ],
     "partial_reads.py": [
-        rf"part 3 +200 +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
-        rf"Motor's GridFSHandler +2 +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
+        rf"part 3 +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
+        rf"Motor's GridFSHandler +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
+        rf"Tornado's StaticFileHandler +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
     ],
     "big_upload.py": [
         rf"part 3, streamed \(PUT\) +{NUMBER} +\+{NUMBER} MB",
