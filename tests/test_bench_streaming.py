@@ -29,7 +29,7 @@ SCRIPTS = {
     ],
     "partial_reads.py": [
         rf"part 3 +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
-        rf"Motor's GridFSHandler +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
+        rf"Motor's GridFSHandler +2 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
         rf"Tornado's StaticFileHandler +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
     ],
     "big_upload.py": [
