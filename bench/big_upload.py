@@ -44,7 +44,7 @@ def main():
 
     with big_file(size) as (path, db_uri, db_name):
         print(f"Uploads of a {size / MiB:.0f} MiB file with curl, median of {runs} runs")
-        print(f"{'':36} {'MB/s':>6} {'memory peak':>12}")
+        print(f"{'':36} {'MB/s':>6} {'memory peak':>12} {'peak / file size':>17}")
         with Server("part3", db_uri, db_name) as part3, Server("part2", db_uri, db_name) as part2:
             rows = []
             for name, server, upload in [("part 3, streamed (PUT)", part3, lambda: put_file(part3.url, path)[0]),
@@ -55,7 +55,7 @@ def main():
                         speeds.append(size / MB / upload())
                     growths.append(figures["growth"])
                 rows.append((median(speeds), max(growths)))
-                print(f"{name:36} {rows[-1][0]:6.0f} {rows[-1][1]:+9.1f} MB")
+                print(f"{name:36} {rows[-1][0]:6.0f} {rows[-1][1]:+9.1f} MB {rows[-1][1] / (size / MB):16.1f}x")
         print(f"(part 2 needs {rows[1][1] / max(rows[0][1], 0.1):.0f} times the memory; "
               "target for part 3: +24 MB at most)")
 
