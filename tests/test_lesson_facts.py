@@ -1,0 +1,303 @@
+"""What the lessons say about the libraries, checked against the installed ones.
+
+Every row of a lesson's "What changed" table has a check here, under its stage and
+the text of the row's first cell: a row without one fails, so a new row comes with
+its check. A check tests what can be tested today (an API exists or not, a default,
+a message, a docstring's version note); what the 2014 articles said cannot be, as
+they are not in the repository. CLAIMS checks what the lessons' prose says about
+the libraries; FIXED lists statements the lessons once made that were false: none
+may come back."""
+
+import asyncio
+import importlib.metadata
+import importlib.util
+import inspect
+import re
+
+import gridfs.grid_file
+import gridfs.grid_file_shared
+import motor
+import motor.motor_gridfs
+import motor.motor_tornado
+import motor.web
+import pytest
+import tornado.concurrent
+import tornado.gen
+import tornado.httputil
+import tornado.ioloop
+import tornado.options
+import tornado.template
+import tornado.web
+from PIL import Image, UnidentifiedImageError
+from pymongo.collection import Collection
+
+from support import ROOT, STAGES, load_stage
+
+
+def what_changed_rows(stage):
+    """The first cells of the rows of the lesson's "What changed" tables."""
+    markdown = (ROOT / stage / "README.md").read_text()
+    cells = []
+    for section in re.split(r"^## ", markdown, flags=re.M):
+        if section.startswith("What changed"):
+            for line in section.splitlines():
+                if line.startswith("|") and not re.match(r"\| *-", line):
+                    cells.append(line.split("|")[1].strip())
+    return cells[1:] if cells else []  # less the header
+
+
+def stage_source(stage, name):
+    return inspect.getsource(getattr(load_stage(stage), name))
+
+
+# --- The rows of the "What changed" tables ---
+
+
+def motor_gridfs_is_gone():
+    assert not hasattr(motor, "MotorGridFS") and not hasattr(motor.motor_tornado, "MotorGridFS")
+    for method in ("upload_from_stream", "open_upload_stream", "open_download_stream"):
+        assert hasattr(motor.motor_tornado.MotorGridFSBucket, method)
+
+
+def nofile_is_pymongos():
+    assert importlib.util.find_spec("motor.gridfs") is None
+    assert issubclass(gridfs.errors.NoFile, Exception)
+
+
+def content_type_is_deprecated():
+    assert "DEPRECATED, will be removed in PyMongo 5.0" in gridfs.grid_file.GridOut.content_type.__doc__
+
+
+def gen_coroutine_stays_the_rest_went():
+    assert hasattr(tornado.gen, "coroutine")  # still there in 6.6
+    assert "versionchanged:: 6.6" in tornado.gen.coroutine.__doc__
+    assert not hasattr(tornado.web, "asynchronous")
+    assert not hasattr(tornado.gen, "engine") and not hasattr(tornado.gen, "Task")
+
+
+def ioloop_instance_is_a_deprecated_alias():
+    assert tornado.ioloop.IOLoop.instance.__doc__.strip().startswith("Deprecated alias for `IOLoop.current()`")
+
+
+def save_is_gone():
+    assert not hasattr(Collection, "save") and hasattr(Collection, "insert_one")
+
+
+def a_missing_file_field_is_a_key_error():
+    start_line = tornado.httputil.RequestStartLine("POST", "/", "HTTP/1.1")
+    files = tornado.httputil.HTTPServerRequest(start_line=start_line).files
+    assert files == {} and files.get("file") is None
+    with pytest.raises(KeyError):
+        files["file"]
+
+
+def antialias_is_gone():
+    assert not hasattr(Image, "ANTIALIAS") and Image.Resampling.LANCZOS
+
+
+def run_on_executor_is_discouraged():
+    assert "discouraged in new code" in tornado.concurrent.run_on_executor.__doc__
+
+
+def gather_waits_for_both_only_when_asked():
+    async def saves(return_exceptions):
+        finished = []
+
+        async def fails():
+            raise OSError("the thumbnail's save failed")
+
+        async def succeeds():
+            await asyncio.sleep(0.01)
+            finished.append("original")
+            return "original id"
+
+        try:
+            results = await asyncio.gather(fails(), succeeds(), return_exceptions=return_exceptions)
+        except OSError:
+            results = None
+        return results, list(finished)
+
+    # Without return_exceptions, gather raises at once: the other save ends later, unseen.
+    assert asyncio.run(saves(False)) == (None, [])
+    results, finished = asyncio.run(saves(True))
+    assert isinstance(results[0], OSError) and results[1] == "original id" and finished == ["original"]
+    assert hasattr(tornado.gen, "multi")  # what a yielded list became in gen.coroutine
+
+
+def options_are_one_registry_each():
+    parser = tornado.options.OptionParser()
+    parser.define("port", default=8000)
+    with pytest.raises(tornado.options.Error, match="Option 'port' already defined"):
+        parser.define("port", default=8001)
+
+
+def convert_returns_a_new_image():
+    image = Image.new("P", (2, 2))
+    converted = image.convert("RGB")
+    assert converted is not image and image.mode == "P" and converted.mode == "RGB"
+
+
+def a_bomb_is_not_an_oserror():
+    assert not issubclass(Image.DecompressionBombError, OSError)
+    assert issubclass(UnidentifiedImageError, OSError)
+    assert "except Image.DecompressionBombError" in stage_source("part2_thumbnails", "make_thumbnail")
+
+
+def part2_catches_a_missing_file():
+    assert "except NoFile" in stage_source("part2_thumbnails", "ShowImageHandler")
+
+
+def static_file_handler_streams():
+    source = inspect.getsource(tornado.web.StaticFileHandler)
+    assert "chunk_size = 64 * 1024" in source and "await self.flush()" in source
+
+
+def flush_takes_no_callback():
+    assert not hasattr(tornado.web, "asynchronous")
+    assert "callback" not in inspect.signature(tornado.web.RequestHandler.flush).parameters
+
+
+def streamed_bodies_exist():
+    assert hasattr(tornado.web, "stream_request_body")
+    assert "May be a coroutine for flow control" in tornado.web.RequestHandler.data_received.__doc__
+
+
+def grid_in_gathers_48_mb():
+    assert gridfs.grid_file_shared._UPLOAD_BUFFER_SIZE == 48 * 1000 * 1000
+
+
+def stream_to_handler_never_waits():
+    source = inspect.getsource(motor.motor_gridfs.AgnosticGridOut.stream_to_handler)
+    assert "request_handler.flush()" in source and "await request_handler.flush()" not in source
+
+
+def gridfs_handler_has_no_range():
+    source = inspect.getsource(motor.web)
+    assert "Range" not in source
+    assert 'etag = self.request.headers.get("If-None-Match")' in source  # compared as it comes
+
+
+def xsrf_is_checked_before_prepare():
+    execute = inspect.getsource(tornado.web.RequestHandler._execute)
+    assert execute.index("self._cross_origin_protection()") < execute.index("self.prepare()")
+    assert "X-Xsrftoken" in inspect.getsource(tornado.web.RequestHandler.check_xsrf_cookie)
+
+
+def motor_is_deprecated_with_critical_fixes_until_2027():
+    readme = importlib.metadata.metadata("motor").get_payload()
+    assert "Motor will be deprecated on May 14th, 2026" in readme
+    assert "Critical bug fixes will be made until May 14th, 2027" in readme
+
+
+FACTS = {
+    ("part1_basic", "`motor.MotorGridFS(db)`, `fs.new_file()`, `fs.put()`"): motor_gridfs_is_gone,
+    ("part1_basic", "`motor.gridfs.NoFile`"): nofile_is_pymongos,
+    ("part1_basic", "`grid_out.content_type`"): content_type_is_deprecated,
+    ("part1_basic", "`@gen.coroutine` and `yield`"): gen_coroutine_stays_the_rest_went,
+    ("part1_basic", "`IOLoop.instance().start()`"): ioloop_instance_is_a_deprecated_alias,
+    ("part1_basic", "`self.request.files['file']`: a missing `file` field raised `KeyError`, a 500"):
+        a_missing_file_field_is_a_key_error,
+    ("part2_thumbnails", "`Image.ANTIALIAS`"): antialias_is_gone,
+    ("part2_thumbnails", "`@run_on_executor` on a method, `self.executor`"): run_on_executor_is_discouraged,
+    ("part2_thumbnails", "two saves yielded as a list in a `gen.coroutine`"): gather_waits_for_both_only_when_asked,
+    ("part2_thumbnails", "`define()` on the global `tornado.options.options`"): options_are_one_registry_each,
+    ("part2_thumbnails", "`im.convert('RGB')` on a line of its own"): convert_returns_a_new_image,
+    ("part2_thumbnails", "`self.request.files['file']`"): a_missing_file_field_is_a_key_error,
+    ("part2_thumbnails", "catching `IOError` (`OSError`) around Pillow"): a_bomb_is_not_an_oserror,
+    ("part2_thumbnails", "no `except NoFile` when serving an image whose document is found"):
+        part2_catches_a_missing_file,
+    ("part3_streaming", "`StaticFileHandler` read the whole file into memory"): static_file_handler_streams,
+    ("part3_streaming", "`@tornado.web.asynchronous`, `flush(callback=...)`"): flush_takes_no_callback,
+    ("part3_streaming", "every body read whole into memory (Tornado 3)"): streamed_bodies_exist,
+    ("part3_streaming", "`motor.MotorGridFS`, `gridfs.new_file()`"): grid_in_gathers_48_mb,
+    ("part3_streaming", "`grid_out.stream_to_handler(self)`"): stream_to_handler_never_waits,
+    ("part3_streaming", "`motor.web.GridFSHandler`"): gridfs_handler_has_no_range,
+    ("part3_streaming", "the `_xsrf` form field"): xsrf_is_checked_before_prepare,
+    ("part3_streaming", "Motor"): motor_is_deprecated_with_critical_fixes_until_2027,
+}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_row_of_what_changed_has_a_check(stage):
+    missing = [row for row in what_changed_rows(stage) if (stage, row) not in FACTS]
+    assert not missing, f"{stage}/README.md: rows of 'What changed' without a check in FACTS: {missing}"
+
+
+@pytest.mark.parametrize("stage, row", list(FACTS))
+def test_the_row_holds_against_the_installed_libraries(stage, row):
+    assert row in what_changed_rows(stage), f"{stage}/README.md no longer has the row {row!r}: drop its check"
+    FACTS[stage, row]()
+
+
+# --- What the prose says about the libraries ---
+
+
+def test_templates_escape_and_have_raw_and_set():
+    assert tornado.template.Template("{{ x }}").generate(x="<b>") == b"&lt;b&gt;"
+    assert tornado.template.Template("{% raw x %}").generate(x="<b>") == b"<b>"
+    assert tornado.template.Template("{% set n = 2 %}{{ n }}").generate() == b"2"
+
+
+def test_static_path_is_a_route_to_static_file_handler_with_initialize_arguments(tmp_path):
+    app = tornado.web.Application([], static_path=str(tmp_path))
+    rules = [rule for rule in app.wildcard_router.rules if rule.target is tornado.web.StaticFileHandler]
+    assert rules and all(rule.target_kwargs == {"path": str(tmp_path)} for rule in rules)
+    assert "path" in inspect.signature(tornado.web.StaticFileHandler.initialize).parameters
+    assert "database" in inspect.signature(motor.web.GridFSHandler.initialize).parameters
+
+
+def test_a_versioned_static_url_is_kept_ten_years_and_the_version_hashes_the_contents():
+    assert tornado.web.StaticFileHandler.CACHE_MAX_AGE == 315360000 == 10 * 365 * 86400
+    assert "hashlib.sha512()" in inspect.getsource(tornado.web.StaticFileHandler.get_content_version)
+
+
+def test_redirect_is_a_302_by_default():
+    source = inspect.getsource(tornado.web.RequestHandler.redirect)
+    assert inspect.signature(tornado.web.RequestHandler.redirect).parameters["permanent"].default is False
+    assert "status = 301 if permanent else 302" in source
+
+
+def test_finish_answers_304_only_without_an_etag_of_the_handlers_own():
+    source = inspect.getsource(tornado.web.RequestHandler.finish)
+    assert '"Etag" not in self._headers' in source
+    assert "if not self._headers_written:" in source
+
+
+async def test_the_stages_error_page_shows_no_traceback_even_with_serve_traceback(stage, db, monkeypatch):
+    """Debug mode turns on serve_traceback: our write_error ignores it."""
+    from support import Client, served
+
+    async def broken(self):
+        raise RuntimeError("a detail for the log")
+
+    module = load_stage(stage)
+    monkeypatch.setattr(module.MainHandler, "get", broken)
+    async with served(module.make_app(db, serve_traceback=True)) as base_url:
+        response = await Client(base_url, db).fetch("/")
+    assert response.code == 500 and "Traceback" not in response.body.decode()
+
+
+# --- Statements once false in the lessons, fixed: none may come back ---
+
+DOCUMENTS = sorted(path for path in ROOT.rglob("*.md")
+                   if not any(part.startswith(".") for part in path.relative_to(ROOT).parts))
+FIXED = {
+    r"decorators were removed in Tornado 6": "@gen.coroutine still exists in Tornado 6.6",
+    r"about twice that in memory": "an upload buffered by Tornado costs about four times its size",
+    r'create_index\(\[\("uploadDate", -1\)\]\)': "a one-key index cannot serve the two-key sort",
+    r"only for a response that was not flushed yet": "finish() skips any response with its own Etag",
+    r"an unknown id gave a 500": "the 2014 handler answered 404 to an unknown id",
+    r"a bug: it is not an `OSError`, so a bomb gave a 500": "DecompressionBombError came in Pillow 5.0, 2018",
+    r"yield \[save_original, save_thumbnail\]": "a line the 2014 article does not have",
+    r"end of life in May 2026": "deprecated on 2026-05-14, critical fixes until 2027-05-14",
+    r"`diff -ru [^`]*` shows": "diff -ru only names new files: -N shows them",
+    r"debug mode serves tracebacks": "the stages' write_error never shows one",
+    r"about 120 lines": "part 1's app.py is longer",
+}
+
+
+@pytest.mark.parametrize("pattern", list(FIXED))
+def test_a_fixed_statement_does_not_come_back(pattern):
+    found = [f"{path.relative_to(ROOT)}: {match.group(0)!r}" for path in DOCUMENTS
+             for match in re.finditer(pattern, path.read_text())]
+    assert not found, f"false ({FIXED[pattern]}): {found}"
