@@ -85,7 +85,8 @@ def save_is_gone():
 
 def a_missing_file_field_is_a_key_error():
     start_line = tornado.httputil.RequestStartLine("POST", "/", "HTTP/1.1")
-    files = tornado.httputil.HTTPServerRequest(start_line=start_line).files
+    headers = tornado.httputil.HTTPHeaders({"Host": "localhost"})
+    files = tornado.httputil.HTTPServerRequest(start_line=start_line, headers=headers).files
     assert files == {} and files.get("file") is None
     with pytest.raises(KeyError):
         files["file"]
