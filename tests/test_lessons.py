@@ -89,7 +89,8 @@ async def test_the_lessons_shell_commands_work_as_written(stage, client, tmp_pat
         assert output.rstrip("\n") == expected.replace(LESSON_ADDRESS, client.base_url), command
 
     for block in PYCON_BLOCK.findall(markdown):
-        block = block.replace("mongodb://localhost:27017", mongodb_uri).replace("tornado_gridfs", db_name)
+        # The lesson's database is the stage's default, named after it; the test's is its own.
+        block = block.replace("mongodb://localhost:27017", mongodb_uri).replace(f".{stage}\n", f".{db_name}\n")
         test = doctest.DocTestParser().get_doctest(block, {}, f"{stage}/README.md", None, 0)
         runner = doctest.DocTestRunner()
         await asyncio.to_thread(runner.run, test)
