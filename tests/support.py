@@ -183,11 +183,11 @@ class Client:
             self.cookies.update({k: m.value for k, m in SimpleCookie(header).items()})
         return response
 
-    async def upload(self, data, filename="image.png", content_type="image/png", field="file"):
+    async def upload(self, data, filename="image.png", content_type="image/png", field="file", headers=None):
         if not self.cookies:
             await self.fetch("/")  # as a browser would: the form page first
         body, form_type = multipart({field: (filename, data, content_type)})
-        return await self.fetch("/", "POST", body, {"Content-Type": form_type})
+        return await self.fetch("/", "POST", body, {"Content-Type": form_type, **(headers or {})})
 
     async def listed(self):
         """(href, name) of each upload on the home page, in the page's order."""
