@@ -262,7 +262,9 @@ class ShowImageHandler(BaseHandler):
         # only our image types are served as such, anything else as a download.
         metadata = grid_out.metadata if isinstance(grid_out.metadata, dict) else {}
         content_type = metadata.get("contentType")
-        self.set_header("Content-Type", content_type if content_type in IMAGE_TYPES.values() else "application/octet-stream")
+        if content_type not in IMAGE_TYPES.values():
+            content_type = "application/octet-stream"
+        self.set_header("Content-Type", content_type)
         self.set_header("Content-Length", grid_out.length)
         await grid_out.stream_to_handler(self)
 

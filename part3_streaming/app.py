@@ -364,7 +364,8 @@ class StreamedUpload(BaseHandler):
         self.request.connection.set_max_body_size(limit)
 
     def too_big(self):
-        return tornado.web.HTTPError(413, f"That file is too big: the limit is {human_size(self.settings['max_upload_size'])}.")
+        limit = human_size(self.settings["max_upload_size"])
+        return tornado.web.HTTPError(413, f"That file is too big: the limit is {limit}.")
 
     def start_file(self, filename, content_type):
         """Begin the GridFS file the upload goes to: nothing is stored until bytes come."""

@@ -341,7 +341,8 @@ CASES = [
          every_stage(400, "too long")),
     Case("a `filename*=` in a charset Python has no decoder for (`idna`)",
          lambda c, s: post_form(c, "multipart/form-data; boundary=x", with_filename(b"filename*=idna''%ff.png")),
-         answers((400, "Invalid multipart/form-data"), (400, "Invalid multipart/form-data"), (400, "cannot be decoded"))),
+         answers((400, "Invalid multipart/form-data"), (400, "Invalid multipart/form-data"),
+                 (400, "cannot be decoded"))),
     Case("a Range of non-ASCII digits (`bytes=\u00b2-\u00b3`)",
          lambda c, s: with_a_stored_file(c, {"Range": "bytes=\u00b2-\u00b3"}),
          answers(part3=(200, "0123456789")), part3("the whole file, as RFC 9110 allows")),
@@ -370,7 +371,7 @@ CASES = [
     Case("the address of an HTML file that another program stored",
          lambda c, s: an_html_file_another_program_stored(c, s),
          answers((200, "application/octet-stream"), (200, "application/octet-stream"), (200, "text/plain")),
-         {"part1_basic": DOWNLOAD + "application/octet-stream", "part2_thumbnails": DOWNLOAD + "application/octet-stream",
+         {**dict.fromkeys(["part1_basic", "part2_thumbnails"], DOWNLOAD + "application/octet-stream"),
           **part3(DOWNLOAD + "text/plain")}),
 ]
 

@@ -4,9 +4,10 @@ uploads: never a 5xx, and a refused upload leaves nothing stored.
 The seeds are valid images of every format and mode the stages accept; Hypothesis
 flips, deletes, inserts and cuts bytes of them, and in a PNG retypes, drops,
 repeats, splits and adds whole chunks, their checksums right, so that Pillow reads
-on into the damage (and it shrinks what fails to the smallest change that does). Each stage runs as a program, so that its log can be
-read too: no traceback in it, ever. The accepted seeds themselves are checked first:
-a rule that refused valid images would pass the rest."""
+on into the damage (and it shrinks what fails to the smallest change that does).
+Each stage runs as a program, so that its log can be read too: no traceback in it,
+ever. The accepted seeds themselves are checked first: a rule that refused valid
+images would pass the rest."""
 
 import http.client
 import io
