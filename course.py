@@ -253,8 +253,25 @@ def database(uri):
 # --- The two commands ---
 
 
+def check_app_args(stage, app_args):
+    """Read the stage's options as the stage will, before anything starts: --help, or
+    a mistake, is answered at once, not after the database has started."""
+    options = getattr(load_stage(stage), "options", None)
+    if options is None:  # part 1 reads environment variables only
+        if app_args:
+            sys.exit(f"error: {stage} takes no options: it reads PORT, MONGODB_URI and MONGODB_DB "
+                     f"from the environment (given: {' '.join(app_args)})")
+        return
+    sys.argv[0] = f"{stage}/app.py"  # the program --help names
+    try:
+        options.parse_command_line([sys.argv[0], *app_args], final=False)
+    except Exception as error:  # a bad value, an unknown option, a --config file that fails (it is Python)
+        sys.exit(f"error: {error}")
+
+
 def serve(stage, app_args):
     """Serve a stage on the database, until Ctrl+C."""
+    check_app_args(stage, app_args)
     uri = os.environ.get("MONGODB_URI", DEFAULT_URI)
     with database(uri) as answering_uri:
         app = subprocess.Popen(
@@ -278,20 +295,31 @@ def find_chromium():
     return None
 
 
+def browser_tests_can_run():
+    """Whether there is a Chromium for the browser tests: the system's, or Playwright's,
+    downloaded now if need be. If not, say so in one line."""
+    if find_chromium():
+        return True
+    print("No Chromium found for the browser tests: downloading Playwright's ...", flush=True)
+    download = subprocess.run([sys.executable, "-m", "playwright", "install", "chromium"],
+                              capture_output=True, text=True)
+    if download.returncode == 0:
+        return True
+    print("Skipping the browser tests: no Chromium here, and Playwright's could not be downloaded. "
+          "Install one (on Debian: sudo apt install chromium) or set CHROMIUM to one.", flush=True)
+    return False
+
+
 def test(pytest_args):
     """Run the whole test suite with coverage; return the exit status."""
-    if not find_chromium():
-        print("No Chromium found for the browser test: downloading Playwright's ...", flush=True)
-        subprocess.run([sys.executable, "-m", "playwright", "install", "chromium"], check=True)
+    browser_tests = browser_tests_can_run()
     coverage = [sys.executable, "-m", "coverage"]
     results = DATA / "test-results"
     shutil.rmtree(results, ignore_errors=True)
     subprocess.run([*coverage, "erase"], cwd=ROOT, check=True)
-    runs = [
-        [*pytest_args],
-        # The browser test drives Playwright's own event loop: it gets its own process.
-        ["tests/browser"],
-    ]
+    runs = [[*pytest_args]]
+    if browser_tests:
+        runs.append(["tests/browser"])  # Playwright drives its own event loop: a process of its own
     statuses = [
         subprocess.run([*coverage, "run", "-m", "pytest", f"--junit-xml={results / f'{n}.xml'}", *args],
                        cwd=ROOT).returncode
@@ -318,7 +346,12 @@ def summary(junit_files):
 
 
 def parse(argv):
-    """(command, stage, extra arguments for the app or for pytest)."""
+    """(command, stage, extra arguments for the app or for pytest).
+
+    What follows the stage (or `test`) is the app's (or pytest's), --help included:
+    argparse never sees it, or it would answer --help itself."""
+    named_stage = argv[:1] == ["run"] and argv[1:2] and argv[1] in STAGES
+    cut = 2 if named_stage else 1 if argv[:1] == ["test"] else len(argv)
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="Anything after the stage (for run) or after test goes to the app or to pytest.",
@@ -327,8 +360,8 @@ def parse(argv):
     run_parser = commands.add_parser("run", help="serve a stage at http://localhost:$PORT")
     run_parser.add_argument("stage", nargs="?", default=STAGES[0], choices=STAGES)
     commands.add_parser("test", help="run the whole test suite")
-    args, extra = parser.parse_known_args(argv)
-    return args.command, getattr(args, "stage", None), extra
+    args, extra = parser.parse_known_args(argv[:cut])
+    return args.command, getattr(args, "stage", None), extra + argv[cut:]
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 
 Run it with `python part1_basic/app.py`. It reads three environment variables:
 PORT (default 8000), MONGODB_URI (default mongodb://localhost:27017) and
-MONGODB_DB (default tornado_gridfs).
+MONGODB_DB (default part1_basic, the stage's name).
 """
 
 import asyncio
@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import unicodedata
 from pathlib import Path
 
 import tornado.log
@@ -20,17 +21,24 @@ from gridfs.errors import NoFile
 from motor.motor_tornado import MotorClient, MotorGridFSBucket
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+HERE = Path(__file__).parent
 PORT = int(os.environ.get("PORT", "8000"))
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://localhost:27017")
-MONGODB_DB = os.environ.get("MONGODB_DB", "tornado_gridfs")
+# A database of the stage's own: each stage stores its files its own way.
+MONGODB_DB = os.environ.get("MONGODB_DB", HERE.name)
 
-HERE = Path(__file__).parent
 NEWEST = 20  # how many uploads the home page lists
 # The browser trusts the type we send, so we only accept (and serve) image types
 # that cannot carry scripts: no SVG, no HTML.
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+# What the home page lists: the images this stage stores. Another stage, a tool or a
+# person may have put other files in the same bucket: those are not listed.
+LISTED = {"_id": {"$type": "objectId"}, "filename": {"$type": "string"},
+          "metadata.contentType": {"$in": sorted(IMAGE_TYPES)}}
 
 MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+# Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
+BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Our pages load only our own files and run no inline script: whatever an upload's
 # name holds, the browser runs nothing from it.
 CONTENT_SECURITY_POLICY = (
@@ -38,6 +46,17 @@ CONTENT_SECURITY_POLICY = (
 )
 
 log = logging.getLogger("part1")
+
+
+def check_filename(filename):
+    """Refuse a file name that is too long, or holds a control character (a line break
+    could forge a header or a log line) or a bidirectional override or isolate, which
+    can disguise its extension. Every other character people use is fine: spaces of
+    every kind, accents, emoji and their joiners."""
+    if len(filename) > MAX_NAME_LENGTH:
+        raise tornado.web.HTTPError(400, f"That file name is too long: the limit is {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in filename):
+        raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -62,7 +81,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
 class MainHandler(BaseHandler):
     async def get(self):
-        cursor = self.fs.find().sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
+        cursor = self.fs.find(LISTED).sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
         uploads = await cursor.to_list(None)
         self.render("index.html", uploads=uploads)
 
@@ -71,8 +90,7 @@ class MainHandler(BaseHandler):
         if not files or not files[0].body:
             raise tornado.web.HTTPError(400, "Choose an image to upload: the file is missing or empty.")
         upload = files[0]
-        if len(upload.filename) > MAX_NAME_LENGTH or not upload.filename.isprintable():
-            raise tornado.web.HTTPError(400, "That file name is too long or holds control characters.")
+        check_filename(upload.filename)
         if upload.content_type not in IMAGE_TYPES:
             raise tornado.web.HTTPError(415, "Only PNG, JPEG, GIF and WebP images can be uploaded.")
         file_id = await self.fs.upload_from_stream(
@@ -90,8 +108,13 @@ class ShowImageHandler(BaseHandler):
             raise tornado.web.HTTPError(404, "There is no image here: that id is not valid.")
         except NoFile:
             raise tornado.web.HTTPError(404, "There is no image with that id.")
-        metadata = grid_out.metadata or {}  # files stored by other tools may have none
-        self.set_header("Content-Type", metadata.get("contentType", "application/octet-stream"))
+        # Files stored by other tools may have no metadata, or claim any type (text/html):
+        # only the image types we accept are served as such, anything else as a download.
+        metadata = grid_out.metadata if isinstance(grid_out.metadata, dict) else {}
+        content_type = metadata.get("contentType")
+        if content_type not in IMAGE_TYPES:
+            content_type = "application/octet-stream"
+        self.set_header("Content-Type", content_type)
         self.set_header("Content-Length", grid_out.length)
         await grid_out.stream_to_handler(self)
 

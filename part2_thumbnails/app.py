@@ -2,7 +2,8 @@
 
 Run it with `python part2_thumbnails/app.py`; `--help` lists its options. Their
 defaults come from the environment variables PORT (8000), MONGODB_URI
-(mongodb://localhost:27017), MONGODB_DB (tornado_gridfs) and COOKIE_SECRET.
+(mongodb://localhost:27017), MONGODB_DB (part2_thumbnails, the stage's name) and
+COOKIE_SECRET.
 """
 
 import asyncio
@@ -13,6 +14,7 @@ import os
 import re
 import secrets
 import sys
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,13 +29,16 @@ from PIL import ExifTags, Image, ImageOps
 from pymongo.errors import ConnectionFailure, PyMongoError
 from tornado.ioloop import IOLoop
 
+HERE = Path(__file__).parent
+
 # Our own registry, not tornado.options.options: the tests import every stage into
 # one process, and a global registry refuses a second `port`.
 options = tornado.options.OptionParser()
 options.define("port", default=int(os.environ.get("PORT", "8000")), help="the port to listen on (env PORT)")
 options.define("db_uri", default=os.environ.get("MONGODB_URI", "mongodb://localhost:27017"),
                help="the MongoDB to use (env MONGODB_URI)")
-options.define("db_name", default=os.environ.get("MONGODB_DB", "tornado_gridfs"),
+# A database of the stage's own: each stage stores its files its own way.
+options.define("db_name", default=os.environ.get("MONGODB_DB", HERE.name),
                help="the database to use (env MONGODB_DB)")
 options.define("debug", default=False, help="reload when the code or a template changes")
 # No default here, or --help would print the secret.
@@ -42,13 +47,17 @@ options.define("cookie_secret", type=str,
 options.define("config", type=str, help="a Python file of option values, such as: port = 8001",
                callback=lambda path: options.parse_config_file(path, final=False))
 
-HERE = Path(__file__).parent
 NEWEST = 20  # how many uploads the home page lists
 # The formats we accept, as Pillow names them, and the type we serve each as:
 # image types that cannot carry scripts (no SVG, no HTML).
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+# What the home page lists: images as this stage stores them. Another stage, a tool or
+# a person may have put other documents in the same collection: those are not listed.
+LISTED = {"_id": {"$type": "objectId"}, "filename": {"$type": "string"}, "thumbnail": {"$type": "objectId"},
+          "width": {"$type": "number"}, "height": {"$type": "number"}}
 THUMBNAIL_SIZE = (128, 128)
 QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that show the image on its side
+DAMAGED = "That image is truncated or damaged: it cannot be decoded."
 
 # Making a thumbnail is CPU work. It runs on a few threads of our own, which Pillow
 # keeps busy without holding Python's lock, while the event loop goes on serving.
@@ -58,6 +67,8 @@ THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
 thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
 
 MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+# Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
+BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Our pages load only our own files and run no inline script: whatever an upload's
 # name holds, the browser runs nothing from it.
 CONTENT_SECURITY_POLICY = (
@@ -71,6 +82,17 @@ class NotAnImage(ValueError):
     """An upload we refuse: its message says why, for the visitor."""
 
 
+def check_filename(filename):
+    """Refuse a file name that is too long, or holds a control character (a line break
+    could forge a header or a log line) or a bidirectional override or isolate, which
+    can disguise its extension. Every other character people use is fine: spaces of
+    every kind, accents, emoji and their joiners."""
+    if len(filename) > MAX_NAME_LENGTH:
+        raise tornado.web.HTTPError(400, f"That file name is too long: the limit is {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in filename):
+        raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
+
+
 def make_thumbnail(data):
     """Read `data` as an image; return its type, width, height, and a PNG thumbnail.
 
@@ -79,8 +101,13 @@ def make_thumbnail(data):
         image = Image.open(io.BytesIO(data), formats=list(IMAGE_TYPES))
     except Image.DecompressionBombError:  # not an OSError
         raise NotAnImage("That image has too many pixels to be decoded safely.")
-    except OSError:  # UnidentifiedImageError is one
+    except Image.UnidentifiedImageError:  # no format we accept
         raise NotAnImage("That is not a PNG, JPEG, GIF or WebP image.")
+    except Exception as error:
+        # Pillow raises more than OSError on hostile files: ValueError (text chunks
+        # past its limits, a truncated header, tiles outside the image), SyntaxError
+        # (broken PNG chunk lists), struct.error, EOFError... The image is damaged.
+        raise NotAnImage(DAMAGED) from error
     with image:
         # Pillow calls a JPEG holding a second picture, as some cameras write, an MPO.
         image_type = IMAGE_TYPES["JPEG" if image.format == "MPO" else image.format]
@@ -88,19 +115,19 @@ def make_thumbnail(data):
         # Pillow refuses only above twice this limit (and only warns between).
         if width * height > Image.MAX_IMAGE_PIXELS:
             raise NotAnImage("That image has too many pixels to be decoded safely.")
-        # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
-        image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
         try:
-            image.load()  # decode it all now, so that a truncated file is caught here
-        except OSError:
-            raise NotAnImage("That image is truncated or damaged: it cannot be decoded.")
-        if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
-            width, height = height, width  # as a browser shows it
-        thumbnail = for_png(image)
-        thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
-        thumbnail = ImageOps.exif_transpose(thumbnail)
-        png = io.BytesIO()
-        thumbnail.save(png, "PNG")
+            # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
+            image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
+            image.load()  # decode it all now, so that a damaged file is caught here
+            if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
+                width, height = height, width  # as a browser shows it
+            thumbnail = for_png(image)
+            thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+            thumbnail = ImageOps.exif_transpose(thumbnail)
+            png = io.BytesIO()
+            thumbnail.save(png, "PNG")
+        except Exception as error:  # whatever Pillow raises, as above
+            raise NotAnImage(DAMAGED) from error
         return image_type, width, height, png.getvalue()
 
 
@@ -119,6 +146,14 @@ class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.set_header("X-Content-Type-Options", "nosniff")  # believe our Content-Type
+
+    def set_cookie(self, name, value, **kwargs):
+        """Every cookie we set (the XSRF one, so far) is SameSite=Lax: browsers do not
+        send it with a POST that another site starts. Reached by HTTPS, it is Secure too:
+        never sent over plain HTTP, where anyone on the way could read or replace it."""
+        kwargs.setdefault("samesite", "Lax")
+        kwargs.setdefault("secure", self.request.protocol == "https")
+        super().set_cookie(name, value, **kwargs)
 
     @property
     def fs(self):
@@ -148,7 +183,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
 class MainHandler(BaseHandler):
     async def get(self):
-        cursor = self.db.imgs.find().sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
+        cursor = self.db.imgs.find(LISTED).sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
         uploads = await cursor.to_list(None)
         self.render("index.html", uploads=uploads)
 
@@ -157,8 +192,7 @@ class MainHandler(BaseHandler):
         if not files or not files[0].body:
             raise tornado.web.HTTPError(400, "Choose an image to upload: the file is missing or empty.")
         upload = files[0]
-        if len(upload.filename) > MAX_NAME_LENGTH or not upload.filename.isprintable():
-            raise tornado.web.HTTPError(400, "That file name is too long or holds control characters.")
+        check_filename(upload.filename)
         try:
             image_type, width, height, thumbnail = await self.run_blocking(make_thumbnail, upload.body)
         except NotAnImage as error:
@@ -218,14 +252,19 @@ class ShowImageHandler(BaseHandler):
             raise tornado.web.HTTPError(404, "There is no image here: that id is not valid.")
         if image is None:
             raise tornado.web.HTTPError(404, "There is no image with that id.")
-        file_id = image["original" if version == "orig" else "thumbnail"]
+        file_id = image.get("original" if version == "orig" else "thumbnail")
         try:
             grid_out = await self.fs.open_download_stream(file_id)
-        except NoFile:  # the document outlived its file: someone deleted it by hand
-            log.warning("image %s lists file %s, which does not exist", image_id, file_id)
+        except NoFile:  # the document outlived its file, or another program wrote it without one
+            log.warning("image %s lists file %r, which does not exist", image_id, file_id)
             raise tornado.web.HTTPError(404, "That image's file is missing from the database.")
-        metadata = grid_out.metadata or {}  # files stored by other tools may have none
-        self.set_header("Content-Type", metadata.get("contentType", "application/octet-stream"))
+        # Files stored by other tools may have no metadata, or claim any type (text/html):
+        # only our image types are served as such, anything else as a download.
+        metadata = grid_out.metadata if isinstance(grid_out.metadata, dict) else {}
+        content_type = metadata.get("contentType")
+        if content_type not in IMAGE_TYPES.values():
+            content_type = "application/octet-stream"
+        self.set_header("Content-Type", content_type)
         self.set_header("Content-Length", grid_out.length)
         await grid_out.stream_to_handler(self)
 
@@ -252,7 +291,8 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, **settin
         db=db,
         thumbnail_executor=thumbnail_executor,
         cookie_secret=cookie_secret or secrets.token_hex(32),
-        xsrf_cookies=True,
+        xsrf_cookies=True,  # every POST repeats the token of the visitor's _xsrf cookie
+        cross_origin_protection=True,  # and comes, as the browser tells, from our own pages
         **settings,
     )
 

@@ -1,13 +1,16 @@
-"""Soak a stage: many concurrent uploads and downloads of random files, for a
-bounded time, on 127.0.0.1; every file checked by SHA-256.
+"""Soak a stage: many concurrent uploads and downloads of random files, mixed with
+hostile requests, for a bounded time, on 127.0.0.1; every file checked by SHA-256.
 
     .venv/bin/python tests/soak.py                      # part3_streaming for 60 s
     .venv/bin/python tests/soak.py part1_basic --seconds 30 --clients 8
 
 It serves the stage as a program (`python <stage>/app.py`), on MONGODB_URI or the
 embedded database, and prints the counts that must all be zero (server errors,
-mismatched downloads, lost files) and the app's memory at the start and the end.
-tests/test_soak.py runs a short soak of every stage in the test suite."""
+answered or logged; mismatched downloads; lost files) and the app's memory at the
+start and the end. Hostile requests (damaged images, disguised names, odd headers,
+cross-site posts) are a share of all (`--hostile`); any answer but a 5xx or silence
+will do for them. tests/test_soak.py runs a short soak of every stage in the test
+suite."""
 
 import argparse
 import asyncio
@@ -15,10 +18,12 @@ import dataclasses
 import hashlib
 import io
 import random
+import re
 import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 from PIL import Image
@@ -26,20 +31,33 @@ from pymongo import MongoClient
 from tornado.httpclient import AsyncHTTPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support import ORIGINAL_PATHS, STAGES, Client, course, stage_program  # noqa: E402
+from support import (ORIGINAL_PATHS, STAGES, Client, corrupt_png, course, image_bytes, png_header,  # noqa: E402
+                     png_with_a_broken_chunk_list, png_with_a_text_bomb, png_with_a_truncated_header, stage_program,
+                     truncated_jpeg)
+
+DAMAGED_IMAGES = [png_with_a_text_bomb(), png_with_a_broken_chunk_list(), png_with_a_truncated_header(),
+                  truncated_jpeg(), corrupt_png(), png_header(20_000, 20_000)]
+BAD_NAMES = ["photo\u202egnp.exe", "a\u2067b.png", "next\u0085line.png", "n" * 1000 + ".png"]
+ODD_RANGES = [{"Range": "bytes=\u00b2-\u00b3"}, {"Range": f"bytes={'9' * 5000}-"}, {"Range": f"bytes=0-{'9' * 5000}"},
+              {"Range": "bytes=5-", "If-Range": '"another"'}, {"Range": "bytes=0-0,-1"}]
+ODD_HEADS = ["Content-Length: \u00b2", f"Content-Length: {'9' * 5000}", "Transfer-Encoding: chunked"]
+# How Tornado logs an answer of 500 or more, or an exception no handler caught.
+LOGGED_SERVER_ERROR = re.compile(r"\b5\d\d (GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) |Uncaught exception")
 
 
 @dataclasses.dataclass
 class Counts:
     uploads: int = 0
     downloads: int = 0
+    hostile: int = 0
     bytes_moved: int = 0
-    server_errors: int = 0
+    server_errors: int = 0  # answered with a 5xx, or not at all
+    logged_server_errors: int = 0  # in the app's log
     mismatches: int = 0
     lost: int = 0
 
     def failures(self):
-        return self.server_errors + self.mismatches + self.lost
+        return self.server_errors + self.logged_server_errors + self.mismatches + self.lost
 
 
 def random_image(rng, max_side):
@@ -51,10 +69,10 @@ def random_image(rng, max_side):
 
 
 class Soak:
-    def __init__(self, stage, base_url, db, seconds, clients, max_side, seed):
+    def __init__(self, stage, base_url, db, seconds, clients, max_side, seed, hostile=0.0):
         self.stage, self.base_url, self.db = stage, base_url, db
         self.deadline = time.monotonic() + seconds
-        self.clients, self.max_side = clients, max_side
+        self.clients, self.max_side, self.hostile_share = clients, max_side, hostile
         self.rng = random.Random(seed)
         self.counts = Counts()
         self.stored = {}  # name -> SHA-256 of what was uploaded and accepted
@@ -67,7 +85,9 @@ class Soak:
     async def worker(self):
         client = Client(self.base_url)
         while time.monotonic() < self.deadline:
-            if self.stored and self.rng.random() < 0.5:
+            if self.rng.random() < self.hostile_share:
+                await self.hostile(client)
+            elif self.stored and self.rng.random() < 0.5:
                 await self.download(client, self.rng.choice(list(self.stored)))
             else:
                 await self.upload(client)
@@ -106,6 +126,39 @@ class Soak:
         elif hashlib.sha256(response.body).hexdigest() != self.stored[name]:
             self.counts.mismatches += 1
 
+    async def hostile(self, client):
+        """One request as a careless or hostile client sends it: any answer but a 5xx will do."""
+        self.counts.hostile += 1
+        kind = self.rng.choice(["damaged image", "bad name", "odd range", "odd head", "cross-site post"])
+        try:
+            if kind == "damaged image":
+                status = (await client.upload(self.rng.choice(DAMAGED_IMAGES), f"hostile-{uuid.uuid4().hex}.png")).code
+            elif kind == "bad name":
+                status = (await client.upload(image_bytes(), self.rng.choice(BAD_NAMES))).code
+            elif kind == "odd range" and self.stored:
+                path = await asyncio.to_thread(self.original_path, self.rng.choice(list(self.stored)))
+                status = (await client.fetch(path or "/", headers=self.rng.choice(ODD_RANGES))).code
+            elif kind == "odd head":
+                status = await self.raw_post(client, self.rng.choice(ODD_HEADS))
+            else:
+                status = (await client.upload(image_bytes(), "forged.png", headers={
+                    "Sec-Fetch-Site": "cross-site", "Origin": "https://elsewhere.example"})).code
+        except OSError:
+            status = None
+        if status is None or status >= 500:
+            self.counts.server_errors += 1
+
+    async def raw_post(self, client, header):
+        """POST / with `header` as it is, over a socket: the status, or None if no answer came."""
+        address = urlsplit(self.base_url)
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        try:
+            writer.write(f"POST / HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n".encode("latin-1") + b"zz\r\n")
+            status_line = await asyncio.wait_for(reader.readline(), 30)
+        finally:
+            writer.close()
+        return int(status_line.split()[1]) if status_line else None
+
     async def run(self):
         AsyncHTTPClient.configure(None, max_clients=self.clients)
         await asyncio.gather(*(self.worker() for _ in range(self.clients)))
@@ -116,7 +169,7 @@ class Soak:
         return self.counts
 
 
-def soak(stage, uri, seconds, clients, max_side, seed=1):
+def soak(stage, uri, seconds, clients, max_side, seed=1, hostile=0.2):
     """Serve `stage` on the MongoDB at `uri`, soak it, print and return the counts and
     the app's memory (in MB) at the start and the end."""
     db_name = f"soak_{uuid.uuid4().hex[:8]}"
@@ -124,13 +177,15 @@ def soak(stage, uri, seconds, clients, max_side, seed=1):
         app = psutil.Process(program.process.pid)
         memory_start = app.memory_info().rss / 1e6
         started = time.monotonic()
-        counts = asyncio.run(Soak(stage, program.url, mongo[db_name], seconds, clients, max_side, seed).run())
+        counts = asyncio.run(Soak(stage, program.url, mongo[db_name], seconds, clients, max_side, seed, hostile).run())
         elapsed = time.monotonic() - started
         memory_end = app.memory_info().rss / 1e6
+        counts.logged_server_errors = len(LOGGED_SERVER_ERROR.findall(program.output()))
         mongo.drop_database(db_name)
     print(f"{stage}: {elapsed:.0f} s, {clients} clients, {counts.uploads} uploads, {counts.downloads} downloads, "
-          f"{counts.bytes_moved / 1e6:.0f} MB moved")
-    print(f"  server errors {counts.server_errors}, mismatches {counts.mismatches}, lost files {counts.lost}")
+          f"{counts.hostile} hostile requests, {counts.bytes_moved / 1e6:.0f} MB moved")
+    print(f"  server errors {counts.server_errors} (logged: {counts.logged_server_errors}), "
+          f"mismatches {counts.mismatches}, lost files {counts.lost}")
     print(f"  app memory {memory_start:.0f} MB at the start, {memory_end:.0f} MB at the end")
     return counts, memory_start, memory_end
 
@@ -141,9 +196,10 @@ def main():
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--max-side", type=int, default=1200, help="largest image side, in pixels")
+    parser.add_argument("--hostile", type=float, default=0.2, help="the share of hostile requests (0.2)")
     args = parser.parse_args()
     with course.scratch_db() as uri:
-        counts, _, _ = soak(args.stage, uri, args.seconds, args.clients, args.max_side)
+        counts, _, _ = soak(args.stage, uri, args.seconds, args.clients, args.max_side, hostile=args.hostile)
     return 1 if counts.failures() else 0
 
 

@@ -6,11 +6,13 @@ import dataclasses
 import io
 import os
 import re
+import struct
 import subprocess
 import sys
 import tempfile
 import typing
 import uuid
+import zlib
 from html import unescape
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
@@ -57,6 +59,69 @@ def image_bytes(format="PNG", size=(40, 30), color="red", mode="RGB"):
     buffer = io.BytesIO()
     Image.new(mode, size, color).save(buffer, format)
     return buffer.getvalue()
+
+
+# --- Damaged and crafted images, as an attacker (or a broken disk) makes them ---
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_chunks(data):
+    """[(kind, data)] of each chunk of a PNG file."""
+    chunks, position = [], len(PNG_SIGNATURE)
+    while position < len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        chunks.append((kind, data[position + 8 : position + 8 + length]))
+        position += 12 + length
+    return chunks
+
+
+def png_file(chunks):
+    return PNG_SIGNATURE + b"".join(png_chunk(kind, data) for kind, data in chunks)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_header(width, height):
+    """A valid PNG header of the given size, tiny whatever the size: one compressed row."""
+    rows = zlib.compress(b"\0" * (width // 8 + 2))
+    return png_file([(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)), (b"IDAT", rows),
+                     (b"IEND", b"")])
+
+
+def truncated_jpeg():
+    data = image_bytes("JPEG", size=(400, 300), color="orange")
+    return data[: len(data) // 2]
+
+
+def corrupt_png():
+    data = bytearray(image_bytes("PNG", size=(64, 64), mode="RGB", color="purple"))
+    data[60:90] = b"\xff" * 30  # inside the image data: the header still reads well
+    return bytes(data)
+
+
+def png_with_a_text_bomb():
+    """A sound PNG but for a compressed text chunk that inflates to 2 MB, past the 1 MB
+    Pillow allows: Image.open() raises ValueError."""
+    ihdr, *rest = png_chunks(image_bytes("PNG", size=(32, 32)))
+    return png_file([ihdr, (b"zTXt", b"Comment\0\0" + zlib.compress(b"\0" * 2_000_000, 9)), *rest])
+
+
+def png_with_a_broken_chunk_list():
+    """A PNG whose image data is split in two chunks, the second of no valid type:
+    the header reads well, and decoding raises SyntaxError."""
+    ihdr, *rest, iend = png_chunks(image_bytes("PNG", size=(64, 64), color="navy"))
+    data = b"".join(chunk for kind, chunk in rest if kind == b"IDAT")
+    return png_file([ihdr, (b"IDAT", data[: len(data) // 2]), (b"\x82\x00\xff\x01", data[len(data) // 2 :]), iend])
+
+
+def png_with_a_truncated_header():
+    """A PNG whose IHDR chunk holds 5 bytes of its 13: Image.open() raises ValueError."""
+    ihdr, *rest = png_chunks(image_bytes("PNG"))
+    return png_file([(b"IHDR", ihdr[1][:5]), *rest])
 
 
 def multipart(fields):
@@ -118,11 +183,11 @@ class Client:
             self.cookies.update({k: m.value for k, m in SimpleCookie(header).items()})
         return response
 
-    async def upload(self, data, filename="image.png", content_type="image/png", field="file"):
+    async def upload(self, data, filename="image.png", content_type="image/png", field="file", headers=None):
         if not self.cookies:
             await self.fetch("/")  # as a browser would: the form page first
         body, form_type = multipart({field: (filename, data, content_type)})
-        return await self.fetch("/", "POST", body, {"Content-Type": form_type})
+        return await self.fetch("/", "POST", body, {"Content-Type": form_type, **(headers or {})})
 
     async def listed(self):
         """(href, name) of each upload on the home page, in the page's order."""
@@ -153,9 +218,12 @@ class Program:
 @contextlib.contextmanager
 def stage_program(stage, mongodb_uri, db_name, port=None, args=()):
     """`python <stage>/app.py` as a child process, yielded as a Program once it
-    answers (or has exited). Stopped with SIGINT, as Ctrl+C would."""
+    answers (or has exited). Stopped with SIGINT, as Ctrl+C would. With no `db_name`,
+    MONGODB_DB is not set: the stage uses its default database."""
     port = port or free_port()
     env = {**os.environ, "PORT": str(port), "MONGODB_URI": mongodb_uri, "MONGODB_DB": db_name}
+    if db_name is None:
+        del env["MONGODB_DB"]
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(
             [sys.executable, ROOT / stage / "app.py", *args], env=env, stdout=log, stderr=log, text=True

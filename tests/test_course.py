@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -147,10 +148,54 @@ def test_an_old_python_is_told_what_to_do(monkeypatch):
     "argv, parsed",
     [
         (["run"], ("run", STAGES[0], [])),
-        (["run", STAGES[-1], "--port", "8001"], ("run", STAGES[-1], ["--port", "8001"])),
+        (["run", STAGES[-1], "--port=8001"], ("run", STAGES[-1], ["--port=8001"])),
+        (["run", STAGES[-1], "--help"], ("run", STAGES[-1], ["--help"])),  # the app's help, not ours
         (["test"], ("test", None, [])),
         (["test", "-k", "part1", "-x"], ("test", None, ["-k", "part1", "-x"])),
+        (["test", "--help"], ("test", None, ["--help"])),  # pytest's
     ],
 )
 def test_arguments_after_the_stage_or_test_go_to_the_app_or_pytest(argv, parsed):
     assert course.parse(argv) == parsed
+
+
+def run_to_its_end(*args, tmp_path):
+    """`python3 course.py ARGS`, with nothing answering at MONGODB_URI: (status, output)."""
+    env = {**os.environ, "MONGODB_URI": f"mongodb://localhost:{free_port()}", "COURSE_DATA": str(tmp_path)}
+    result = subprocess.run([sys.executable, ROOT / "course.py", *args], env=env, capture_output=True, text=True,
+                            timeout=120)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_run_stage_help_is_the_stages_and_starts_nothing(tmp_path):
+    status, output = run_to_its_end("run", "part2_thumbnails", "--help", tmp_path=tmp_path)
+    assert status == 0
+    assert "Usage: part2_thumbnails/app.py [OPTIONS]" in output
+    assert "--db-name" in output and "--cookie-secret" in output
+    assert "embedded database" not in output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "part2_thumbnails", "--port=eighty"], "error: invalid literal for int() with base 10: 'eighty'"),
+    (["run", "part2_thumbnails", "--config", "part2.conf"], "error: Option 'config' requires a value"),
+    (["run", "part2_thumbnails", "--config=/no/such.conf"],
+     "error: [Errno 2] No such file or directory: '/no/such.conf'"),
+    (["run", "part1_basic", "--port=8001"], "error: part1_basic takes no options: it reads PORT, MONGODB_URI "
+                                            "and MONGODB_DB from the environment (given: --port=8001)"),
+])
+def test_an_option_error_is_told_before_anything_starts(tmp_path, args, message):
+    status, output = run_to_its_end(*args, tmp_path=tmp_path)
+    assert status == 1
+    assert output.strip().splitlines()[-1] == message
+    assert "embedded database" not in output and "Traceback" not in output
+
+
+def test_without_chromium_the_browser_tests_are_skipped_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # no chromium on it
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path))  # no browser downloaded before
+    monkeypatch.setenv("PLAYWRIGHT_DOWNLOAD_HOST", f"http://127.0.0.1:{free_port()}")  # and none to be had
+    assert course.browser_tests_can_run() is False
+    output = capsys.readouterr().out
+    assert output.splitlines()[-1].startswith("Skipping the browser tests: no Chromium here")
+    assert "Error" not in output and "Traceback" not in output

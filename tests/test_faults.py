@@ -2,11 +2,17 @@
 bug in a handler, and the headers and settings that keep visitors safe."""
 
 import asyncio
+from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
+import pytest
 from motor.motor_tornado import MotorClient
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
-from support import ORIGINAL_PATHS, Client, course, error_message, free_port, image_bytes, load_stage, multipart, served
+from support import (ORIGINAL_PATHS, STAGES, Client, course, error_message, free_port, image_bytes, load_stage,
+                     multipart, served)
 
 
 async def test_503_while_the_database_is_down_and_recovery_when_it_is_back(stage, tmp_path):
@@ -60,6 +66,24 @@ async def test_a_url_no_route_matches_gets_the_sites_404_page(client):
         response = await client.fetch("/no/such/page", method, body)
         assert response.code == 404
         assert error_message(response.body.decode()) == "There is no page here."
+
+
+@pytest.mark.parametrize("stage", [stage for stage in STAGES if stage != "part1_basic"])  # XSRF from part 2
+async def test_the_xsrf_cookie_is_samesite_lax_and_secure_under_https(stage, db):
+    # xheaders: a proxy in front terminates HTTPS and says so, as in part 4.
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(load_stage(stage).make_app(db), xheaders=True)
+    server.add_sockets([sock])
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    try:
+        for headers, secure in [({}, ""), ({"X-Forwarded-Proto": "https"}, True)]:
+            response = await AsyncHTTPClient().fetch(url, headers=headers)
+            cookie = SimpleCookie(response.headers["Set-Cookie"])["_xsrf"]
+            assert cookie["samesite"] == "Lax"
+            assert cookie["secure"] == secure
+    finally:
+        server.stop()
+        await server.close_all_connections()
 
 
 def test_debug_is_off_unless_asked(stage, db):

@@ -203,7 +203,8 @@ async def test_the_lessons_shell_commands_work_as_written(stage, client, tmp_pat
     await run_session(session, tmp_path, client.base_url)
 
     for block in blocks(document, "pycon"):
-        text = block.text.replace("mongodb://localhost:27017", mongodb_uri).replace("tornado_gridfs", db_name)
+        # The lesson's database is the stage's default, named after it; the test's is its own.
+        text = block.text.replace("mongodb://localhost:27017", mongodb_uri).replace(f".{stage}\n", f".{db_name}\n")
         test = doctest.DocTestParser().get_doctest(text, {}, document, document, block.line)
         runner = doctest.DocTestRunner()
         await asyncio.to_thread(runner.run, test)

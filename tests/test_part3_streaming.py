@@ -8,6 +8,7 @@ import asyncio
 import datetime
 import email.utils
 import hashlib
+import html
 import io
 import json
 import logging
@@ -246,10 +247,16 @@ async def test_a_declared_size_over_the_limit_gets_413_before_any_byte_is_sent(s
     assert await client.stored() == EMPTY
 
 
-async def test_a_declared_size_at_the_limit_is_accepted(serve):
+async def test_the_limit_is_the_files_the_same_through_the_form_and_put(serve):
     client = await serve(max_upload_size=1000)
-    response = await put(client, os.urandom(1000))
-    assert response.code == 201
+    assert (await put(client, os.urandom(1000))).code == 201
+    assert (await client.upload(os.urandom(1000), "at-the-limit.bin", "application/octet-stream")).code == 302
+    for response in [await put(client, os.urandom(1001)),
+                     await client.upload(os.urandom(1001), "over.bin", "application/octet-stream")]:
+        assert response.code == 413
+        assert error_message(response.body.decode()) == "That file is too big: the limit is 1000 bytes."
+    assert await client.db.imgs.count_documents({}) == 2
+    assert await client.db.fs.files.count_documents({}) == 2
 
 
 async def test_a_body_growing_past_the_limit_is_cut_off_and_its_chunks_deleted(serve):
@@ -438,6 +445,22 @@ async def test_a_range_past_the_end_gets_416(big_file, header):
     assert response.headers["Content-Range"] == f"bytes */{len(data)}"
     assert "outside" in error_message(response.body.decode())
     assert "Cache-Control" not in response.headers
+    # An error page, whatever the file: not sent with its type, nor as an attachment.
+    assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert "Content-Disposition" not in response.headers
+
+
+async def test_if_range_gives_the_range_of_the_same_file_and_the_whole_of_another(big_file):
+    client, path, data = big_file
+    whole = await client.fetch(path)
+    etag, modified = whole.headers["ETag"], whole.headers["Last-Modified"]
+    an_hour_before = email.utils.format_datetime(email.utils.parsedate_to_datetime(modified)
+                                                 - datetime.timedelta(hours=1), usegmt=True)
+    for if_range, code in [(etag, 206), (modified, 206), (f"W/{etag}", 200), ('"another"', 200),
+                           (an_hour_before, 200), ("not a date", 200)]:
+        response = await client.fetch(path, headers={"Range": "bytes=100-199", "If-Range": if_range})
+        assert response.code == code, if_range
+        assert response.body == (data[100:200] if code == 206 else data)
 
 
 @pytest.mark.parametrize("header", ["bytes=abc", "bytes=5-3", "items=0-9", "bytes=0-1,5-9", "bytes=-"])
@@ -500,12 +523,16 @@ async def test_gridfs_downloads_may_be_cached_for_a_year(serve):
 
 
 @pytest.mark.parametrize("way", ["form", "put"])
-@pytest.mark.parametrize("filename, content_type, data", [
-    ("page.html", "text/html", b"<script>alert(document.cookie)</script>"),
-    ("drawing.svg", "image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'),
-    ("fake.png", "image/png", b"<html><script>alert(1)</script></html>"),
+@pytest.mark.parametrize("filename, content_type, data, served_as", [
+    ("page.html", "text/html", b"<script>alert(document.cookie)</script>", "text/plain"),
+    ("steal.js", "text/javascript", b"fetch('/upload/x', {method: 'PUT', body: document.cookie})", "text/plain"),
+    ("site.css", "text/css", b"body { display: none }", "text/plain"),
+    ("drawing.svg", "image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+     "application/octet-stream"),
+    ("fake.png", "image/png", b"<html><script>alert(1)</script></html>", "application/octet-stream"),
 ])
-async def test_other_files_are_served_as_attachments_without_a_thumbnail(serve, way, filename, content_type, data):
+async def test_other_files_are_served_as_attachments_without_a_thumbnail(serve, way, filename, content_type, data,
+                                                                         served_as):
     client = await serve()
     if way == "form":
         assert (await client.upload(data, filename, content_type)).code == 302
@@ -514,7 +541,11 @@ async def test_other_files_are_served_as_attachments_without_a_thumbnail(serve, 
     [(href, name)] = await client.listed()
     response = await client.fetch(href)
     assert response.body == data
-    assert response.headers["Content-Type"] == content_type  # as claimed: it is never displayed
+    # Not the claimed type: one that no page of ours can run as a script or a style.
+    assert response.headers["Content-Type"] == served_as
+    claimed = await client.db.imgs.find_one()
+    assert claimed["contentType"] == content_type  # kept, and listed
+    assert f'<span class="type">{content_type}</span>' in (await client.fetch("/")).body.decode()
     assert response.headers["Content-Disposition"] == f"attachment; filename=\"{filename}\"; filename*=UTF-8''{filename}"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Security-Policy"].endswith("; sandbox")  # no script, even if displayed
@@ -675,6 +706,19 @@ async def test_the_xsrf_token_is_accepted_as_a_query_argument(serve):
     assert response.code == 201
 
 
+async def test_the_form_works_without_javascript(serve):
+    """As a browser posts the form: the cookie, and the token in the form's action."""
+    client = await serve()
+    page = (await client.fetch("/")).body.decode()
+    [action] = re.findall(r'<form class="upload" action="([^"]+)"', page)
+    assert re.fullmatch(r"/\?_xsrf=[^&]+", html.unescape(action))
+    body, headers = form(("file", "plain.txt", b"no script needed"))
+    response = await client.fetch(html.unescape(action), "POST", body,
+                                  {**headers, "X-XSRFToken": "", "Cookie": f"_xsrf={client.cookies['_xsrf']}"})
+    assert response.code == 302
+    assert [name for _, name in await client.listed()] == ["plain.txt"]
+
+
 @pytest.mark.parametrize("way", ["form", "put", "form field only"])
 async def test_an_upload_without_the_xsrf_token_gets_403_and_nothing_stored(serve, way):
     client = await serve()
@@ -707,6 +751,7 @@ async def files_dir(serve, tmp_path):
     (served / "link_out").symlink_to(tmp_path / "secret.txt")
     (served / "dir_out").symlink_to(tmp_path)
     (served / "link_in").symlink_to(served / "sub" / "inner.txt")
+    (served / "loop").symlink_to(served / "loop")
     return await serve(files_dir=str(served)), tmp_path
 
 
@@ -714,6 +759,7 @@ async def files_dir(serve, tmp_path):
     "/files/../secret.txt", "/files/%2e%2e/secret.txt", "/files/sub/../../secret.txt",
     "/files/sub/%2E%2E%2F%2E%2E%2Fsecret.txt", "/files//etc/passwd", "/files/%2Fetc%2Fpasswd",
     "/files/link_out", "/files/dir_out/secret.txt", "/files/sub", "/files/nothing.txt", "/files/a%00b",
+    "/files/loop", "/files/loop/x", "/files/" + "a" * 5000, "/files/" + "a/" * 3000 + "x",
 ])
 async def test_files_outside_the_directory_are_not_served(files_dir, path):
     client, _ = files_dir
@@ -731,6 +777,25 @@ async def test_files_inside_the_directory_are_served(files_dir, path, body, cont
     client, _ = files_dir
     status, headers, received = await raw_get(client, path)
     assert (status, received, headers["content-type"]) == (200, body, content_type)
+
+
+async def test_a_file_that_shrinks_during_its_download_is_cut_short_and_logged(serve, stage, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=load_stage(stage).log.name)
+    size = 64 * 1024 * 1024
+    with open(tmp_path / "shrinking.bin", "wb") as file:
+        file.truncate(size)  # sparse: no need to write it
+    client = await serve(files_dir=str(tmp_path))
+    async with RawConnection(client) as connection:
+        await connection.send_headers("GET", "/files/shrinking.bin")
+        head = await connection.reader.readuntil(b"\r\n\r\n")
+        assert f"Content-Length: {size}".encode() in head
+        await connection.reader.readexactly(1024 * 1024)
+        os.truncate(tmp_path / "shrinking.bin", 2 * 1024 * 1024)
+        rest = await asyncio.wait_for(connection.reader.read(), 20)  # until the server closes
+    assert 1024 * 1024 + len(rest) < size  # the client sees fewer bytes than announced
+    assert "shrank during the download" in caplog.text
+    assert "cutting the response short" in caplog.text
+    assert "Uncaught exception" not in caplog.text
 
 
 async def test_files_are_not_served_without_a_files_dir(serve, tmp_path):

@@ -8,7 +8,7 @@ import signal
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from support import free_port, image_bytes, stage_program
+from support import course, free_port, image_bytes, stage_program
 
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 
@@ -44,6 +44,25 @@ async def test_home_page_lists_the_20_newest_newest_first(client):
         assert response.code == 302
     names = [name for _, name in await client.listed()]
     assert names == [f"img{n:02}.png" for n in range(20, 0, -1)]
+
+
+def test_each_stage_has_a_database_of_its_own_by_default(stage, mongodb_uri):
+    # Nothing is written: the stage says at start which database it uses.
+    with stage_program(stage, mongodb_uri, db_name=None) as program:
+        assert course.listening(program.process, int(program.url.rsplit(":", 1)[1]))
+        program.process.send_signal(signal.SIGINT)
+        program.process.wait(timeout=15)
+        assert f"database '{stage}'" in program.output()
+
+
+async def test_the_site_has_an_icon(client):
+    page = (await client.fetch("/")).body.decode()
+    [href] = re.findall(r'<link rel="icon" href="([^"]+)">', page)
+    for path in (href, "/favicon.ico"):  # where the page says, and where browsers look anyway
+        response = await client.fetch(path)
+        assert response.code == 200
+        assert response.headers["Content-Type"] in ("image/x-icon", "image/vnd.microsoft.icon")
+        assert response.body[:4] == b"\0\0\1\0"  # an ICO file
 
 
 def test_exits_with_one_clear_line_when_no_database_answers(stage, db_name):

@@ -28,12 +28,19 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, stage, mongodb_uri, db_name, tmp_path):
+def javascript():
+    """Whether the page runs scripts: a test may say otherwise."""
+    return True
+
+
+@pytest.fixture
+def page(browser, stage, mongodb_uri, db_name, tmp_path, javascript):
     with stage_program(stage, mongodb_uri, db_name) as program:
-        page = browser.new_page(base_url=program.url)
+        context = browser.new_context(base_url=program.url, java_script_enabled=javascript)
+        page = context.new_page()
         yield page
         page.screenshot(path=tmp_path / f"{stage}.png", full_page=True)
-        page.close()
+        context.close()
     from pymongo import MongoClient
 
     with MongoClient(mongodb_uri) as client:
@@ -99,3 +106,13 @@ def test_a_big_file_goes_up_with_a_progress_bar_and_comes_back_identical(page):
     assert download.value.suggested_filename == "big.bin"
     with open(download.value.path(), "rb") as file:
         assert hashlib.sha256(file.read()).digest() == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("javascript", [False])
+def test_the_form_works_without_javascript(page):
+    page.goto("/")
+    page.set_input_files("input[name=file]", files=[{"name": "plain.png", "mimeType": "image/png",
+                                                     "buffer": image_bytes(size=(300, 200))}])
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url("/")  # posted, and sent back to the home page
+    expect(page.locator("a.original img")).to_have_attribute("alt", "plain.png")
