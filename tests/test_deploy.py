@@ -286,7 +286,7 @@ def test_nginx_streams_a_large_file_both_ways_and_passes_on_the_clients_address(
         except OSError:
             pytest.skip("no 127.0.0.2 here to call nginx from")
     size = 64 * MiB
-    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2"]) as program, \
+    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2", "--xheaders"]) as program, \
             nginx(int(program.url.rsplit(":", 1)[1]), tmp_path) as port:
         connection = Connection("127.0.0.1", port, timeout=120, source_address=("127.0.0.2", 0))
         assert connection.ask("GET", "/").status == 200
