@@ -239,10 +239,10 @@ class InFlight:
 
 
 class BaseHandler(tornado.web.RequestHandler):
-    def initialize(self):
+    def initialize(self):  # as the handler is made, for each request
         self.in_flight.requests.add(self)
 
-    def on_finish(self):
+    def on_finish(self):  # not called for an upload cut short: see StreamedUpload.abandon()
         self.in_flight.end(self)
 
     def set_default_headers(self):
@@ -295,7 +295,7 @@ class HealthHandler(BaseHandler):
             raise tornado.web.HTTPError(503, "The database does not answer.")
         self.write("ok")
 
-    def head(self):  # how many load balancers ask
+    def head(self):  # as many load balancers ask
         return self.get()
 
 
@@ -813,8 +813,8 @@ def main():
 
 def raise_descriptor_limit():
     """Raise this process's limit of open files, every connection being one, from
-    its soft value (often 1024) to its hard one (often 524288); return it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    its soft value (often 1024) to its hard one (often far higher); return it."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     with contextlib.suppress(ValueError, OSError):  # macOS refuses an unlimited one: keep the soft
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -940,7 +940,7 @@ async def shut_down(listener, server, in_flight):
     --shutdown_timeout seconds to finish, then cut the rest short, and wait (up to
     --db_timeout) for the uploads cut to delete their chunks."""
     listener.close()
-    server.conn_params.no_keep_alive = True  # each connection closes after its answer under way
+    server.conn_params.no_keep_alive = True  # a request read from now on is its connection's last
     log.info("stopping: %d requests under way, %d of them uploads", len(in_flight.requests), len(in_flight.uploads))
     if not await in_flight.ended(options.shutdown_timeout):
         log.warning("stopping: cutting %d requests short after %s s, %d of them uploads",
