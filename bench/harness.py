@@ -246,6 +246,48 @@ def ratio(a, b):
     return f"{a / b:5.2f}x" if b else "    -"
 
 
+# --- A stage run as a program, as an operator runs it (part 4's benchmarks) ---
+
+
+class Program:
+    """`python <stage>/app.py ARGS` as a child process, its log kept, until stop().
+    `preexec_fn` runs in the child before the stage does (to lower its limits, say)."""
+
+    def __init__(self, stage, db_uri, db_name, args=(), preexec_fn=None):
+        self.port = course.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PORT": str(self.port), "MONGODB_URI": db_uri, "MONGODB_DB": db_name}
+        self.log = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen([sys.executable, ROOT / stage / "app.py", *args], env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+        if not course.listening(self.process, self.port):
+            raise SystemExit(f"error: {stage} did not start:\n{self.output()}")
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        course.stop(self.process, timeout=60)
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def process_on_port(port):
+    """The id of the process started with `port` in its command line (the embedded
+    database, say), read from /proc."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(port).encode() in cmdline.read_bytes().split(b"\0"):
+                return int(cmdline.parent.name)
+    raise SystemExit(f"error: no process was started for port {port}")
+
+
 # --- The child processes ---
 
 

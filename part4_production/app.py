@@ -17,9 +17,11 @@ import logging
 import mimetypes
 import os
 import re
+import resource
 import secrets
 import signal
 import sys
+import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,7 +42,7 @@ from PIL import ExifTags, Image, ImageOps
 from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 from tornado.ioloop import IOLoop
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 
 # Our own registry, not tornado.options.options: the tests import every stage into
 # one process, and a global registry refuses a second `port`.
@@ -57,6 +59,16 @@ options.define("cookie_secret", type=str,
 options.define("max_upload_size", default=4 * 1024**3, help="the largest upload accepted, in bytes (4 GiB)")
 options.define("files_dir", type=str, help="a directory whose files are served at /files/ (none by default)")
 options.define("processes", default=1, help="how many processes serve, on one port (0: one per core)")
+options.define("xheaders", default=False,
+               help="take the client's address from X-Real-IP or X-Forwarded-For: only behind a proxy that sets them")
+options.define("idle_timeout", default=60, type=float,
+               help="close a connection that sends nothing for this long, in seconds: between requests, "
+                    "in its headers or in its body")
+options.define("shutdown_timeout", default=25, type=float,
+               help="on SIGTERM or Ctrl+C, how long the requests under way may take to finish, in seconds")
+options.define("db_timeout", default=5, type=float,
+               help="how long a database operation may take, in seconds, before the visitor gets a 503")
+options.define("max_uploads", default=100, help="uploads at once in each process; more get a 503 and Retry-After")
 options.define("config", type=str, help="a Python file of option values, such as: port = 8001",
                callback=lambda path: options.parse_config_file(path, final=False))
 tornado.log.define_logging_options(options)  # --logging=warning, --log_file_prefix=...
@@ -80,6 +92,8 @@ READ_AHEAD_FROM = 4 * 1024 * 1024
 CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 MB
 A_YEAR = 365 * 24 * 3600
 DATABASE_FAILED = "The database failed: the file was not stored. Please try again."
+RETRY_AFTER = 10  # seconds, in the Retry-After of a 503: the database or the uploads are busy
+ACCEPT_PAUSE = 0.5  # seconds without accepting when accept() fails, as nginx does
 
 # Making a thumbnail is CPU work. It runs on a few threads of our own, which Pillow
 # keeps busy without holding Python's lock, while the event loop goes on serving.
@@ -203,10 +217,41 @@ def requested_range(header, size):
     return int(first), min(int(last) + 1, size) if last else size
 
 
+class InFlight:
+    """What a process is doing: the requests under way, and the uploads among them.
+    --max_uploads counts the uploads; a stop waits for the requests to end, and
+    the uploads it cuts short delete their chunks before they end."""
+
+    def __init__(self):
+        self.requests = set()  # handlers, from their start to their end
+        self.uploads = set()  # those receiving or storing a file
+
+    def end(self, handler):
+        self.requests.discard(handler)
+        self.uploads.discard(handler)
+
+    async def ended(self, timeout):
+        """Wait up to `timeout` seconds for every request to end: whether they all did."""
+        deadline = time.monotonic() + timeout
+        while self.requests and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return not self.requests
+
+
 class BaseHandler(tornado.web.RequestHandler):
+    def initialize(self):  # as the handler is made, for each request
+        self.in_flight.requests.add(self)
+
+    def on_finish(self):  # not called for an upload cut short: see StreamedUpload.abandon()
+        self.in_flight.end(self)
+
     def set_default_headers(self):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.set_header("X-Content-Type-Options", "nosniff")  # believe our Content-Type
+
+    @property
+    def in_flight(self):
+        return self.settings["in_flight"]
 
     @property
     def fs(self):
@@ -226,11 +271,14 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         """An error page that says what went wrong, never a traceback."""
         error = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(error, ConnectionFailure):  # the database is down or out of reach
+        # The database is down, out of reach, or slower than --db_timeout.
+        if isinstance(error, PyMongoError) and (isinstance(error, ConnectionFailure) or error.timeout):
             self.set_status(503)
             message = "The database is not answering. Please try again in a moment."
         else:
             message = getattr(error, "log_message", None) or self._reason
+        if self.get_status() == 503:  # busy or down, for now: when to try again
+            self.set_header("Retry-After", RETRY_AFTER)
         self.render("error.html", status_code=self.get_status(), message=message)
 
 
@@ -246,6 +294,9 @@ class HealthHandler(BaseHandler):
         except PyMongoError:
             raise tornado.web.HTTPError(503, "The database does not answer.")
         self.write("ok")
+
+    def head(self):  # as many load balancers ask
+        return self.get()
 
 
 class GridFSUpload:
@@ -304,6 +355,7 @@ class StreamedUpload(BaseHandler):
     # Also when Tornado refuses the request before prepare() (XSRF, size), and the
     # connection then closes: there is nothing to delete.
     upload = None  # the GridFS file being written
+    idle_timer = None  # set while the body is coming: it closes a connection gone silent
 
     def prepare(self):
         self.received = 0
@@ -315,9 +367,32 @@ class StreamedUpload(BaseHandler):
         if declared.isdigit() and int(declared) > limit:
             self.request.connection.set_max_body_size(int(declared))  # else Tornado adds a 400 to our 413
             raise tornado.web.HTTPError(413, f"That file is too big: the limit is {human_size(limit)}.")
+        # Shed the load before a byte of the body is read: each upload under way
+        # holds up to a chunk in memory while it waits for the rest.
+        if len(self.in_flight.uploads) >= self.settings["max_uploads"]:
+            raise tornado.web.HTTPError(503, "The server is busy with other uploads. Please try again in a moment.")
+        self.in_flight.uploads.add(self)
+        # Tornado's body timeout bounds the whole body, and a big file on a slow line
+        # takes hours: ours bounds the silences instead, restarted by each piece.
+        self.request.connection.set_body_timeout(None)
+        self.restart_idle_timer()
         # A chunked body has no Content-Length: Tornado cuts it off (a bare 400) when
         # the sizes of its chunks add up to more than this.
         self.request.connection.set_max_body_size(limit)
+
+    def restart_idle_timer(self):
+        self.stop_idle_timer()
+        self.idle_timer = IOLoop.current().call_later(self.settings["idle_timeout"], self.gone_silent)
+
+    def stop_idle_timer(self):
+        if self.idle_timer is not None:
+            IOLoop.current().remove_timeout(self.idle_timer)
+            self.idle_timer = None
+
+    def gone_silent(self):
+        log.info("nothing from %s for %s s: closing the connection", self.request.remote_ip,
+                 self.settings["idle_timeout"])
+        self.request.connection.close()  # then on_connection_close() deletes what was stored
 
     def start_file(self, filename, content_type):
         """Begin the GridFS file the upload goes to: nothing is stored until bytes come."""
@@ -328,6 +403,7 @@ class StreamedUpload(BaseHandler):
     async def data_received(self, chunk):
         # Awaited by Tornado: it reads no more of the body, and the client's sending
         # slows down, until the database has taken this piece.
+        self.restart_idle_timer()
         self.received += len(chunk)
         try:
             await self.receive(chunk)
@@ -346,6 +422,7 @@ class StreamedUpload(BaseHandler):
 
     async def discard(self):
         """Delete the chunks an unfinished upload has stored."""
+        self.stop_idle_timer()
         upload, self.upload = self.upload, None
         if upload is not None:
             try:
@@ -355,13 +432,25 @@ class StreamedUpload(BaseHandler):
 
     def on_connection_close(self):
         super().on_connection_close()  # tells Tornado not to call post() or put()
+        if self.idle_timer is None:  # the body was all in, or refused: the request ends as usual
+            return
         if self.upload is not None:
             log.info("client gone after %d bytes of %r: deleting them", self.received, self.upload.file["filename"])
-            IOLoop.current().add_callback(self.discard)
+        IOLoop.current().add_callback(self.abandon)
+
+    async def abandon(self):
+        """The end of a request cut short mid-body: Tornado calls no on_finish() for it."""
+        await self.discard()
+        self.in_flight.end(self)
+
+    def on_finish(self):
+        self.stop_idle_timer()
+        super().on_finish()
 
     async def store(self):
         """The whole body is in: close the file, make its thumbnail if it is an image,
         then the document that lists them. If any of it fails, nothing is kept."""
+        self.stop_idle_timer()  # the body is all in
         upload, self.upload = self.upload, None  # a disconnect no longer deletes it
         if upload is None or not upload.size:
             raise tornado.web.HTTPError(400, "Choose a file to upload: the file is missing or empty.")
@@ -653,12 +742,14 @@ class NotFoundHandler(BaseHandler):
 
 
 def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_upload_size=4 * 1024**3,
-             files_dir=None, **settings):
+             files_dir=None, idle_timeout=60, max_uploads=100, **settings):
     """The application, storing its files in the Motor database `db`.
 
     With no `cookie_secret`, a random one. `thumbnail_executor=None` makes the
     thumbnails on the event loop: only the benchmark wants that. With `files_dir`,
-    the files of that directory are served at /files/."""
+    the files of that directory are served at /files/. An upload whose client
+    sends nothing for `idle_timeout` seconds is cut; past `max_uploads` at once,
+    uploads get a 503."""
     routes = [
         tornado.web.url(r"/", MainHandler, name="main"),
         tornado.web.url(r"/upload/([^/]+)", UploadHandler, name="upload"),
@@ -678,6 +769,9 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_uplo
         thumbnail_executor=thumbnail_executor,
         max_upload_size=max_upload_size,
         files_dir=files_dir,
+        idle_timeout=idle_timeout,
+        max_uploads=max_uploads,
+        in_flight=InFlight(),
         cookie_secret=cookie_secret or secrets.token_hex(32),
         xsrf_cookies=True,
         **settings,
@@ -711,12 +805,22 @@ def main():
         sockets = tornado.netutil.bind_sockets(options.port)
     except OSError as error:
         sys.exit(f"error: cannot listen on port {options.port}: {error.strerror}")
-    log.info("serving on http://localhost:%d, database %r", options.port, options.db_name)
-    parent_pipe = start_processes(options.processes) if options.processes != 1 else None
+    log.info("serving on http://localhost:%d, database %r, up to %d open files a process",
+             options.port, options.db_name, raise_descriptor_limit())
+    parent_pipe = start_processes(options.processes, sockets) if options.processes != 1 else None
     asyncio.run(serve(sockets, cookie_secret, parent_pipe))
 
 
-def start_processes(count):
+def raise_descriptor_limit():
+    """Raise this process's limit of open files, every connection being one, from
+    its soft value (often 1024) to its hard one (often far higher); return it."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with contextlib.suppress(ValueError, OSError):  # macOS refuses an unlimited one: keep the soft
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def start_processes(count, sockets):
     """Fork `count` processes (0: one per core) to serve the same sockets, and return
     in each of them the end of a pipe to watch.
 
@@ -725,31 +829,97 @@ def start_processes(count):
     SIGINT or SIGTERM (the system closes it if the parent dies): then they all stop."""
     watched, held = os.pipe()
 
-    def close_held_end(*signal_args):
+    def stop_children(*signal_args):
+        # The parent's copies of the sockets too: while one is open, the port takes
+        # connections, and no process accepts them.
+        for sock in sockets:
+            sock.close()
         with contextlib.suppress(OSError):  # closed already
             os.close(held)
 
-    signal.signal(signal.SIGINT, close_held_end)
-    signal.signal(signal.SIGTERM, close_held_end)
+    signal.signal(signal.SIGINT, stop_children)
+    signal.signal(signal.SIGTERM, stop_children)
     tornado.process.fork_processes(count)
-    # In a child from here on: it must not hold that end itself, and the signals
-    # stop it as they stop a single process.
-    close_held_end()
+    # In a child from here on. One started again after a crash, as all were stopping,
+    # finds the sockets closed: it has nothing to do.
+    if any(sock.fileno() == -1 for sock in sockets):
+        sys.exit(0)
+    # It must not hold the pipe's other end itself, and the signals stop it as they
+    # stop a single process.
+    os.close(held)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     return watched
 
 
+class Listener:
+    """Accepts connections on the listening `sockets` for `server`, as HTTPServer's
+    own add_sockets() does, but for one thing. Out of file descriptors, accept()
+    fails: Tornado's loop then logs a traceback and tries again at once, for ever;
+    this one stops accepting for ACCEPT_PAUSE seconds, says so in one line, and
+    serves the connections it has meanwhile."""
+
+    def __init__(self, server, sockets):
+        self.server, self.sockets = server, sockets
+        self.loop = asyncio.get_running_loop()
+        self.resume = None
+        self.listen()
+
+    def listen(self):
+        for sock in self.sockets:
+            self.loop.add_reader(sock, self.accept, sock)
+
+    def accept(self, sock):
+        for _ in range(128):  # at most at a time: the loop has other work too
+            try:
+                connection, address = sock.accept()
+            except BlockingIOError:  # no more waiting
+                return
+            except ConnectionAbortedError:  # gone before we took it
+                continue
+            except OSError as error:  # EMFILE: out of file descriptors (or the system is)
+                self.pause(error)
+                return
+            self.server.handle_stream(IOStream(connection), address)
+
+    def pause(self, error):
+        for sock in self.sockets:
+            self.loop.remove_reader(sock)
+        self.resume = self.loop.call_later(ACCEPT_PAUSE, self.listen)
+        log.warning("cannot accept connections (%s, the limit is %d): pausing %s s", error.strerror,
+                    resource.getrlimit(resource.RLIMIT_NOFILE)[0], ACCEPT_PAUSE)
+
+    def close(self):
+        """Accept no more: from now on the port refuses connections."""
+        if self.resume is not None:
+            self.resume.cancel()
+        for sock in self.sockets:
+            self.loop.remove_reader(sock)
+            sock.close()
+
+
 async def serve(sockets, cookie_secret, parent_pipe=None):
     """Serve on `sockets` until Ctrl+C (SIGINT) or SIGTERM, or until the parent
-    process closes its end of `parent_pipe`."""
-    client = MotorClient(options.db_uri, serverSelectionTimeoutMS=3000)  # after the fork: one per process
+    process closes its end of `parent_pipe`; then stop gracefully."""
+    # After the fork: one per process. Every operation gives up after --db_timeout,
+    # whether the database refuses, is out of reach, or hangs.
+    client = MotorClient(options.db_uri, timeoutMS=1000 * options.db_timeout)
     app = make_app(client[options.db_name], cookie_secret, max_upload_size=options.max_upload_size,
-                   files_dir=options.files_dir, debug=options.debug)
-    # Behind a proxy, the client's address is the one the proxy passes on in
-    # X-Real-IP or X-Forwarded-For: this makes it request.remote_ip, and the log's.
-    server = tornado.httpserver.HTTPServer(app, xheaders=True)
-    server.add_sockets(sockets)
+                   files_dir=options.files_dir, debug=options.debug, idle_timeout=options.idle_timeout,
+                   max_uploads=options.max_uploads)
+    server = tornado.httpserver.HTTPServer(
+        app,
+        # Behind a proxy, the client's address is the one the proxy passes on in
+        # X-Real-IP or X-Forwarded-For: this makes it request.remote_ip, and the log's.
+        xheaders=options.xheaders,
+        # How long a request's headers may take, from the end of the one before
+        # (or from the connection's start): Tornado's default is an hour.
+        idle_connection_timeout=options.idle_timeout,
+        # How long a whole body may take: for the pages that take none. Uploads
+        # lift it, and bound the silences instead.
+        body_timeout=options.idle_timeout,
+    )
+    listener = Listener(server, sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -761,8 +931,24 @@ async def serve(sockets, cookie_secret, parent_pipe=None):
     # still be on its way here: it must not interrupt the shutdown with a traceback.
     loop.remove_signal_handler(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server.stop()
+    await shut_down(listener, server, app.settings["in_flight"])
     client.close()
+
+
+async def shut_down(listener, server, in_flight):
+    """Refuse new connections at once, give the requests under way up to
+    --shutdown_timeout seconds to finish, then cut the rest short, and wait (up to
+    --db_timeout) for the uploads cut to delete their chunks."""
+    listener.close()
+    server.conn_params.no_keep_alive = True  # a request read from now on is its connection's last
+    log.info("stopping: %d requests under way, %d of them uploads", len(in_flight.requests), len(in_flight.uploads))
+    if not await in_flight.ended(options.shutdown_timeout):
+        log.warning("stopping: cutting %d requests short after %s s, %d of them uploads",
+                    len(in_flight.requests), options.shutdown_timeout, len(in_flight.uploads))
+    await server.close_all_connections()
+    if not await in_flight.ended(options.db_timeout):
+        log.error("stopping: %d requests did not end, %d of them uploads: their chunks may stay behind",
+                  len(in_flight.requests), len(in_flight.uploads))
 
 
 if __name__ == "__main__":

@@ -216,17 +216,19 @@ class Program:
 
 
 @contextlib.contextmanager
-def stage_program(stage, mongodb_uri, db_name, port=None, args=()):
+def stage_program(stage, mongodb_uri, db_name, port=None, args=(), preexec_fn=None):
     """`python <stage>/app.py` as a child process, yielded as a Program once it
     answers (or has exited). Stopped with SIGINT, as Ctrl+C would. With no `db_name`,
-    MONGODB_DB is not set: the stage uses its default database."""
+    MONGODB_DB is not set: the stage uses its default database. `preexec_fn` runs in
+    the child before the program starts (to lower its limits, say)."""
     port = port or free_port()
     env = {**os.environ, "PORT": str(port), "MONGODB_URI": mongodb_uri, "MONGODB_DB": db_name}
     if db_name is None:
         del env["MONGODB_DB"]
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(
-            [sys.executable, ROOT / stage / "app.py", *args], env=env, stdout=log, stderr=log, text=True
+            [sys.executable, ROOT / stage / "app.py", *args], env=env, stdout=log, stderr=log, text=True,
+            preexec_fn=preexec_fn,
         )
         try:
             listening = course.listening(process, port, timeout=20)

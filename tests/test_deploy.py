@@ -286,7 +286,7 @@ def test_nginx_streams_a_large_file_both_ways_and_passes_on_the_clients_address(
         except OSError:
             pytest.skip("no 127.0.0.2 here to call nginx from")
     size = 64 * MiB
-    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2"]) as program, \
+    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2", "--xheaders"]) as program, \
             nginx(int(program.url.rsplit(":", 1)[1]), tmp_path) as port:
         connection = Connection("127.0.0.1", port, timeout=120, source_address=("127.0.0.2", 0))
         assert connection.ask("GET", "/").status == 200
@@ -345,6 +345,9 @@ def test_compose_points_the_app_at_the_replica_set_with_one_process_per_core():
     assert uri.netloc.split(",") == ["mongo1:27017", "mongo2:27017", "mongo3:27017"]
     assert urllib.parse.parse_qs(uri.query) == {"replicaSet": ["rs0"]}
     assert app["depends_on"]["mongo-init"] == {"condition": "service_completed_successfully"}
+    # Docker waits 10 s by default before SIGKILL: longer than the graceful stop may take.
+    options = load_stage(STAGE).options
+    assert int(app["stop_grace_period"].removesuffix("s")) > options.shutdown_timeout + options.db_timeout
     assert "/healthz" in " ".join(app["healthcheck"]["test"])
     # Built from the repository's root, by deploy/Dockerfile, with the pinned packages.
     assert (DEPLOY / app["build"]["context"]).resolve() == ROOT
