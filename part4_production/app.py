@@ -2,8 +2,9 @@
 
 Run it with `python part4_production/app.py`; `--help` lists its options. Their
 defaults come from the environment variables PORT (8000), MONGODB_URI
-(mongodb://localhost:27017), MONGODB_DB (tornado_gridfs) and COOKIE_SECRET.
-Its lesson, README.md, tells how to run it for real: processes, a proxy, a MongoDB cluster.
+(mongodb://localhost:27017), MONGODB_DB (part4_production, the stage's name) and
+COOKIE_SECRET. Its lesson, README.md, tells how to run it for real: processes, a
+proxy, a MongoDB cluster.
 """
 
 import asyncio
@@ -22,6 +23,7 @@ import secrets
 import signal
 import sys
 import time
+import unicodedata
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,13 +46,16 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
 
+HERE = Path(__file__).parent
+
 # Our own registry, not tornado.options.options: the tests import every stage into
 # one process, and a global registry refuses a second `port`.
 options = tornado.options.OptionParser()
 options.define("port", default=int(os.environ.get("PORT", "8000")), help="the port to listen on (env PORT)")
 options.define("db_uri", default=os.environ.get("MONGODB_URI", "mongodb://localhost:27017"),
                help="the MongoDB to use (env MONGODB_URI)")
-options.define("db_name", default=os.environ.get("MONGODB_DB", "tornado_gridfs"),
+# A database of the stage's own: each stage stores its files its own way.
+options.define("db_name", default=os.environ.get("MONGODB_DB", HERE.name),
                help="the database to use (env MONGODB_DB)")
 options.define("debug", default=False, help="reload when the code or a template changes")
 # No default here, or --help would print the secret.
@@ -73,15 +78,21 @@ options.define("config", type=str, help="a Python file of option values, such as
                callback=lambda path: options.parse_config_file(path, final=False))
 tornado.log.define_logging_options(options)  # --logging=warning, --log_file_prefix=...
 
-HERE = Path(__file__).parent
 NEWEST = 20  # how many uploads the home page lists
 # The formats we accept, as Pillow names them, and the type we serve each as:
 # image types that cannot carry scripts (no SVG, no HTML).
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+# What the home page lists: files as this stage stores them. Another stage, a tool or
+# a person may have put other documents in the same collection: those are not listed.
+LISTED = {"_id": {"$type": "objectId"}, "filename": {"$type": "string"}, "length": {"$type": "number"},
+          "contentType": {"$type": "string"},
+          "$or": [{"thumbnail": {"$type": "null"}},
+                  {"thumbnail": {"$type": "objectId"}, "width": {"$type": "number"}, "height": {"$type": "number"}}]}
 # How the files of those formats begin: only those are read back to be thumbnailed.
 IMAGE_START = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff|GIF8[79]a|RIFF....WEBP", re.DOTALL)
 THUMBNAIL_SIZE = (128, 128)
 QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that show the image on its side
+DAMAGED = "That image is truncated or damaged: it cannot be decoded."
 # How much a download reads at a time, at most: 8 GridFS chunks (of 255 KiB), or
 # 1 MiB of a file on disk; and how many reads run ahead of what is being sent: one,
 # then two once the client has taken 4 MiB (measured: see the lesson).
@@ -90,6 +101,8 @@ DISK_READ_SIZE = 1024 * 1024
 READS_AHEAD = 2
 READ_AHEAD_FROM = 4 * 1024 * 1024
 CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 MB
+# A form's body is its file and a little more: boundaries, the part's headers, other fields.
+FORM_OVERHEAD = 64 * 1024
 A_YEAR = 365 * 24 * 3600
 DATABASE_FAILED = "The database failed: the file was not stored. Please try again."
 RETRY_AFTER = 10  # seconds, in the Retry-After of a 503: the database or the uploads are busy
@@ -103,6 +116,8 @@ THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
 thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
 
 MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+# Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
+BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Our pages load only our own files and run no inline script: whatever an upload's
 # name holds, the browser runs nothing from it.
 CONTENT_SECURITY_POLICY = (
@@ -116,6 +131,17 @@ class NotAnImage(ValueError):
     """An upload we refuse: its message says why, for the visitor."""
 
 
+def check_filename(filename):
+    """Refuse a file name that is too long, or holds a control character (a line break
+    could forge a header or a log line) or a bidirectional override or isolate, which
+    can disguise its extension. Every other character people use is fine: spaces of
+    every kind, accents, emoji and their joiners."""
+    if len(filename) > MAX_NAME_LENGTH:
+        raise tornado.web.HTTPError(400, f"That file name is too long: the limit is {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in filename):
+        raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
+
+
 def make_thumbnail(file):
     """Read `file` as an image; return its type, width, height, and a PNG thumbnail.
 
@@ -125,8 +151,13 @@ def make_thumbnail(file):
         image = Image.open(file, formats=list(IMAGE_TYPES))
     except Image.DecompressionBombError:  # not an OSError
         raise NotAnImage("That image has too many pixels to be decoded safely.")
-    except OSError:  # UnidentifiedImageError is one
+    except Image.UnidentifiedImageError:  # no format we accept
         return None
+    except Exception as error:
+        # Pillow raises more than OSError on hostile files: ValueError (text chunks
+        # past its limits, a truncated header, tiles outside the image), SyntaxError
+        # (broken PNG chunk lists), struct.error, EOFError... The image is damaged.
+        raise NotAnImage(DAMAGED) from error
     with image:
         # Pillow calls a JPEG holding a second picture, as some cameras write, an MPO.
         image_type = IMAGE_TYPES["JPEG" if image.format == "MPO" else image.format]
@@ -134,19 +165,19 @@ def make_thumbnail(file):
         # Pillow refuses only above twice this limit (and only warns between).
         if width * height > Image.MAX_IMAGE_PIXELS:
             raise NotAnImage("That image has too many pixels to be decoded safely.")
-        # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
-        image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
         try:
-            image.load()  # decode it all now, so that a truncated file is caught here
-        except OSError:
-            raise NotAnImage("That image is truncated or damaged: it cannot be decoded.")
-        if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
-            width, height = height, width  # as a browser shows it
-        thumbnail = for_png(image)
-        thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
-        thumbnail = ImageOps.exif_transpose(thumbnail)
-        png = io.BytesIO()
-        thumbnail.save(png, "PNG")
+            # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
+            image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
+            image.load()  # decode it all now, so that a damaged file is caught here
+            if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
+                width, height = height, width  # as a browser shows it
+            thumbnail = for_png(image)
+            thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+            thumbnail = ImageOps.exif_transpose(thumbnail)
+            png = io.BytesIO()
+            thumbnail.save(png, "PNG")
+        except Exception as error:  # whatever Pillow raises, as above
+            raise NotAnImage(DAMAGED) from error
         return image_type, width, height, png.getvalue()
 
 
@@ -168,6 +199,20 @@ def thumbnail_from_gridfs(bucket, file_id):
         return make_thumbnail(file)
 
 
+def http_date(value):
+    """The date an HTTP header gives, in UTC; None if there is none."""
+    try:
+        date = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):  # no header, or not a date
+        return None
+    return date if date.tzinfo else date.replace(tzinfo=datetime.UTC)
+
+
+def to_the_second(date):
+    """A date of ours (in UTC, aware or not) as precise as an HTTP date: to the second."""
+    return date.replace(microsecond=0, tzinfo=datetime.UTC)
+
+
 def human_size(size):
     """A size as people read it: 1536 -> '1.5 KiB'."""
     if size < 1024:
@@ -183,7 +228,10 @@ def part_filename(part):
     does: quotes, backslashes and RFC 2231's `filename*=` included."""
     message = email.message.Message()
     message["Content-Disposition"] = part.header("Content-Disposition", "")
-    return message.get_filename()
+    try:
+        return message.get_filename()
+    except ValueError:  # a `filename*=` charset Python has no decoder for, as idna: a UnicodeError
+        raise tornado.web.HTTPError(400, "That file name cannot be decoded: send it in UTF-8.")
 
 
 def claimed_type(content_type, filename):
@@ -206,15 +254,22 @@ def requested_range(header, size):
     end excluded; start >= end if none of them exist (416).
 
     None if it is not one byte range: the whole file is then sent, as RFC 9110 allows."""
-    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    match = re.fullmatch(r"bytes=([0-9]*)-([0-9]*)", header.strip())  # \d would take "٣" too
     if not match or match.groups() == ("", ""):
         return None
-    first, last = match.groups()
-    if not first:  # bytes=-500: the last 500 bytes
-        return max(size - int(last), 0), size
-    if last and int(last) < int(first):
+    first, last = (byte_number(digits) if digits else None for digits in match.groups())
+    if first is None:  # bytes=-500: the last 500 bytes
+        return max(size - last, 0), size
+    if last is not None and last < first:
         return None
-    return int(first), min(int(last) + 1, size) if last else size
+    return first, min(last + 1, size) if last is not None else size
+
+
+def byte_number(digits):
+    """A number of a Range header. Past 18 digits it is beyond the end of any file,
+    whatever its value: int() refuses strings of over 4300 digits."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18
 
 
 class InFlight:
@@ -248,6 +303,14 @@ class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.set_header("X-Content-Type-Options", "nosniff")  # believe our Content-Type
+
+    def set_cookie(self, name, value, **kwargs):
+        """Every cookie we set (the XSRF one, so far) is SameSite=Lax: browsers do not
+        send it with a POST that another site starts. Reached by HTTPS, it is Secure too:
+        never sent over plain HTTP, where anyone on the way could read or replace it."""
+        kwargs.setdefault("samesite", "Lax")
+        kwargs.setdefault("secure", self.request.protocol == "https")
+        super().set_cookie(name, value, **kwargs)
 
     @property
     def in_flight(self):
@@ -362,11 +425,14 @@ class StreamedUpload(BaseHandler):
         if self.request.method == "GET":
             self.request.connection.set_max_body_size(0)  # a GET has no body: Tornado refuses one
             return
-        limit = self.settings["max_upload_size"]
+        # The limit is the file's: a form's body holds a little more than its file.
+        limit = self.settings["max_upload_size"] + (FORM_OVERHEAD if self.request.method == "POST" else 0)
         declared = self.request.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
+        # Only ASCII digits ("²".isdigit() is true too), and 19 of them are more than
+        # any disk holds: Tornado answers anything else with a bare 400.
+        if re.fullmatch(r"[0-9]{1,19}", declared) and int(declared) > limit:
             self.request.connection.set_max_body_size(int(declared))  # else Tornado adds a 400 to our 413
-            raise tornado.web.HTTPError(413, f"That file is too big: the limit is {human_size(limit)}.")
+            raise self.too_big()
         # Shed the load before a byte of the body is read: each upload under way
         # holds up to a chunk in memory while it waits for the rest.
         if len(self.in_flight.uploads) >= self.settings["max_uploads"]:
@@ -394,11 +460,20 @@ class StreamedUpload(BaseHandler):
                  self.settings["idle_timeout"])
         self.request.connection.close()  # then on_connection_close() deletes what was stored
 
+    def too_big(self):
+        limit = human_size(self.settings["max_upload_size"])
+        return tornado.web.HTTPError(413, f"That file is too big: the limit is {limit}.")
+
     def start_file(self, filename, content_type):
         """Begin the GridFS file the upload goes to: nothing is stored until bytes come."""
-        if len(filename) > MAX_NAME_LENGTH or not filename.isprintable():
-            raise tornado.web.HTTPError(400, "That file name is too long or holds control characters.")
+        check_filename(filename)
         self.upload = GridFSUpload(self.db, filename, claimed_type(content_type, filename))
+
+    async def write_file(self, data):
+        """Add `data` to the file, within the size limit, whichever way the file comes."""
+        if self.upload.size + len(data) > self.settings["max_upload_size"]:
+            raise self.too_big()
+        await self.upload.write(data)
 
     async def data_received(self, chunk):
         # Awaited by Tornado: it reads no more of the body, and the client's sending
@@ -500,7 +575,7 @@ class MainHandler(StreamedUpload):
     SUPPORTED_METHODS = ("GET", "POST")
 
     async def get(self):
-        cursor = self.db.imgs.find().sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
+        cursor = self.db.imgs.find(LISTED).sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
         uploads = await cursor.to_list(None)
         self.render("index.html", uploads=uploads, human_size=human_size,
                     max_upload_size=self.settings["max_upload_size"])
@@ -526,7 +601,7 @@ class MainHandler(StreamedUpload):
                 elif part is None:  # the end of a part
                     self.in_file = False
                 elif self.in_file:  # some bytes of the part
-                    await self.upload.write(part)
+                    await self.write_file(part)
         except MultipartError as error:
             raise tornado.web.HTTPError(400, f"That form data is malformed: {error}")
 
@@ -550,7 +625,7 @@ class UploadHandler(StreamedUpload):
         self.start_file(self.path_args[0], self.request.headers.get("Content-Type"))
 
     async def receive(self, chunk):
-        await self.upload.write(chunk)
+        await self.write_file(chunk)
 
     async def put(self, filename):
         upload_id = await self.store()
@@ -603,6 +678,8 @@ class FileRange:
 
     async def read(self):
         piece = self.file.read(min(self.left, DISK_READ_SIZE))
+        if self.left and not piece:  # cut short since its size was sent: the client must know
+            raise OSError(f"{self.file.name} shrank during the download: {self.left} bytes are missing")
         self.left -= len(piece)
         return [piece] if piece else []
 
@@ -625,12 +702,14 @@ class ChunkedDownload(BaseHandler):
             self.set_status(304)
             return
         start, end = 0, size
-        # Range means something for GET alone: HEAD ignores it.
-        wanted = include_body and requested_range(self.request.headers.get("Range", ""), size)
+        # Range means something for GET alone: HEAD ignores it. With If-Range, only for
+        # the file the client has part of: if it changed since, it gets the new one whole.
+        wanted = include_body and self.same_file(etag, modified) and requested_range(
+            self.request.headers.get("Range", ""), size)
         if wanted:
             start, end = wanted
             if start >= end:
-                self.clear_header("Cache-Control")
+                self.clear()  # an error page: none of the file's headers (its type, an attachment)
                 self.set_status(416)
                 self.set_header("Content-Range", f"bytes */{size}")
                 self.render("error.html", status_code=416, message=f"That range is outside the file's {size} bytes.")
@@ -645,12 +724,18 @@ class ChunkedDownload(BaseHandler):
         """Whether the client's copy is current: by ETag if it sent one, else by date."""
         if self.request.headers.get("If-None-Match"):
             return self.check_etag_header()  # handles lists, weak tags and *
-        try:
-            since = email.utils.parsedate_to_datetime(self.request.headers["If-Modified-Since"])
-        except (KeyError, TypeError, ValueError):  # none, or not a date
-            return False
-        since = since if since.tzinfo else since.replace(tzinfo=datetime.UTC)
-        return modified.replace(microsecond=0, tzinfo=datetime.UTC) <= since
+        since = http_date(self.request.headers.get("If-Modified-Since"))
+        return since is not None and to_the_second(modified) <= since
+
+    def same_file(self, etag, modified):
+        """Whether If-Range, if sent, names this file: by its ETag, compared strongly (a
+        weak one never matches), or by its exact date (RFC 9110, section 13.1.5)."""
+        if_range = self.request.headers.get("If-Range")
+        if if_range is None:
+            return True
+        if if_range.startswith(('"', "W/")):
+            return if_range == etag
+        return http_date(if_range) == to_the_second(modified)
 
     async def send_pieces(self, reader):
         """Send what `reader` reads, reading the next pieces while these go out (the
@@ -691,18 +776,26 @@ class ShowImageHandler(ChunkedDownload):
             raise tornado.web.HTTPError(404, "There is no image here: that id is not valid.")
         if image is None:
             raise tornado.web.HTTPError(404, "There is no image with that id.")
-        file_id = image["original" if version == "orig" else "thumbnail"]
-        if file_id is None:
+        file_id = image.get("original" if version == "orig" else "thumbnail")
+        if version == "thumb" and file_id is None:
             raise tornado.web.HTTPError(404, "That file is not an image: it has no thumbnail.")
         try:
             grid_out = await self.fs.open_download_stream(file_id)
-        except NoFile:  # the document outlived its file: someone deleted it by hand
-            log.warning("image %s lists file %s, which does not exist", image_id, file_id)
+        except NoFile:  # the document outlived its file, or another program wrote it without one
+            log.warning("image %s lists file %r, which does not exist", image_id, file_id)
             raise tornado.web.HTTPError(404, "That image's file is missing from the database.")
-        # An image's type is the one Pillow found; any other file is a download.
-        self.set_header("Content-Type", image["contentType"] if version == "orig" else "image/png")
-        if image["thumbnail"] is None:  # not an image: a download, never a page of this site
-            self.set_header("Content-Disposition", attachment(image["filename"]))
+        claimed = image.get("contentType")
+        if version == "thumb":
+            self.set_header("Content-Type", "image/png")
+        elif image.get("thumbnail") is not None and claimed in IMAGE_TYPES.values():
+            self.set_header("Content-Type", claimed)  # the type Pillow found
+        else:  # not an image: a download, never a page of this site
+            # Not served with the type it claims (the listing shows that one), but with
+            # one that no browser runs or applies as a style: a page of this site that
+            # loads it with <script src> or <link rel=stylesheet> ignores the attachment.
+            text = isinstance(claimed, str) and claimed.startswith("text/")
+            self.set_header("Content-Type", "text/plain" if text else "application/octet-stream")
+            self.set_header("Content-Disposition", attachment(str(image.get("filename", "download"))))
             self.set_header("Content-Security-Policy", f"{CONTENT_SECURITY_POLICY}; sandbox")
         # This URL names one file forever: browsers and proxies may keep it a year.
         self.set_header("Cache-Control", f"public, max-age={A_YEAR}, immutable")
@@ -720,12 +813,16 @@ class FileHandler(ChunkedDownload):
     async def get(self, path, include_body=True):
         root = Path(self.settings["files_dir"]).resolve()
         try:
-            full_path = (root / path).resolve()  # no more `..`, nor symbolic links
-        except (OSError, ValueError):  # e.g. a NUL byte in the name
-            full_path = root
-        if not full_path.is_relative_to(root) or not full_path.is_file():
+            full_path = (root / path).resolve(strict=True)  # no more `..` nor symbolic links; it exists
+            inside = full_path.is_relative_to(root) and full_path.is_file()
+            file = open(full_path, "rb", buffering=0) if inside else None
+        # A NUL byte, a name too long, a loop of links (a RuntimeError before Python
+        # 3.13), no permission: nothing to serve.
+        except (OSError, RuntimeError, ValueError):
+            file = None
+        if file is None:
             raise tornado.web.HTTPError(404, "There is no such file here.")
-        with open(full_path, "rb", buffering=0) as file:
+        with file:
             stat = os.fstat(file.fileno())
             self.set_header("Content-Type", mimetypes.guess_type(full_path.name)[0] or "application/octet-stream")
             modified = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.UTC)
@@ -773,7 +870,8 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_uplo
         max_uploads=max_uploads,
         in_flight=InFlight(),
         cookie_secret=cookie_secret or secrets.token_hex(32),
-        xsrf_cookies=True,
+        xsrf_cookies=True,  # every POST and PUT repeats the token of the visitor's _xsrf cookie
+        cross_origin_protection=True,  # and comes, as the browser tells, from our own pages
         **settings,
     )
 

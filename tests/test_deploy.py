@@ -25,7 +25,7 @@ import yaml
 from motor.motor_tornado import MotorClient
 from pymongo import MongoClient
 
-from support import ROOT, Client, course, free_port, image_bytes, load_stage, served, stage_program
+from support import ROOT, Client, course, free_port, image_bytes, load_stage, multipart, served, stage_program
 from test_lessons import excerpts
 
 STAGE = "part4_production"
@@ -290,6 +290,11 @@ def test_nginx_streams_a_large_file_both_ways_and_passes_on_the_clients_address(
             nginx(int(program.url.rsplit(":", 1)[1]), tmp_path) as port:
         connection = Connection("127.0.0.1", port, timeout=120, source_address=("127.0.0.2", 0))
         assert connection.ask("GET", "/").status == 200
+        # A browser on plain HTTP sends no Sec-Fetch-Site, only its Origin, which
+        # cross_origin_protection compares with the Host that nginx passes on.
+        form, form_type = multipart({"file": ("photo.png", image_bytes(), "image/png")})
+        posted = connection.ask("POST", "/", form, {"Content-Type": form_type, "Origin": f"http://127.0.0.1:{port}"})
+        assert posted.status == 302, posted.body
 
         body = Stream(size)  # with a Content-Length, as `curl -T` sends it
         stored = connection.ask("PUT", "/upload/big.bin", body,
