@@ -40,6 +40,7 @@ DATA = Path(os.environ.get("COURSE_DATA", ROOT / ".data"))
 STAGES = sorted(path.parent.name for path in ROOT.glob("part*/app.py"))
 DEFAULT_URI = "mongodb://localhost:27017"
 MIN_PYTHON = (3, 11)  # Tornado 6.6, PyMongo 4.20 and Pillow 13 need it
+STOP_GRACE = 40  # seconds a stage may take to stop before it is killed
 COVERAGE_ENV = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 
 
@@ -282,7 +283,9 @@ def serve(stage, app_args):
         try:
             return app.wait()
         finally:
-            stop(app)
+            # Part 4 lets requests under way finish first (--shutdown_timeout, 25 s by
+            # default, then up to --db_timeout to delete what it cut): wait for that.
+            stop(app, timeout=STOP_GRACE)
 
 
 def find_chromium():
