@@ -55,6 +55,7 @@ NETWORK_DELAY_MS = 5  # how late the proxy hands on each piece of data, each way
 
 # %%
 import asyncio
+import functools
 import inspect
 import io
 import os
@@ -338,10 +339,11 @@ buckets = {"on this machine": MotorGridFSBucket(db)}
 if address := lab.course.local_address(session.uri):  # a database we can put a proxy in front of
     proxy = DelayingProxy(*address, NETWORK_DELAY_MS / 1000)
     await session.keep("the delaying proxy", proxy, proxy.close)
-    far_client = MotorClient(f"mongodb://127.0.0.1:{await proxy.start()}", directConnection=True)
+    far_client = MotorClient(f"mongodb://127.0.0.1:{await proxy.start()}", directConnection=True,
+                             serverSelectionTimeoutMS=3000)
     # Closing it talks to the database through the proxy, which this loop runs: close it
     # from another thread (a blocking call to a server on this loop would deadlock).
-    await session.keep("the client behind the proxy", far_client, lambda: asyncio.to_thread(far_client.close))
+    await session.keep("the client behind the proxy", far_client, functools.partial(asyncio.to_thread, far_client.close))
     buckets[f"{NETWORK_DELAY_MS} ms away"] = MotorGridFSBucket(far_client[session.db_name])
 else:
     print("Your MONGODB_URI is not a single local server: the database may well be across a network already.")

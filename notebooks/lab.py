@@ -71,16 +71,22 @@ class Session:
         print("The database:", course.redact(self.uri), "| our database:", self.db_name)
 
     async def keep(self, name, thing, close):
-        """Own `thing` under `name`, stopped by `close()`; what had that name is stopped first."""
+        """Own `thing` under `name`, stopped by `close()`. What had that name is stopped
+        first, with whatever was started after it (it may depend on it)."""
         await self.stop(name)
         self._closers[name] = close
         return thing
 
     async def stop(self, name):
-        """Stop what `name` names, if anything."""
-        if (close := self._closers.pop(name, None)) is not None:
-            if inspect.isawaitable(result := close()):
-                await result
+        """Stop what `name` names, if anything, and first what was started after it."""
+        if name in self._closers:
+            names = list(self._closers)
+            for later in reversed(names[names.index(name):]):
+                await self._stop_one(later)
+
+    async def _stop_one(self, name):
+        if inspect.isawaitable(result := self._closers.pop(name)()):
+            await result
 
     async def close(self):
         """Stop everything, the last started first. Closing twice is fine."""
@@ -89,7 +95,7 @@ class Session:
             return
         names = list(reversed(self._closers))
         for name in names:
-            await self.stop(name)
+            await self._stop_one(name)
         print("Stopped:", ", ".join(names) + ".")
 
     async def motor_client(self, name="the Motor client"):
