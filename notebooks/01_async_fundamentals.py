@@ -655,7 +655,7 @@ plot(crawls, f"Crawling {SITE_PAGES} pages that take {PAGE_SECONDS} s each")
 # work.
 #
 # **Try it:** change `workers` and run the cell again. Past a point, more workers add
-# nothing: there are not enough pages in the queue to keep them busy.
+# little: there are not enough pages in the queue to keep them all busy.
 
 # %%
 workers = 10

@@ -234,10 +234,11 @@ plot_lags(runs, STAGGER)
 # %% [markdown]
 # What you see:
 #
-# - **On the loop** (top), one spike per upload, each about as tall as the dotted
+# - **On the loop** (top), one spike per upload, each at least as tall as the dotted
 #   line, one thumbnail timed alone: each spike is one `make_thumbnail()` running in
-#   a handler. While it ran, the server answered no one: not the other uploads, not
-#   a visitor asking for a small CSS file, not even this probe.
+#   a handler, with the rest of that upload's work on the loop. While it ran, the
+#   server answered no one: not the other uploads, not a visitor asking for a small
+#   CSS file, not even this probe.
 # - **On the pool** (bottom), the same thumbnails run on another thread, and the lag
 #   stays low: a few milliseconds, now and then a little more. Pillow lets go of
 #   Python's global lock (the GIL) while it decodes, so that thread really runs on
@@ -344,7 +345,7 @@ if address := lab.course.local_address(session.uri):  # a database we can put a 
     # Closing it talks to the database through the proxy, which this loop runs: close it
     # from another thread (a blocking call to a server on this loop would deadlock).
     await session.keep("the client behind the proxy", far_client, functools.partial(asyncio.to_thread, far_client.close))
-    buckets[f"{NETWORK_DELAY_MS} ms away"] = MotorGridFSBucket(far_client[session.db_name])
+    buckets[f"{NETWORK_DELAY_MS} ms away, each way"] = MotorGridFSBucket(far_client[session.db_name])
 else:
     print("Your MONGODB_URI is not a single local server: the database may well be across a network already.")
 
@@ -415,14 +416,17 @@ plt.show()
 #   collections, and a look at the indexes of an empty one, as ours are between
 #   tries), an `insert` of the chunks, an `insert` of the file's document. The
 #   original's chunks also carry its megabytes.
-# - **On this machine**, the two ways come out close, and which one wins moves from
-#   run to run: here the database's work is CPU work (SecantusDB is written in Python),
-#   on the same cores as ours, so the two saves mostly take turns rather than overlap.
-#   Compare the medians, and the dots: one try can be unlucky.
+# - **On this machine**, `gather` gains nothing you can count on: the figures are a
+#   few milliseconds, they move from run to run, and one after the other may even
+#   come out ahead (compare the medians, and the dots: one try can be unlucky). Here
+#   the database's work is CPU work (SecantusDB is written in Python) on the same
+#   cores as ours, so the two saves take turns rather than overlap.
 # - **Across the "network"**, each request also waits for a round trip, and waiting
-#   is what overlaps. One after the other costs about both added up: while the first
-#   save waits, the second has not even started. Side by side costs about the longer
-#   of the two: the thumbnail's requests go out while the original's are on their way.
+#   is what overlaps. One after the other costs well over either save alone: while
+#   the first save waits, the second has not even started. (It costs less than both
+#   added up, because the second save finds GridFS's collections no longer empty and
+#   skips the look at their indexes.) Side by side costs about the longer of the two:
+#   the thumbnail's requests go out while the original's are on their way.
 #
 # So the most `gather` can save is the shorter save's time, and it saves it when the
 # time is spent waiting. It is worth its care, too: part 2's `return_exceptions=True`

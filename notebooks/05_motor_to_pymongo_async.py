@@ -478,9 +478,10 @@ finally:
 #
 # ### Exercise 1: port a download handler
 #
-# `MotorFromHandler` serves a file from byte `?start=` to the end, with Motor, as code
-# written for Motor does. `FromHandler` below is the same code with PyMongo's bucket
-# in its settings: port it, so that it sends the right bytes, a chunk at a time (not
+# `MotorFromHandler` serves a file from byte `?start=` to the end, written as code for
+# Motor is. `FromHandler` is the same handler, for now: the check serves it with
+# PyMongo's bucket (`fs`) in its settings, and it goes wrong. Give `FromHandler` a
+# `get()` of its own, ported, so that it sends the right bytes, a chunk at a time (not
 # a line at a time), and still answers 404 for a file that does not exist.
 #
 # The check asks for a file that does not exist, and Tornado logs a **warning** for it
@@ -489,23 +490,9 @@ finally:
 
 # %%
 class MotorFromHandler(RequestHandler):
-    """GET /from/<id>?start=n: the file from byte n to its end (Motor)."""
+    """GET /from/<id>?start=n: the file from byte n to its end, with a Motor bucket as `fs`."""
 
     async def get(self, file_id):
-        try:
-            grid_out = await self.settings["motor_fs"].open_download_stream(ObjectId(file_id))
-        except NoFile:
-            raise HTTPError(404)
-        grid_out.seek(int(self.get_argument("start", "0")))
-        async for chunk in grid_out:
-            self.write(chunk)
-            await self.flush()
-
-
-class FromHandler(RequestHandler):
-    """GET /from/<id>?start=n: the file from byte n to its end (PyMongo's async API)."""
-
-    async def get(self, file_id):  # your turn
         try:
             grid_out = await self.settings["fs"].open_download_stream(ObjectId(file_id))
         except NoFile:
@@ -514,6 +501,10 @@ class FromHandler(RequestHandler):
         async for chunk in grid_out:
             self.write(chunk)
             await self.flush()
+
+
+class FromHandler(MotorFromHandler):
+    """The same, with PyMongo's async bucket as `fs`: your turn, give it a get() of its own."""
 
 # %%
 async def check_exercise_1():
