@@ -223,8 +223,9 @@ def plot_lags(runs, stagger):
         ax.set_ylabel("lag (ms)")
         ax.legend(loc="upper right", fontsize=8)
     axes[-1].set_xlabel("time (seconds since the probe started)")
+    arriving = f"one every {stagger} s" if stagger else "all at once"
     figure.suptitle(f"How late a {PROBE_INTERVAL * 1000:.0f} ms sleep wakes up while {PHOTOS} JPEGs of "
-                    f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} are uploaded, one every {stagger} s", fontsize=10)
+                    f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} are uploaded, {arriving}", fontsize=10)
     plt.show()
 
 
@@ -250,10 +251,10 @@ plot_lags(runs, STAGGER)
 # On a busy machine, you may see a lone spike in either run that matches no
 # thumbnail: the operating system gave the core to another process for a moment.
 #
-# **Try it:** what if the visitors all arrive at once? Run this cell with
-# `try_stagger = 0`: on the loop, the thumbnails run back to back and the stalls add
-# up to one spike several thumbnails tall; on the pool, they queue for its threads
-# and the loop stays free.
+# **Try it:** what if the visitors all arrive at once? This cell runs both again with
+# `try_stagger = 0`: on the loop, the thumbnails run back to back with no wake-up in
+# between, so a spike is two or more thumbnails tall; on the pool, they queue for its
+# threads and the loop stays free. Change `try_stagger` and run it again.
 
 # %%
 try_stagger = 0
@@ -344,7 +345,8 @@ if address := lab.course.local_address(session.uri):  # a database we can put a 
                              serverSelectionTimeoutMS=3000)
     # Closing it talks to the database through the proxy, which this loop runs: close it
     # from another thread (a blocking call to a server on this loop would deadlock).
-    await session.keep("the client behind the proxy", far_client, functools.partial(asyncio.to_thread, far_client.close))
+    await session.keep("the client behind the proxy", far_client,
+                       functools.partial(asyncio.to_thread, far_client.close))
     buckets[f"{NETWORK_DELAY_MS} ms away, each way"] = MotorGridFSBucket(far_client[session.db_name])
 else:
     print("Your MONGODB_URI is not a single local server: the database may well be across a network already.")
@@ -410,8 +412,8 @@ plt.show()
 # %% [markdown]
 # What you see:
 #
-# - **The thumbnail alone takes a few milliseconds**, the original several times
-#   more. A GridFS save is a handful of requests to the database, each waiting for
+# - **The thumbnail alone takes a few milliseconds** on this machine, the original
+#   several times more. A GridFS save is a handful of requests to the database, each waiting for
 #   the one before: a check that GridFS's indexes exist (a `find` in each of its two
 #   collections, and a look at the indexes of an empty one, as ours are between
 #   tries), an `insert` of the chunks, an `insert` of the file's document. The
@@ -556,7 +558,7 @@ await check_exercise_2();
 # 1. On the loop, the uploads did not get slower. Who paid for the thumbnails, then?
 # 2. Why does moving the thumbnail to a thread help here, when threads do not help
 #    pure-Python computing?
-# 3. With `stagger` at 0, why is the spike on the loop several thumbnails tall?
+# 3. With `stagger` at 0, why are the spikes on the loop taller than one thumbnail?
 # 4. Without `return_exceptions=True`, what would `gather` tell you when one of the two
 #    saves fails, and what could be left behind?
 #

@@ -38,6 +38,7 @@ import course  # noqa: E402  (the repository root is not a package)
 # Okabe and Ito's palette, which readers with any common colour blindness tell apart.
 BLUE, ORANGE, SKY, GREEN, VERMILLION, PURPLE, GREY = (
     "#0072B2", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#777777")
+PALETTE = (BLUE, ORANGE, SKY, GREEN, VERMILLION, PURPLE, GREY)
 # The plots compare a way that makes everyone wait with one that does not.
 BAD, GOOD = VERMILLION, BLUE
 

@@ -183,6 +183,16 @@ def watch_figures(palette):
     return problems
 
 
+# In the kernel, before the notebook: the two functions above, what is open already,
+# plt.show() watched. (The cell awaits, as LEFT_OPEN does: the kernel runs such cells
+# in a task of their own.)
+BASELINE = f"""{inspect.getsource(open_resources)}
+{inspect.getsource(watch_figures)}
+import asyncio, json
+await asyncio.sleep(0)
+_baseline = open_resources(None)
+_figure_problems = watch_figures({lab.PALETTE!r})
+print(json.dumps(_baseline))"""
 # A moment for what is closing to close, then what is left.
 LEFT_OPEN = "await asyncio.sleep(0.2)\nprint(json.dumps(open_resources(_baseline)))"
 
@@ -211,13 +221,9 @@ async def test_the_notebook_runs_twice_in_one_kernel_and_leaves_nothing_behind(n
     pass: no socket, connection, process, thread, MongoDB client, task or file left."""
     nb = notebooks.with_parameters(saved(notebook), **SMALL[notebook.stem])
     code = [index for index, cell in enumerate(nb.cells) if cell.cell_type == "code"]
-    probe = inspect.getsource(open_resources) + inspect.getsource(watch_figures)
-    palette = [lab.BLUE, lab.ORANGE, lab.SKY, lab.GREEN, lab.VERMILLION, lab.PURPLE, lab.GREY]
     async with notebooks.kernel(nb) as client:
         kernel = Kernel(client, nb)
-        baseline = await kernel.evaluate(f"{probe}\nimport asyncio, json\nawait asyncio.sleep(0)  # a cell that awaits, as LEFT_OPEN does\n"
-                                         f"_baseline = open_resources(None)\n"
-                                         f"_figure_problems = watch_figures({palette!r})\nprint(json.dumps(_baseline))")
+        baseline = await kernel.evaluate(BASELINE)
         first_pass = [await kernel.run_cell(index) for index in code]
         after_first = await kernel.evaluate(LEFT_OPEN)
         for index in code:
