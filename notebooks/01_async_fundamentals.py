@@ -19,7 +19,10 @@
 # **Stage: the fundamentals, before part 1.** No database yet: just Tornado, asyncio
 # and a small web site served inside this notebook. This is the material of the
 # [Tornado User's Guide](https://www.tornadoweb.org/en/stable/guide.html) on
-# asynchronous code, run and timed:
+# asynchronous code, run and timed, and the ground [part 1's lesson](../part1_basic/README.md)
+# builds on.
+#
+# ## What you will learn
 #
 # 1. a blocking call against an asynchronous one, and what "blocking the event loop" looks like;
 # 2. what a `Future` is, and how a coroutine drives it;
@@ -27,7 +30,10 @@
 # 4. parallel work with `gen.multi` and `asyncio.gather`;
 # 5. calling blocking code with `run_in_executor`;
 # 6. interleaving: starting the next step before waiting for the last;
-# 7. `tornado.queues` and the concurrent web crawler.
+# 7. `tornado.queues` and the concurrent web crawler;
+#
+# then three exercises: a limit on concurrency with a `Semaphore`, a blocking call
+# taken off the loop, and a `gather` that survives a failure.
 #
 # **An event loop is already running here.** Jupyter's Python kernel runs on an asyncio
 # event loop, and Tornado's `IOLoop` is that same loop. So a cell can `await` at the
@@ -35,7 +41,28 @@
 # would write in a script must not be written here: `asyncio.run(main())` refuses to
 # start a second loop, and `IOLoop.current().run_sync()` stops the kernel's own loop.
 #
-# Run the cells in order. The last cell stops the servers this notebook starts.
+# **How to use it.** Run the cells in order, then change what you like: any cell can
+# be run again, and so can the whole notebook. The numbers worth varying are in the
+# next cell, the *parameters* cell; change one and run the notebook again (Run > Run
+# All Cells). Cells marked **Try it** are there to be edited and re-run. Each
+# exercise has a check to run in the next cell, and a solution folded away below it
+# (click the `...` to unfold it). The last cell stops what the notebook started.
+# Timings depend on your machine and on what else it is doing: the figures quoted
+# here were measured on a shared machine with 2 cores, and yours will differ a little.
+
+# %% tags=["parameters"]
+FETCHES = 5  # fetches of the slow page, in sections 1 and 4
+SLOW_PAGE_SECONDS = 0.2  # how long the slow page takes to answer
+DEADLOCK_TIMEOUT = 1.0  # seconds the blocking fetch of our own server waits, in section 1
+CALLS = 20_000  # calls timed of each kind of coroutine, in section 3
+BLOCKING_CALLS = 4  # blocking calls in section 5
+BLOCKING_SECONDS = 0.25  # how long each of them holds its thread
+WORKERS = 4  # threads of the executor in section 5
+CHUNKS = 5  # chunks copied in section 6
+CHUNK_SECONDS = 0.1  # to read one chunk, and again to write it
+SITE_PAGES = 30  # pages of the site the crawler crawls, in section 7
+PAGE_SECONDS = 0.05  # how long each of those pages takes to answer
+CRAWLERS = 5  # workers of the concurrent crawl (against one)
 
 # %%
 import asyncio
@@ -54,31 +81,39 @@ import tornado.concurrent
 import tornado.web
 from tornado import gen
 from tornado.httpclient import AsyncHTTPClient
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
-from tornado.netutil import bind_sockets
 from tornado.queues import Queue
+
+import lab  # this folder's helpers: the Session that starts and stops things, the colours
 
 # %% [markdown]
 # ## A small web site to talk to
 #
 # No internet needed: we serve a site of our own on `127.0.0.1`. It has a slow page,
-# `/slow?delay=0.2`, that answers after the delay (like a busy backend), and 30 linked
-# pages under `/site/` for the crawler at the end.
+# `/slow?delay=0.2`, that answers after the delay (like a busy backend) and counts how
+# many requests it is answering at once, and `SITE_PAGES` linked pages under `/site/`
+# for the crawler at the end.
 #
 # The site runs on a thread of its own, with its own event loop, as a server on
 # another machine would. Section 1 blocks this notebook's loop on purpose, and a site
 # served by that same loop could not answer while it is blocked.
+#
+# `lab.Session` owns what the notebook starts. `Session.start()` first stops what the
+# previous run started, so this cell can be run again at any time; the last cell
+# stops it all.
 
 # %%
-SITE_PAGES = 30
-PAGE_DELAY = 0.05  # seconds each page of the site takes to answer
-
-
 class SlowHandler(tornado.web.RequestHandler):
+    in_flight = most_in_flight = 0  # requests being answered now, and the most at once so far
+
     async def get(self):
         delay = float(self.get_argument("delay", "0.2"))
-        await asyncio.sleep(delay)  # slow, but without blocking the site's loop
+        SlowHandler.in_flight += 1
+        SlowHandler.most_in_flight = max(SlowHandler.most_in_flight, SlowHandler.in_flight)
+        try:
+            await asyncio.sleep(delay)  # slow, but without blocking the site's loop
+        finally:
+            SlowHandler.in_flight -= 1
         self.write(f"answered after {delay} s\n")
 
 
@@ -89,44 +124,19 @@ class PageHandler(tornado.web.RequestHandler):
         number = int(number or 0)
         if number >= SITE_PAGES:
             raise tornado.web.HTTPError(404)
-        await asyncio.sleep(PAGE_DELAY)
+        await asyncio.sleep(PAGE_SECONDS)
         children = [child for child in (2 * number + 1, 2 * number + 2) if child < SITE_PAGES]
         links = [f'<a href="/site/{child}#top">page {child}</a>' for child in children]
         links += ['<a href="/site/">home</a>', '<a href="https://www.tornadoweb.org/">Tornado</a>']
         self.write(f"<h1>Page {number}</h1>\n" + "\n".join(links))
 
 
-class ServerThread:
-    """Serves a Tornado application on a free port of 127.0.0.1, from a thread
-    with an event loop of its own, until stop()."""
-
-    def __init__(self, app):
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=[self._serve(app)], daemon=True)
-        self._thread.start()
-        self._ready.wait()
-
-    async def _serve(self, app):
-        [sock] = bind_sockets(0, "127.0.0.1")
-        server = HTTPServer(app)
-        server.add_sockets([sock])
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        self._ready.set()
-        await self._stopping.wait()
-        server.stop()
-        await server.close_all_connections()
-
-    def stop(self):
-        self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join()
-
-
-site = ServerThread(tornado.web.Application([
-    (r"/slow", SlowHandler),
-    (r"/site/(\d*)", PageHandler),
-]))
-print("The site serves at", site.url)
+session = await lab.Session.start()
+site_url = await session.serve_in_thread("the site", tornado.web.Application(
+    [(r"/slow", SlowHandler), (r"/site/(\d*)", PageHandler)],
+    log_function=lambda handler: None,  # a site elsewhere: its log is not ours to read
+))
+print("The site serves at", site_url)
 
 # %% [markdown]
 # ## Two tools to watch the event loop
@@ -172,24 +182,27 @@ class Recorder:
 
 
 def plot(recordings, title):
-    """One panel per recording: a bar per piece of work, and a green tick each time the loop was free."""
-    figure, axes = plt.subplots(len(recordings), 1, sharex=True, squeeze=False,
-                                figsize=(8, 0.6 + 1.3 * len(recordings)))
+    """One panel per recording: a bar per piece of work, and a tick each time the loop was free."""
+    figure, axes = plt.subplots(len(recordings), 1, sharex=True, squeeze=False, layout="constrained",
+                                figsize=(8, 1.2 + 1.3 * len(recordings)))
     for ax, (name, recording) in zip(axes[:, 0], recordings.items()):
         rows = sorted({row for row, _, _ in recording.spans})
         for row, start, end in recording.spans:
-            ax.barh(rows.index(row) + 1, end - start, left=start, height=0.7, color="tab:blue",
-                    edgecolor="white", linewidth=0.8)
-        ax.plot(recording.ticks, [0] * len(recording.ticks), "|", color="tab:green", markersize=7)
+            ax.barh(rows.index(row) + 1, end - start, left=start, height=0.7, color=lab.BLUE,
+                    edgecolor="white", linewidth=0.8, label="_work")
+        ax.plot(recording.ticks, [0] * len(recording.ticks), "|", color=lab.ORANGE, markersize=7, label="_tick")
         ax.set_yticks(range(len(rows) + 1), ["loop free", *rows], fontsize=8)
         ax.set_ylim(-0.7, len(rows) + 0.6)
         ax.set_xlim(left=0)
         ax.invert_yaxis()
         ax.set_title(f"{name}: {recording.total:.2f} s, loop stalled up to "
                      f"{recording.longest_stall * 1000:.0f} ms", loc="left", fontsize=9)
-    axes[-1, 0].set_xlabel("seconds")
+    axes[-1, 0].set_xlabel("time (seconds since the first piece of work started)")
+    figure.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=lab.BLUE),
+                           plt.Line2D([], [], marker="|", linestyle="", color=lab.ORANGE, markersize=9)],
+                  labels=["a piece of work, from start to end", "the loop was free (a tick every 10 ms)"],
+                  loc="outside lower center", fontsize=8, ncols=2)
     figure.suptitle(title)
-    figure.tight_layout()
     plt.show()
 
 
@@ -197,11 +210,14 @@ def plot(recordings, title):
 # ## 1. A blocking call against an asynchronous one
 #
 # `urllib.request.urlopen` is blocking: the thread that calls it waits until the answer
-# is there, and this thread is the one that runs the event loop. Five fetches of a page
-# that takes 0.2 s:
+# is there, and this thread is the one that runs the event loop. `FETCHES` fetches of a
+# page that takes `SLOW_PAGE_SECONDS` (5 of 0.2 s with the defaults).
+#
+# **Predict, then run:** how long will they take, and how many times will the loop
+# tick (once every 10 ms when it is free)?
 
 # %%
-URLS = [f"{site.url}/slow?delay=0.2" for _ in range(5)]
+URLS = [f"{site_url}/slow?delay={SLOW_PAGE_SECONDS}" for _ in range(FETCHES)]
 
 
 def blocking_fetch(url):
@@ -213,11 +229,13 @@ with Recorder() as blocking:
     for number, url in enumerate(URLS):
         with blocking.span(f"fetch {number}"):
             blocking_fetch(url)
-print(f"{len(URLS)} blocking fetches took {blocking.total:.2f} s; the loop ticked {len(blocking.ticks)} times")
+print(f"{len(URLS)} blocking fetches took {blocking.total:.2f} s "
+      f"({len(URLS)} x {SLOW_PAGE_SECONDS} s = {len(URLS) * SLOW_PAGE_SECONDS:.2f} s); "
+      f"the loop ticked {len(blocking.ticks)} times")
 
 # %% [markdown]
-# One second, and not a single tick: while the thread waited, the loop could do
-# nothing else. In a Tornado server that means no other request is served.
+# The sum of the delays, and not a single tick: while the thread waited, the loop could
+# do nothing else. In a Tornado server that means no other request is served.
 #
 # `AsyncHTTPClient.fetch()` returns at once, with a `Future` for the response. `await`
 # suspends our coroutine until the future is done, and hands the loop back meanwhile:
@@ -235,27 +253,25 @@ with Recorder() as one_by_one:
 print(f"{len(URLS)} awaited fetches took {one_by_one.total:.2f} s; the loop ticked {len(one_by_one.ticks)} times")
 
 # %% [markdown]
-# Still one second, since we wait for each response before asking for the next, but the
-# loop ticked all along: a server would have gone on serving everyone else.
+# The same time, since we wait for each response before asking for the next, but the
+# loop ticked all along (about once every 10 ms): a server would have gone on serving
+# everyone else.
 #
 # What if the blocking call goes to a server on *this* notebook's loop? The loop is the
-# one waiting, so the server can never answer: a deadlock. Here is one, cut short by a
-# timeout. (In a test or a notebook, talk to your own server with `AsyncHTTPClient`.)
+# one waiting, so the server can never answer: a deadlock. Here is one, cut short after
+# `DEADLOCK_TIMEOUT` seconds. (In a test or a notebook, talk to your own server with
+# `AsyncHTTPClient`.)
 
 # %%
-[own_socket] = bind_sockets(0, "127.0.0.1")
-own_server = HTTPServer(tornado.web.Application([(r"/slow", SlowHandler)]))
-own_server.add_sockets([own_socket])
-own_url = f"http://127.0.0.1:{own_socket.getsockname()[1]}/slow?delay=0"
-
+own_url = await session.serve("a server on this loop", tornado.web.Application([(r"/slow", SlowHandler)]))
 started = time.perf_counter()
 try:
-    urllib.request.urlopen(own_url, timeout=1)
+    urllib.request.urlopen(f"{own_url}/slow?delay=0", timeout=DEADLOCK_TIMEOUT)
 except (TimeoutError, urllib.error.URLError) as error:
     print(f"No answer after {time.perf_counter() - started:.1f} s ({type(error).__name__}): "
           "the loop that should answer was busy waiting")
-print("Asynchronously, the same server answers:", await async_fetch(own_url))
-own_server.stop()
+print("Asynchronously, the same server answers:", await async_fetch(f"{own_url}/slow?delay=0"))
+await session.stop("a server on this loop")
 
 # %% [markdown]
 # ## 2. What a Future is, and how a coroutine drives it
@@ -319,8 +335,8 @@ def drive(coroutine):
 
 
 async def two_fetches():
-    first = await async_fetch(f"{site.url}/slow?delay=0.1")
-    second = await async_fetch(f"{site.url}/slow?delay=0.1")
+    first = await async_fetch(f"{site_url}/slow?delay=0.1")
+    second = await async_fetch(f"{site_url}/slow?delay=0.1")
     return first + second
 
 
@@ -354,6 +370,9 @@ print(await native_fetch(URLS[0]))
 # decorated coroutine starts it at once and returns a `Future`; calling a native one
 # returns a coroutine object that does nothing until it is awaited (or scheduled with
 # `asyncio.create_task` or `IOLoop.current().spawn_callback`).
+#
+# **Predict, then run:** after *calling* both (no `await` yet), which of the two has
+# appended its name to `started`?
 
 # %%
 started = []
@@ -391,7 +410,6 @@ def decorated_add(a, b):
     return a + b
 
 
-CALLS = 20_000
 for add in (native_add, decorated_add):
     start = time.perf_counter()
     for _ in range(CALLS):
@@ -404,7 +422,9 @@ for add in (native_add, decorated_add):
 # To wait for several things at once, start them all, then wait for all of them.
 # `asyncio.gather(*awaitables)` does that and returns their results in order;
 # Tornado's `gen.multi` takes a list or a dict (what `yield [a, b]` did in a decorated
-# coroutine):
+# coroutine).
+#
+# **Predict, then run:** the same `FETCHES` fetches, all started at once. How long?
 
 # %%
 async def timed_fetch(recorder, row, url):
@@ -422,12 +442,24 @@ print(f"gen.multi: {len(by_name)} fetches in {multi.total:.2f} s, results keyed 
 
 # %%
 plot({"blocking fetches": blocking, "awaited one by one": one_by_one, "asyncio.gather": gathered},
-     "Five fetches of a page that takes 0.2 s")
+     f"{FETCHES} fetches of a page that takes {SLOW_PAGE_SECONDS} s")
 
 # %% [markdown]
-# Top: the loop stalls for the whole second. Middle: the same second, but the loop is
-# free. Bottom: the five requests overlap, and the whole takes little more than one.
+# Top: the loop stalls for the whole time. Middle: the same time, but the loop is
+# free. Bottom: the requests overlap, and the whole takes little more than one.
 #
+# **Try it:** how far does `gather` go? Change `how_many` and run the cell again.
+# Up to 10 fetches take hardly longer than one; past that, the client's own limit
+# shows: `AsyncHTTPClient` runs at most 10 requests at once (its `max_clients`) and
+# queues the rest, so 30 take about three times as long as one.
+
+# %%
+how_many = 30
+with Recorder() as many:
+    await asyncio.gather(*(async_fetch(URLS[0]) for _ in range(how_many)))
+print(f"{how_many} fetches at once: {many.total:.2f} s, where one takes {SLOW_PAGE_SECONDS} s")
+
+# %% [markdown]
 # ## 5. Calling blocking code with `run_in_executor`
 #
 # Some work has no asynchronous version: a library that blocks (a synchronous driver,
@@ -442,21 +474,21 @@ def blocking_work(seconds):
 
 
 with Recorder() as inline:
-    for number in range(4):
+    for number in range(BLOCKING_CALLS):
         with inline.span(f"call {number}"):
-            blocking_work(0.25)
+            blocking_work(BLOCKING_SECONDS)
 
 
 async def timed_in_executor(recorder, row, executor):
     with recorder.span(row):
-        return await IOLoop.current().run_in_executor(executor, blocking_work, 0.25)
+        return await IOLoop.current().run_in_executor(executor, blocking_work, BLOCKING_SECONDS)
 
 
-with ThreadPoolExecutor(max_workers=4) as executor, Recorder() as on_executor:
-    await asyncio.gather(*(timed_in_executor(on_executor, f"call {n}", executor) for n in range(4)))
+with ThreadPoolExecutor(max_workers=WORKERS) as executor, Recorder() as on_executor:
+    await asyncio.gather(*(timed_in_executor(on_executor, f"call {n}", executor) for n in range(BLOCKING_CALLS)))
 
-plot({"called inline": inline, "run_in_executor, 4 threads": on_executor},
-     "Four blocking calls of 0.25 s")
+plot({"called inline": inline, f"run_in_executor, {WORKERS} threads": on_executor},
+     f"{BLOCKING_CALLS} blocking calls of {BLOCKING_SECONDS} s")
 
 # %% [markdown]
 # `await asyncio.to_thread(blocking_work, 0.25)` does the same on asyncio's default
@@ -485,18 +517,15 @@ plot({"called inline": inline, "run_in_executor, 4 threads": on_executor},
 # does nothing until something runs it.
 
 # %%
-CHUNKS = 5
-
-
 async def read_chunk(recorder, number):
     with recorder.span("read"):
-        await asyncio.sleep(0.1)  # a database or a socket would be here
+        await asyncio.sleep(CHUNK_SECONDS)  # a database or a socket would be here
     return None if number == CHUNKS else f"chunk {number}"
 
 
 async def write_chunk(recorder, chunk):
     with recorder.span("write"):
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(CHUNK_SECONDS)
 
 
 async def copy_step_by_step(recorder):
@@ -519,10 +548,17 @@ with Recorder() as step_by_step:
     await copy_step_by_step(step_by_step)
 with Recorder() as interleaved:
     await copy_interleaved(interleaved)
+print(f"read, then write: {step_by_step.total:.2f} s ({CHUNKS + 1} reads and {CHUNKS} writes, one after the other)")
+print(f"interleaved: {interleaved.total:.2f} s (a read, then {CHUNKS} writes, each beside the next read)")
 plot({"read, then write": step_by_step, "interleaved": interleaved},
-     f"Copying {CHUNKS} chunks: 0.1 s to read one, 0.1 s to write one")
+     f"Copying {CHUNKS} chunks: {CHUNK_SECONDS} s to read one, {CHUNK_SECONDS} s to write one")
 
 # %% [markdown]
+# Read, then write: each chunk costs a read and a write, one after the other, and
+# there is one more read than there are chunks (the one that finds the end).
+# Interleaved: each write shares its time with the next read, so the copy takes
+# about half as long: `CHUNKS + 1` steps instead of `2 * CHUNKS + 1`.
+#
 # ## 7. Queues and the concurrent web crawler
 #
 # `tornado.queues.Queue` is a queue for coroutines: `await queue.get()` waits without
@@ -600,35 +636,196 @@ async def crawl(base_url, concurrency, recorder):
     return fetched
 
 
-crawls = {}
-for concurrency in (1, 5):
+async def timed_crawl(concurrency):
     with Recorder() as recorder:
-        fetched = await crawl(f"{site.url}/site/", concurrency, recorder)
-    crawls[f"{concurrency} worker{'s' if concurrency > 1 else ''}"] = recorder
+        fetched = await crawl(f"{site_url}/site/", concurrency, recorder)
     print(f"{concurrency} worker(s): {len(fetched)} pages in {recorder.total:.2f} s")
-assert len(fetched) == SITE_PAGES
+    return recorder
+
+
+crawls = {f"{n} worker{'s' if n > 1 else ''}": await timed_crawl(n) for n in (1, CRAWLERS)}
 
 # %%
-plot(crawls, f"Crawling {SITE_PAGES} pages that take {PAGE_DELAY} s each")
+plot(crawls, f"Crawling {SITE_PAGES} pages that take {PAGE_SECONDS} s each")
 
 # %% [markdown]
-# With five workers the crawl is several times faster: while one worker waits for a
-# page, the others fetch theirs. Not five times: the site is a tree, so at the start
-# the queue holds fewer URLs than there are workers, and some of them wait for work.
-# (The very short bars are links to pages already fetched, skipped at once.)
+# With several workers the crawl is several times faster: while one worker waits for a
+# page, the others fetch theirs. Not `CRAWLERS` times: the site is a tree, so at the
+# start the queue holds fewer URLs than there are workers, and some of them wait for
+# work.
 #
-# ## What to take into part 1
+# **Try it:** change `workers` and run the cell again. Past a point, more workers add
+# little: there are not enough pages in the queue to keep them all busy.
+
+# %%
+workers = 10
+await timed_crawl(workers);
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise gives you a cell to complete, then a cell that checks your answer:
+# run it, and it says "solved" or what is still wrong. The solution is folded away
+# in the cell after the check.
+#
+# ### Exercise 1: at most three at once
+#
+# `asyncio.gather` starts everything at once. A polite client, or one talking to a
+# database with a limited pool, keeps a limit. Complete `fetch_limited(urls, limit)`:
+# fetch every URL with `async_fetch`, at most `limit` at a time, and return the bodies
+# in the order of `urls`. An `asyncio.Semaphore(limit)` is the tool: `async with
+# semaphore:` waits while `limit` coroutines are inside.
+
+# %%
+async def fetch_limited(urls, limit):
+    return await asyncio.gather(*(async_fetch(url) for url in urls))  # no limit yet: your turn
+
+# %%
+async def check_exercise_1():
+    urls = [f"{site_url}/slow?delay=0.2&n={n}" for n in range(8)]
+    SlowHandler.most_in_flight = 0
+    bodies = await fetch_limited(urls, 3)
+    return lab.check("Exercise 1", [
+        lab.expect("the bodies", bodies, [b"answered after 0.2 s\n"] * len(urls)),
+        None if 1 < SlowHandler.most_in_flight <= 3 else
+        f"the site answered {SlowHandler.most_in_flight} of them at once: at most 3, and more than 1, please",
+    ])
+
+await check_exercise_1();
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# A solution
+async def fetch_limited(urls, limit):
+    semaphore = asyncio.Semaphore(limit)
+
+    async def fetch(url):
+        async with semaphore:  # waits while `limit` fetches are under way
+            return await async_fetch(url)
+
+    return await asyncio.gather(*(fetch(url) for url in urls))
+
+await check_exercise_1();
+
+# %% [markdown]
+# ### Exercise 2: take it off the loop
+#
+# `lookup_blocking(key)` stands for a library call that blocks for 0.2 s. The
+# coroutine `lookup(key)` below calls it straight away, so it blocks the event loop
+# for that long. Change `lookup` so that it returns the same result while the loop
+# stays free: the blocking call must run on another thread.
+
+# %%
+def lookup_blocking(key):
+    lookup_blocking.threads.append(threading.current_thread())
+    time.sleep(0.2)
+    return key.upper()
+
+
+lookup_blocking.threads = []  # the threads it ran on
+
+
+async def lookup(key):
+    return lookup_blocking(key)  # runs on the loop's thread: your turn
+
+# %%
+async def check_exercise_2():
+    lookup_blocking.threads = []
+    result = await lookup("tornado")
+    return lab.check("Exercise 2", [
+        lab.expect('lookup("tornado")', result, "TORNADO"),
+        "lookup_blocking() ran on the event loop's thread" if threading.main_thread() in lookup_blocking.threads
+        else None,
+    ])
+
+await check_exercise_2();
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# A solution: asyncio's default thread pool (or IOLoop.current().run_in_executor(None, ...))
+async def lookup(key):
+    return await asyncio.to_thread(lookup_blocking, key)
+
+await check_exercise_2();
+
+# %% [markdown]
+# ### Exercise 3: a gather that survives a failure
+#
+# One failed fetch makes `asyncio.gather` raise, and the other results are lost.
+# Complete `fetch_all_or_none(urls)`: fetch all the URLs at once, and return a list
+# with the body of each page, or `None` where the fetch failed. (Look at
+# `gather`'s `return_exceptions`.) The check asks for a page that does not exist.
+
+# %%
+async def fetch_all_or_none(urls):
+    return await asyncio.gather(*(async_fetch(url) for url in urls))  # your turn
+
+# %%
+async def check_exercise_3():
+    urls = [f"{site_url}/slow?delay=0", f"{site_url}/site/999", f"{site_url}/slow?delay=0"]
+    try:
+        got = await fetch_all_or_none(urls)
+    except Exception as error:
+        got = f"it raised {type(error).__name__}: {error}"
+    wanted = [await async_fetch(urls[0]), None, await async_fetch(urls[2])]
+    return lab.check("Exercise 3", [lab.expect("fetch_all_or_none(urls)", got, wanted)])
+
+await check_exercise_3();
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# A solution
+async def fetch_all_or_none(urls):
+    results = await asyncio.gather(*(async_fetch(url) for url in urls), return_exceptions=True)
+    return [None if isinstance(result, Exception) else result for result in results]
+
+await check_exercise_3();
+
+# %% [markdown]
+# ## Recap
 #
 # - An `await` hands the loop back until a future is done: that is how one thread
 #   serves many requests.
-# - Anything that blocks stalls *everything* the loop serves. Use asynchronous
-#   libraries (Motor, `AsyncHTTPClient`), or `run_in_executor` for blocking ones.
+# - Anything that blocks stalls *everything* the loop serves, and a blocking call to
+#   a server on the same loop never returns. Use asynchronous libraries (Motor,
+#   `AsyncHTTPClient`), or `run_in_executor` for blocking ones.
+# - A native coroutine does nothing until it is awaited or scheduled; a
+#   `@gen.coroutine` starts when called.
 # - Start work first, wait later: `gather`/`gen.multi` for independent work,
-#   interleaving for pipelines, a `Queue` and workers for a stream of work.
+#   interleaving for pipelines, a `Queue` and workers for a stream of work, and a
+#   `Semaphore` when there must be a limit.
 #
-# Part 1 puts this to work: Tornado handlers with `async def`, storing images in
-# MongoDB GridFS through Motor. The last cell stops the site:
+# ## Review questions
+#
+# 1. Five awaited fetches of a 0.2 s page, one after the other: why do they take as
+#    long as five blocking ones, and what is better about them all the same?
+# 2. Why did `urlopen` of a server served in this kernel time out, when the same
+#    server answered `AsyncHTTPClient` at once?
+# 3. You call `native()` and never await it. What has run?
+# 4. When does `run_in_executor` make blocking work faster, and when does it only keep
+#    the loop free?
+# 5. In the interleaved copy, why is the next read started with `ensure_future`
+#    rather than awaited?
+#
+# <details><summary>Answers</summary>
+#
+# 1. Each waits for its response before the next starts, so the delays add up; but
+#    while waiting, the loop was free to serve others (it ticked all along).
+# 2. The loop that should have answered was the thread blocked in `urlopen`.
+# 3. Nothing: the coroutine object was created, its body never started (Python warns
+#    "coroutine was never awaited" when it is thrown away).
+# 4. Faster when calls can overlap (they wait on I/O, or release the GIL) and the pool
+#    has threads for them; pure-Python computing holds the GIL and only moves off the loop.
+# 5. Awaiting it would wait for the read before the write: the two would not overlap.
+#
+# </details>
+#
+# ## Stop everything
+#
+# The last cell stops the site and anything else this notebook started. Running it
+# twice is fine.
 
 # %%
-site.stop()
-print("The site is stopped.")
+await session.close()
+
+# %% [markdown]
+# ---
+# Previous: [the course's README](../README.md) · Next: [part 1's lesson](../part1_basic/README.md),
+# then [notebook 02, inside GridFS](02_inside_gridfs.ipynb) · All notebooks: [README](README.md)

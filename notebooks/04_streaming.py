@@ -1,7 +1,6 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -19,20 +18,36 @@
 #
 # **Stage: part 3, `part3_streaming`** (its lesson is [part3_streaming/README.md](../part3_streaming/README.md)).
 # This notebook serves part 2 and part 3 inside the kernel, side by side, and
-# watches the kernel's memory while they work:
+# watches the kernel's memory while they work.
 #
-# 1. a *memory probe*: a thread that notes the kernel's resident memory every 10 ms;
-# 2. one big upload sent to each: part 2 buffers the body before its handler runs,
-#    part 3 streams it into GridFS as it arrives. Memory plotted over time;
-# 3. the partial-download storm: hundreds of clients that ask for the whole file,
-#    read one byte and go. Memory plotted again;
+# ## What you will learn
+#
+# 1. how to watch a server's memory: a *memory probe*, a thread that notes the
+#    kernel's resident memory every 10 ms;
+# 2. what a big upload costs when it is buffered (part 2) and when it is streamed into
+#    GridFS as it arrives (part 3), plotted over time;
+# 3. what the partial-download storm costs, hundreds of clients that ask for the whole
+#    file, read one byte and go, against part 3 and against Motor's `GridFSHandler`;
 # 4. `Range` requests and validators (`ETag`, `If-None-Match`, `Last-Modified`,
-#    `HEAD`) tried by hand, as raw HTTP over a socket.
+#    `HEAD`), tried by hand, as raw HTTP over a socket;
+#
+# then two exercises: which chunks a `Range` touches, and resuming a download.
 #
 # It starts its own database: the MongoDB at `MONGODB_URI` when that variable is set,
-# else the embedded database, SecantusDB, in a temporary folder. The last cell stops
-# everything and deletes what the notebook stored. The figures depend on your machine;
-# the shapes of the plots do not.
+# else the embedded database, SecantusDB, in a temporary folder. Run the cells in
+# order; any cell can be run again, and so can the whole notebook (the setup cell
+# stops what the last run started). The parameters cell holds the numbers worth
+# varying; cells marked **Try it** are there to be changed; each exercise has a
+# check, and a solution folded away below it. The last cell stops everything and
+# deletes what the notebook stored. The figures depend on your machine (those quoted
+# here come from a shared machine with 2 cores); the shapes of the plots do not.
+
+# %% tags=["parameters"]
+UPLOAD_MB = 100  # the big file's size, in MB (millions of bytes)
+STORM_CLIENTS = 500  # one-byte readers sent to part 3
+GRIDFS_HANDLER_CLIENTS = 20  # one-byte readers sent to Motor's GridFSHandler (each costs it the whole file)
+CONCURRENCY = 20  # one-byte readers connected at once
+MEMORY_INTERVAL = 0.01  # seconds between two samples of the kernel's memory
 
 # %%
 import asyncio
@@ -43,12 +58,9 @@ import email.utils
 import gc
 import json
 import os
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import matplotlib.pyplot as plt
@@ -56,53 +68,57 @@ import motor.web
 import psutil
 import tornado.web
 from bson import ObjectId
-from motor.motor_tornado import MotorClient
 from tornado.httpclient import AsyncHTTPClient
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
-# The notebook runs in notebooks/; the repository's root is the folder above with course.py.
-ROOT = next(folder for folder in [Path.cwd(), *Path.cwd().parents] if (folder / "course.py").exists())
-sys.path.insert(0, str(ROOT))
-import course  # noqa: E402  (the repository root is not a package)
+import lab  # this folder's helpers: the Session that starts and stops things, the colours
 
-
-part2, part3 = course.load_stage("part2_thumbnails"), course.load_stage("part3_streaming")
+part2, part3 = lab.course.load_stage("part2_thumbnails"), lab.course.load_stage("part3_streaming")
 
 # %% [markdown]
-# ## Start the database, part 2 and part 3
+# ## Start the database, part 2, part 3 and Motor's `GridFSHandler`
 #
 # Each stage gets a database of its own on the same server: part 3 lists files that
 # are not images, which part 2's home page would not know how to show. Tornado's
 # `HTTPServer` refuses bodies over 100 MB unless told otherwise; part 3's handlers
 # raise that limit for themselves, one request at a time, but part 2's server needs
 # it raised up front (to 1 GiB here), as `bench/harness.py` does.
+#
+# Beside them, for the storm below, the file server of the 2014 code: Motor's
+# `GridFSHandler`, which writes the file with `stream_to_handler()`, as parts 1 and 2
+# do. Running this cell again stops the servers and the database of the last run first.
 
 # %%
-running = contextlib.ExitStack()  # what this notebook starts; closed in the last cell
-uri = running.enter_context(course.scratch_db())
-print("The database:", course.redact(uri))
-client = MotorClient(uri)
-run_id = uuid.uuid4().hex[:8]
-dbs = {name: client[f"notebook_{run_id}_{name[-1]}"] for name in ("part 2", "part 3")}  # dropped at the end
+class GridFSHandlerById(motor.web.GridFSHandler):
+    """Motor's handler, finding files by id (it finds them by name unless told otherwise)."""
 
-servers, base_urls = [], {}
-for name, app, limits in [
-        ("part 2", part2.make_app(dbs["part 2"]), {"max_body_size": 2**30, "max_buffer_size": 2**30}),
-        ("part 3", part3.make_app(dbs["part 3"]), {})]:
-    [sock] = bind_sockets(0, "127.0.0.1")
-    server = HTTPServer(app, **limits)
-    server.add_sockets([sock])
-    servers.append(server)
-    base_urls[name] = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    print(f"{name}: {base_urls[name]}")
+    finished = 0  # requests served to the end, for clients gone or not
+
+    def get_gridfs_file(self, bucket, filename, request):
+        return bucket.open_download_stream(ObjectId(filename))
+
+    def on_finish(self):
+        GridFSHandlerById.finished += 1
+
+
+session = await lab.Session.start(database=True)
+client = await session.motor_client()
+dbs = {name: client[f"{session.db_name}_{name[-1]}"] for name in ("part 2", "part 3")}  # dropped at the end
+base_urls = {
+    "part 2": await session.serve("part 2", part2.make_app(dbs["part 2"]), max_body_size=2**30,
+                                  max_buffer_size=2**30),
+    "part 3": await session.serve("part 3", part3.make_app(dbs["part 3"])),
+    "GridFSHandler": await session.serve("GridFSHandler", tornado.web.Application(
+        [(r"/fs/(\w+)", GridFSHandlerById, {"database": dbs["part 3"]})])),
+}
+for name, base_url in base_urls.items():
+    print(f"{name}: {base_url}")
 
 # %% [markdown]
 # ## A memory probe
 #
 # The servers live in this kernel, so the kernel's memory is theirs, plus Jupyter's
 # own, which stays put. A thread notes the resident size (RSS, what the operating
-# system has given the process) every 10 ms. A thread, not a coroutine: when the
+# system has given the process) every `MEMORY_INTERVAL` seconds. A thread, not a coroutine: when the
 # event loop is stuck in a long piece of work, a coroutine could not wake up to look,
 # and we would miss the peak.
 #
@@ -111,7 +127,7 @@ for name, app, limits in [
 
 # %%
 @contextlib.contextmanager
-def memory_trace(interval=0.01):
+def memory_trace():
     """Yield a list that fills with (seconds, MB of RSS) from a thread, until the block ends."""
     process, samples, done = psutil.Process(), [], threading.Event()
     gc.collect()  # start from a clean heap: what was freed before is not counted
@@ -120,7 +136,7 @@ def memory_trace(interval=0.01):
     def sample():
         while not done.is_set():
             samples.append((time.perf_counter() - start, process.memory_info().rss / 1e6))
-            done.wait(interval)
+            done.wait(MEMORY_INTERVAL)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -143,7 +159,8 @@ print(f"the kernel holds {idle[0][1]:.0f} MB; idle for 0.5 s it grew by {growth(
 # %% [markdown]
 # ## One big upload, buffered and streamed
 #
-# A file of random bytes, written to a temporary folder, a megabyte at a time.
+# A file of `UPLOAD_MB` megabytes of random bytes, written to a temporary folder of
+# the session's, a megabyte at a time.
 # `send_file()` gives it to Tornado's HTTP client as a *body producer*: the client
 # calls it with a `write` function and awaits each write, so the file goes out in
 # 64 KiB pieces and is never whole in memory, on this side.
@@ -155,8 +172,7 @@ print(f"the kernel holds {idle[0][1]:.0f} MB; idle for 0.5 s it grew by {growth(
 # back in the `X-XSRFToken` header.
 
 # %%
-UPLOAD_MB = 100
-folder = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="streaming-")))
+folder = await session.temporary_folder()
 big_file = folder / "big.bin"
 with big_file.open("wb") as out:
     for _ in range(UPLOAD_MB):
@@ -178,17 +194,10 @@ def send_file(path, before=b"", after=b""):
     return produce
 
 
-async def xsrf_headers(base_url):
-    """The cookie and header an upload needs: the token from a first visit."""
-    response = await http.fetch(base_url + "/")
-    token = response.headers["Set-Cookie"].split("_xsrf=", 1)[1].split(";", 1)[0]
-    return {"Cookie": f"_xsrf={token}", "X-XSRFToken": token}
-
-
 async def put_streamed(path):
     """PUT the file to part 3; it answers 201 and the id of the upload, in JSON."""
     base_url = base_urls["part 3"]
-    headers = {**await xsrf_headers(base_url), "Content-Length": str(path.stat().st_size)}
+    headers = {**await lab.xsrf_headers(base_url), "Content-Length": str(path.stat().st_size)}
     response = await http.fetch(f"{base_url}/upload/{path.name}", method="PUT", headers=headers,
                                 body_producer=send_file(path), request_timeout=300, raise_error=False)
     return response
@@ -201,7 +210,7 @@ async def post_form(path):
     before = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
               f"Content-Type: application/octet-stream\r\n\r\n").encode()
     after = f"\r\n--{boundary}--\r\n".encode()
-    headers = {**await xsrf_headers(base_url), "Content-Type": f"multipart/form-data; boundary={boundary}",
+    headers = {**await lab.xsrf_headers(base_url), "Content-Type": f"multipart/form-data; boundary={boundary}",
                "Content-Length": str(len(before) + path.stat().st_size + len(after))}
     response = await http.fetch(base_url + "/", method="POST", headers=headers, follow_redirects=False,
                                 body_producer=send_file(path, before, after), request_timeout=300,
@@ -211,6 +220,9 @@ async def post_form(path):
 # %% [markdown]
 # Now the two uploads, one after the other, each with the probe running. Part 3 first:
 # what part 2 allocates might otherwise still be counted against it.
+#
+# Part 2 answers its upload with 400, "not an image" (the file is random bytes), and
+# logs it: expect two **warning** lines from Tornado below the cell.
 
 # %%
 uploads = {}
@@ -230,26 +242,25 @@ for name, upload in [("part 3, streamed", put_streamed), ("part 2, buffered", po
 print("part 3 stored the file as upload", upload_id)
 
 # %%
-def plot_memory(ax, samples, color, label):
+def plot_memory(ax, samples, color, label, linestyle="-"):
     times, mbs = zip(*samples)
-    ax.plot(times, [mb - mbs[0] for mb in mbs], color=color, linewidth=1.5, label=label)
+    ax.plot(times, [mb - mbs[0] for mb in mbs], color=color, linewidth=1.5, label=label, linestyle=linestyle)
 
 
-figure, ax = plt.subplots(figsize=(8, 3.4))
-for (name, samples), color in zip(uploads.items(), ("tab:green", "tab:red")):
-    plot_memory(ax, samples, color, f"{name}: +{growth(samples):.0f} MB at the peak")
-ax.axhline(size / 1e6, color="tab:gray", linestyle=":", linewidth=1, label="the file's size")
-ax.set_xlabel("seconds since the upload started")
+figure, ax = plt.subplots(figsize=(8, 3.4), layout="constrained")
+for (name, samples), color, linestyle in zip(uploads.items(), (lab.GOOD, lab.BAD), ("-", "--")):
+    plot_memory(ax, samples, color, f"{name}: +{growth(samples):.0f} MB at the peak", linestyle)
+ax.axhline(size / 1e6, color=lab.GREY, linestyle=":", linewidth=1.5, label="the file's size")
+ax.set_xlabel("time (seconds since the upload started)")
 ax.set_ylabel("memory growth (MB)")
 ax.set_title(f"The kernel's memory while a {size / 1e6:.0f} MB file is uploaded", loc="left", fontsize=10)
 ax.legend(loc="upper left", fontsize=8)
-figure.tight_layout()
 plt.show()
 
 # %% [markdown]
 # What you see:
 #
-# - **Part 2** (red) climbs while the body arrives: Tornado keeps every piece until
+# - **Part 2** (vermillion, dashed) climbs while the body arrives: Tornado keeps every piece until
 #   the body is complete, joins them into one `bytes`, and the form parser copies the
 #   file out of it. Three or four times the file's size, for one upload; a few visitors
 #   uploading at once, and the server runs out of memory. And all of it for nothing:
@@ -257,7 +268,7 @@ plt.show()
 #   "not an image". Part of the memory stays taken until Python's garbage collector
 #   runs (the handler, the error and its traceback refer to one another); we call
 #   it ourselves after 0.3 s, where Python would do it in its own time.
-# - **Part 3** (green) stays flat. `@stream_request_body` hands each piece to
+# - **Part 3** (blue, solid) stays flat. `@stream_request_body` hands each piece to
 #   `data_received()`, which awaits its GridFS insert before Tornado reads more:
 #   a chunk of 255 KiB waits in memory, never the file. The upload takes longer,
 #   because each insert is waited for, but a 10 GB upload would cost the same few MB.
@@ -271,31 +282,14 @@ plt.show()
 # big file, read its first byte, and go? A server that reads the file faster than
 # clients take it, or goes on reading after they have gone, pays in memory and in
 # database reads. Each of our clients speaks HTTP over a bare socket, reads the head
-# and one byte of the body, and closes the connection, 20 of them at a time.
+# and one byte of the body, and closes the connection, `CONCURRENCY` of them at a time.
 #
 # Beside part 3 we serve the same file the 2014 way, with Motor's `GridFSHandler`,
-# which writes the file with `stream_to_handler()`, as parts 1 and 2 do: it reads
-# chunk after chunk and never waits for the client to take them. It gets fewer
-# clients, as it reads the whole file for each, gone or not.
+# started with the others: it reads chunk after chunk and never waits for the client
+# to take them. It gets fewer clients (`GRIDFS_HANDLER_CLIENTS` against
+# `STORM_CLIENTS`), as it reads the whole file for each, gone or not.
 
 # %%
-class GridFSHandlerById(motor.web.GridFSHandler):
-    """Motor's handler, finding files by id (it finds them by name unless told otherwise)."""
-
-    finished = 0  # requests served to the end, for clients gone or not
-
-    def get_gridfs_file(self, bucket, filename, request):
-        return bucket.open_download_stream(ObjectId(filename))
-
-    def on_finish(self):
-        GridFSHandlerById.finished += 1
-
-
-[sock] = bind_sockets(0, "127.0.0.1")
-server = HTTPServer(tornado.web.Application([(r"/fs/(\w+)", GridFSHandlerById, {"database": dbs["part 3"]})]))
-server.add_sockets([sock])
-servers.append(server)
-base_urls["GridFSHandler"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
 file_id = (await dbs["part 3"].imgs.find_one({"_id": ObjectId(upload_id)}))["original"]
 storm_urls = {"part 3": f"{base_urls['part 3']}/imgs/{upload_id}/orig",
               "GridFSHandler": f"{base_urls['GridFSHandler']}/fs/{file_id}"}
@@ -303,9 +297,6 @@ for name, url in storm_urls.items():
     print(f"{name:14} {url}")
 
 # %%
-CONCURRENCY = 20
-
-
 async def read_one_byte(url):
     """GET `url` by hand, read the head and one byte of the body, and hang up."""
     parts = urlsplit(url)
@@ -340,7 +331,7 @@ async def until_finished(name, requests):
 
 
 storms = {}
-for name, clients in [("part 3", 500), ("GridFSHandler", 20)]:
+for name, clients in [("part 3", STORM_CLIENTS), ("GridFSHandler", GRIDFS_HANDLER_CLIENTS)]:
     await storm(storm_urls[name], 5)  # warm-up: connections to the database, buffers
     await until_finished(name, 5)
     with memory_trace() as samples:
@@ -350,38 +341,41 @@ for name, clients in [("part 3", 500), ("GridFSHandler", 20)]:
         await until_finished(name, clients)  # what the server still does for the clients gone
         busy = time.perf_counter() - start
         await asyncio.sleep(0.5)
-    storms[name] = {"samples": samples, "clients gone": seconds}
+    storms[name] = {"samples": samples, "clients gone": seconds, "clients": clients}
     print(f"{name:14}: {clients} clients gone after {seconds:.1f} s, the server busy {busy - seconds:.1f} s more; "
           f"memory grew by {growth(samples):.1f} MB at the peak")
 
 # %%
-figure, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
-for ax, (name, run), color in zip(axes, storms.items(), ("tab:green", "tab:red")):
-    plot_memory(ax, run["samples"], color, name)
-    ax.axvline(run["clients gone"], color="tab:gray", linestyle=":", linewidth=1, label="the last client gone")
-    ax.set_title(f"{name}: +{growth(run['samples']):.0f} MB at the peak", loc="left", fontsize=10)
-    ax.set_xlabel("seconds since the storm started")
+figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True, layout="constrained")
+for ax, (name, run), color, linestyle in zip(axes, storms.items(), (lab.GOOD, lab.BAD), ("-", "--")):
+    plot_memory(ax, run["samples"], color, "the kernel's memory", linestyle)
+    ax.axvline(run["clients gone"], color=lab.GREY, linestyle=":", linewidth=1.5, label="the last client gone")
+    ax.set_title(f"{name}, {run['clients']} clients: +{growth(run['samples']):.0f} MB at the peak",
+                 loc="left", fontsize=10)
+    ax.set_xlabel("time (seconds since the storm started)")
+    ax.legend(loc="upper left", fontsize=8)
 axes[0].set_ylabel("memory growth (MB)")
-axes[1].legend(loc="upper left", fontsize=8)
-figure.suptitle("Clients that read one byte of the file and go", fontsize=11)
-figure.tight_layout()
+figure.suptitle(f"Clients that read one byte of a {size / 1e6:.0f} MB file and go, {CONCURRENCY} at a time "
+                "(note the client counts)", fontsize=10)
 plt.show()
 
 # %% [markdown]
 # What you see:
 #
-# - **Part 3** served hundreds of clients with its memory flat: it reads a chunk or
+# - **Part 3** served hundreds of clients with its memory nearly flat (a few tens of
+#   MB at most, with `CONCURRENCY` clients connected at a time): it reads a chunk or
 #   two ahead of what the client has taken, and further ahead only once a client has
 #   taken 4 MiB. When the connection resets, `on_connection_close()` marks the client
 #   gone, and the next `flush()` raises: it stops reading, and nothing is left to do
 #   once the last client has gone.
 # - **`GridFSHandler`** reads the file as fast as the database gives it (a GridOut's
-#   cursor fetches up to 16 MB at once) and hands each chunk to `write()` and
-#   `flush()` without waiting for the client to take it. Twenty such requests hold
+#   cursor fetches up to 16 MiB at once) and hands each chunk to `write()` and
+#   `flush()` without waiting for the client to take it. A few such requests hold
 #   hundreds of MB between them, and each reads the whole file, for no one, after its
-#   client has gone: look where the dotted line is. A twenty-fifth of the clients, and
-#   most of the work spent on bytes nobody wanted. (When it is all over, memory may
-#   fall below where it started: what the warm-up had left is given back too.)
+#   client has gone: look where the dotted line is. A small fraction of part 3's
+#   clients, and most of the work spent on bytes nobody wanted. (When it is all over,
+#   memory may fall below where it started: what the warm-up had left is given back
+#   too.)
 #
 # [`bench/partial_reads.py`](../bench/partial_reads.py) does it with 2000 clients of a
 # 200 MB file, measuring a separate server process: part 3's memory peaked 14 MB up.
@@ -406,23 +400,25 @@ async def exchange(method, path, *headers, server="part 3", keep=64):
     `body` the first `keep` bytes of the body and its `size` the body's length."""
     parts = urlsplit(base_urls[server])
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    request = [f"{method} {path} HTTP/1.1", f"Host: {parts.hostname}", "Connection: close", *headers]
-    print("\n".join(f"> {line}" for line in request))
-    writer.write(("\r\n".join(request) + "\r\n\r\n").encode())
-    status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode().strip().split("\r\n")
-    answer_headers = dict(line.split(": ", 1) for line in lines)
-    print(f"< {status_line}")
-    for name, value in answer_headers.items():
-        if name.lower() in SHOWN:
-            print(f"< {name}: {value}")
-    body, size = b"", 0
-    while method != "HEAD" and (piece := await reader.read(256 * 1024)):  # until the server closes
-        body += piece[:keep - len(body)]
-        size += len(piece)
-    writer.close()
-    print(f"({size:,} bytes of body)\n")
+    try:
+        request = [f"{method} {path} HTTP/1.1", f"Host: {parts.hostname}", "Connection: close", *headers]
+        print("\n".join(f"> {line}" for line in request))
+        writer.write(("\r\n".join(request) + "\r\n\r\n").encode())
+        status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode().strip().split("\r\n")
+        answer_headers = dict(line.split(": ", 1) for line in lines)
+        print(f"< {status_line}")
+        for name, value in answer_headers.items():
+            if name.lower() in SHOWN:
+                print(f"< {name}: {value}")
+        body, length = b"", 0
+        while method != "HEAD" and (piece := await reader.read(256 * 1024)):  # until the server closes
+            body += piece[:keep - len(body)]
+            length += len(piece)
+    finally:
+        writer.close()
+    print(f"({length:,} bytes of body)\n")
     return Answer(int(status_line.split()[1]), {name.lower(): value for name, value in answer_headers.items()},
-                  body, size)
+                  body, length)
 
 
 file_path = f"/imgs/{upload_id}/orig"
@@ -442,7 +438,8 @@ etag, modified = head.headers["etag"], head.headers["last-modified"]
 #
 # Now some ranges: the first 16 bytes, the last 16 (`bytes=-16`), 16 in the middle,
 # one past the end, and two ranges at once. Each answer is checked against the file
-# on disk.
+# on disk. The range past the end is an error of the client's, which Tornado logs:
+# expect a **warning** line (`416 GET ...`) below the cell.
 
 # %%
 def file_bytes(offset, count):
@@ -510,22 +507,141 @@ again = await exchange("GET", f"/fs/{file_id}", f'If-None-Match: "not-this-one",
 #   as far as the client can tell, so the range is sent, **206**.
 # - The same kind of list, with the ETag it gave, to Motor's `GridFSHandler`: it
 #   compares the header with its tag as a plain string, finds no match, ignores the
-#   `Range` it does not know, and sends the whole file again, **200** and 100 MB.
+#   `Range` it does not know, and sends the whole file again: **200**, every byte.
 #
-# Try your own: `If-None-Match: *`, a range like `bytes=-0` or `bytes=5-2`, or `HEAD`
-# with a `Range`. The lesson says what each should give; `requested_range()` decides.
+# **Try it:** send your own. Change the method and the headers, and run the cell
+# again: `If-None-Match: *`, a range like `bytes=-0` or `bytes=5-2`, or `HEAD` with a
+# `Range`. The lesson says what each should give; `part3.requested_range()` decides.
+# (Those that answer 416 log a warning, as above.)
+
+# %%
+try_method, try_headers = "GET", ["Range: bytes=5-2"]
+await exchange(try_method, file_path, *try_headers);
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise gives you a cell to complete, then a cell that checks your answer:
+# run it, and it says "solved" or what is still wrong. The solution is folded away
+# in the cell after the check.
+#
+# ### Exercise 1: which chunks does a Range touch?
+#
+# Complete `chunks_touched(range_header, size, chunk_size)`: the numbers of the GridFS
+# chunks part 3 reads to answer that `Range` header for a file of `size` bytes, in
+# order. None for a range it answers with 416, and all of them when the header is not
+# one range (part 3 then sends the whole file). `part3.requested_range(header, size)`
+# tells you the bytes, as `(start, end)` with `end` excluded, or `None`.
+
+# %%
+def chunks_touched(range_header, size, chunk_size):
+    return []  # your turn
+
+# %%
+def check_exercise_1():
+    n = part3.CHUNK_SIZE
+    cases = [("bytes=0-15", 10 * n, [0]), (f"bytes={n - 1}-{n}", 10 * n, [0, 1]), ("bytes=-16", 10 * n + 20, [10]),
+             (f"bytes={3 * n}-", 5 * n, [3, 4]), (f"bytes={5 * n}-", 5 * n, []), ("bytes=0-0,-1", 3 * n, [0, 1, 2]),
+             ("bytes=5-2", 3 * n, [0, 1, 2])]
+    return lab.check("Exercise 1", [
+        lab.expect(f"chunks_touched({header!r}, {size:,}, {n:,})", chunks_touched(header, size, n), wanted)
+        for header, size, wanted in cases
+    ])
+
+check_exercise_1();
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# A solution
+def chunks_touched(range_header, size, chunk_size):
+    start, end = part3.requested_range(range_header, size) or (0, size)
+    if start >= end:
+        return []
+    return list(range(start // chunk_size, (end - 1) // chunk_size + 1))
+
+check_exercise_1();
+
+# %% [markdown]
+# ### Exercise 2: resume a download
+#
+# A download broke after `have` bytes. Complete `resume(url, have)`: fetch the rest of
+# the file, from byte `have` to the end, and return the answer's status code and
+# body. Ask part 3 for that range only: the check wants a `206`, not the whole file
+# again.
+
+# %%
+async def resume(url, have):
+    response = await http.fetch(url)
+    return response.code, response.body[have:]  # the whole file again: your turn
+
+# %%
+async def check_exercise_2():
+    have = size - 300_000
+    try:
+        status, rest = await resume(storm_urls["part 3"], have)
+    except Exception as error:
+        status, rest = f"it raised {type(error).__name__}: {error}", None
+    return lab.check("Exercise 2", [
+        lab.expect("the status", status, 206),
+        lab.expect("the rest of the file", rest, file_bytes(have, size - have)),
+    ])
+
+await check_exercise_2();
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# A solution
+async def resume(url, have):
+    response = await http.fetch(url, headers={"Range": f"bytes={have}-"})
+    return response.code, response.body
+
+await check_exercise_2();
+
+# %% [markdown]
+# ## Recap
+#
+# - A buffered upload costs the server several times the file's size, until the last
+#   byte is in; a streamed one (`@stream_request_body`, each piece awaited into
+#   GridFS) costs a chunk or two, whatever the size.
+# - A download that awaits each `flush()` reads no faster than the client takes, and
+#   stops when the client goes; `stream_to_handler()` reads the whole file for every
+#   request, client or no client.
+# - `Range` asks for bytes `start` to `end`: part 3 reads only the chunks that hold
+#   them and answers 206, 416 past the end, and the whole file (200) for several
+#   ranges at once.
+# - `ETag` and `Last-Modified` let a browser ask "has it changed?" and get a 304 with
+#   no body. `If-None-Match` is compared weakly, and may hold a list.
+#
+# ## Review questions
+#
+# 1. Why does part 2 need several times the file's size in memory for one upload?
+# 2. What makes part 3's download stop reading when the client has gone?
+# 3. A client asks for `bytes=-16` of a file of 100 bytes. Which bytes does it get,
+#    with which status and `Content-Range`?
+# 4. Why can part 3 use the GridFS file's id as a *strong* ETag?
+# 5. A browser sends `If-None-Match` with the right tag and a `Range`. What comes back?
+#
+# <details><summary>Answers</summary>
+#
+# 1. Tornado keeps every piece of the body until it is complete, joins them into one
+#    `bytes`, and the form parser copies the file out of that.
+# 2. The connection's reset runs `on_connection_close()`, which marks the client
+#    gone, and the next `flush()` raises `StreamClosedError`: the loop stops reading.
+# 3. Bytes 84 to 99, with `206 Partial Content` and `Content-Range: bytes 84-99/100`.
+# 4. A GridFS file is never changed, only replaced by a new one with a new id: the id
+#    names these exact bytes.
+# 5. `304 Not Modified`, no body: the validator is checked first, the range never.
+#
+# </details>
 #
 # ## Stop everything
 #
-# The two servers, our databases, the client, the temporary folder and, if the
-# notebook started it, the embedded database:
+# The three servers, our databases (dropped), the client, the temporary folder and the
+# embedded database with its folder. Running this cell twice is fine.
 
 # %%
-for server in servers:
-    server.stop()
-    await server.close_all_connections()
-for db in dbs.values():
-    await client.drop_database(db)
-client.close()
-running.close()
-print("Stopped part 2, part 3 and the database.")
+await session.close()
+
+# %% [markdown]
+# ---
+# Previous: [notebook 03, blocking work](03_blocking_work.ipynb) ·
+# Next: [notebook 05, from Motor to PyMongo's async API](05_motor_to_pymongo_async.ipynb), then
+# [part 4's lesson](../part4_production/README.md) · All notebooks: [README](README.md)

@@ -16,34 +16,49 @@
 # %% [markdown]
 # # From Motor to PyMongo's async API
 #
-# **Stage: after part 3.** Every stage talks to MongoDB through Motor. Motor reached
-# its end of life on 14 May 2026: it gets critical fixes only, until 14 May 2027, and
-# then nothing. Its successor is PyMongo's own async API, `pymongo.AsyncMongoClient`
-# with `gridfs.AsyncGridFSBucket`, stable since PyMongo 4.13. This notebook:
+# **Stage: after part 3, `part3_streaming`** (its lesson's [exercise 5](../part3_streaming/README.md#exercises)
+# asks for this port; [part 1's lesson](../part1_basic/README.md#what-changed-since-2014) says why).
+# Every stage talks to MongoDB through Motor. Motor's own README says it is
+# deprecated from 14 May 2026, one year after its successor became stable, and gets
+# critical bug fixes only, until 14 May 2027. That successor is PyMongo's own async
+# API, `pymongo.AsyncMongoClient` with `gridfs.AsyncGridFSBucket`, stable since
+# PyMongo 4.13 (14 May 2025).
 #
-# 1. runs the storage operations the stages use, written with Motor and with
-#    PyMongo's async API side by side: `upload_from_stream`, `open_upload_stream`
-#    with `write`, `close` and `abort`, listing the newest files with `to_list`,
+# ## What you will learn
+#
+# 1. the storage operations the stages use, written with Motor and with PyMongo's
+#    async API side by side: `upload_from_stream`, `open_upload_stream` with `write`,
+#    `close` and `abort`, listing the newest files with `to_list`,
 #    `open_download_stream` with `readchunk`, `seek` for a range, `delete`;
-# 2. runs the traps, so that you see each one fail: no `stream_to_handler`, an
+# 2. the traps, each run so that you see it fail: no `stream_to_handler`, an
 #    asynchronous `seek`, `async for` yielding lines, `to_list` lengths, GridFS
-#    listings that are not dictionaries, no `delegate`, no `io_loop`, an
-#    asynchronous `close`;
-# 3. ends with a migration table for the stages.
+#    listings that are not dictionaries, no `delegate`, no `io_loop`, an asynchronous
+#    `close`;
+# 3. a migration table for the stages;
+#
+# then two exercises: a download handler ported to PyMongo's async GridFS, and the
+# newest files listed as dictionaries.
 #
 # It needs only a database: the MongoDB at `MONGODB_URI` when that variable is set,
-# else the embedded database, SecantusDB, in a temporary folder. The last cell stops
-# everything and deletes what the notebook stored.
+# else the embedded database, SecantusDB, in a temporary folder. Run the cells in
+# order; any cell can be run again, and so can the whole notebook (the setup cell
+# stops what the last run started). The parameters cell holds the numbers worth
+# varying; cells marked **Try it** are there to be changed; each exercise has a
+# check, and a solution folded away below it. The last cell stops everything and
+# deletes what the notebook stored.
+
+# %% tags=["parameters"]
+BLOB_BYTES = 600_000  # the binary file of the examples: 600 kB, three chunks of 255 KiB
+PIECE_BYTES = 100_000  # how much is written at a time with open_upload_stream()
+BUFFERED_MB = 3  # written before close(), to see when a GridIn reaches the database
+RANGE_START = 300_000  # the first byte of the range read with seek()
+RANGE_LENGTH = 16  # and how many bytes it reads
 
 # %%
 import asyncio
-import contextlib
 import inspect
 import os
-import sys
-import uuid
 import warnings
-from pathlib import Path
 
 import motor
 import pymongo
@@ -54,17 +69,11 @@ from motor.motor_tornado import MotorClient, MotorGridFSBucket
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import ConfigurationError
 from tornado.httpclient import AsyncHTTPClient
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
-from tornado.netutil import bind_sockets
 from tornado.web import Application, HTTPError, RequestHandler
 
-# The notebook runs in notebooks/; the repository's root is the folder above with course.py.
-ROOT = next(folder for folder in [Path.cwd(), *Path.cwd().parents] if (folder / "course.py").exists())
-sys.path.insert(0, str(ROOT))
-import course  # noqa: E402  (the repository root is not a package)
-
+import lab  # this folder's helpers: the Session that starts and stops things
 
 print(f"Motor {motor.version}, PyMongo {pymongo.version}")
 
@@ -74,21 +83,21 @@ print(f"Motor {motor.version}, PyMongo {pymongo.version}")
 # Both clients talk to the same database, so each can read what the other wrote:
 # GridFS is a layout of two collections (see notebook 02), not a feature of a driver.
 # In the code below, names starting with `motor_` are Motor's; the others are
-# PyMongo's.
+# PyMongo's. Running this cell again closes the clients and the database of the last
+# run first.
 
 # %%
-running = contextlib.ExitStack()  # what this notebook starts; closed in the last cell
-uri = running.enter_context(course.scratch_db())  # $MONGODB_URI, else the embedded database
-print("The database:", course.redact(uri))
-db_name = f"notebook_{uuid.uuid4().hex[:8]}"  # a database of our own, dropped at the end
+session = await lab.Session.start(database=True)
+db_name = session.db_name  # a database of our own, dropped at the end
 
 # Motor, as the stages use it
-motor_client = MotorClient(uri, serverSelectionTimeoutMS=3000)
+motor_client = await session.motor_client()
 motor_db = motor_client[db_name]
 motor_fs = MotorGridFSBucket(motor_db)
 
 # PyMongo's async API
-client = AsyncMongoClient(uri, serverSelectionTimeoutMS=3000)
+client = AsyncMongoClient(session.uri, serverSelectionTimeoutMS=3000)
+await session.keep("the AsyncMongoClient", client, client.close)  # its close() is a coroutine, awaited
 db = client[db_name]
 fs = AsyncGridFSBucket(db)
 
@@ -106,7 +115,7 @@ print("PyMongo:", await client.admin.command("ping"))
 # Parts 1 and 2 store an upload in one call. It reads the same with both:
 
 # %%
-blob = os.urandom(600_000)  # 600 kB of random bytes: three chunks of 255 KiB, the last partly filled
+blob = os.urandom(BLOB_BYTES)  # random bytes: with the defaults, three chunks of 255 KiB, the last partly filled
 some_text = b"GridFS keeps files in chunks.\nEach chunk is a document.\nThis file has three lines.\n"
 
 motor_id = await motor_fs.upload_from_stream("motor.bin", blob, metadata={"contentType": "application/octet-stream"})
@@ -128,14 +137,14 @@ print("Motor reads PyMongo's file:", (await (await motor_fs.open_download_stream
 # %%
 # Motor
 motor_grid_in = motor_fs.open_upload_stream("motor-pieces.bin", metadata={"contentType": "application/octet-stream"})
-for start in range(0, len(blob), 100_000):
-    await motor_grid_in.write(blob[start:start + 100_000])
+for start in range(0, len(blob), PIECE_BYTES):
+    await motor_grid_in.write(blob[start:start + PIECE_BYTES])
 await motor_grid_in.close()
 
 # PyMongo
 async with fs.open_upload_stream("pymongo-pieces.bin", metadata={"contentType": "application/octet-stream"}) as grid_in:
-    for start in range(0, len(blob), 100_000):
-        await grid_in.write(blob[start:start + 100_000])
+    for start in range(0, len(blob), PIECE_BYTES):
+        await grid_in.write(blob[start:start + PIECE_BYTES])
 
 for file_id in (motor_grid_in._id, grid_in._id):
     print(file_id, await db.fs.chunks.count_documents({"files_id": file_id}), "chunks")
@@ -157,17 +166,18 @@ for name, bucket in (("Motor", motor_fs), ("PyMongo", fs)):
 # One thing worth knowing about both, because Motor's `GridIn` *is* PyMongo's blocking
 # `GridIn` run on a thread: neither writes a chunk to the database as soon as it is
 # full. They keep the chunks in memory and insert them in batches of up to 48 MB,
-# or at `close()`. Write 3 MB and count what reached the database:
+# or at `close()`. Write `BUFFERED_MB` megabytes (3 with the defaults) and count what
+# reached the database:
 
 # %%
-three_mb = os.urandom(3_000_000)
+buffered = os.urandom(BUFFERED_MB * 10**6)
 for name, bucket in (("Motor", motor_fs), ("PyMongo", fs)):
-    grid_in = bucket.open_upload_stream(f"{name}-3mb.bin")
-    await grid_in.write(three_mb)
+    grid_in = bucket.open_upload_stream(f"{name}-{BUFFERED_MB}mb.bin")
+    await grid_in.write(buffered)
     before = await db.fs.chunks.count_documents({"files_id": grid_in._id})
     await grid_in.close()
     after = await db.fs.chunks.count_documents({"files_id": grid_in._id})
-    print(f"{name}: 3 MB written, {before} chunks in the database; after close(), {after}")
+    print(f"{name}: {BUFFERED_MB} MB written, {before} chunks in the database; after close(), {after}")
 
 # %% [markdown]
 # So a `GridIn` is not a way to keep a big upload's memory small: up to 48 MB of it
@@ -282,11 +292,8 @@ class DownloadHandler(RequestHandler):
             return  # the client went away
 
 
-[sock] = bind_sockets(0, "127.0.0.1")
-server = HTTPServer(Application([(r"/files/([0-9a-f]{24})", DownloadHandler)], fs=fs))
-server.add_sockets([sock])
-base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-
+base_url = await session.serve("the download handler",
+                               Application([(r"/files/([0-9a-f]{24})", DownloadHandler)], fs=fs))
 response = await AsyncHTTPClient().fetch(f"{base_url}/files/{pymongo_id}")
 print(response.code, response.headers["Content-Type"], f"{len(response.body):,} bytes,",
       "the file:", response.body == blob)
@@ -304,12 +311,12 @@ print("PyMongo, text file: ", [len(piece) async for piece in await fs.open_downl
 
 motor_pieces = [len(piece) async for piece in await motor_fs.open_download_stream(pymongo_id)]
 pieces = [len(piece) async for piece in await fs.open_download_stream(pymongo_id)]
-print(f"Motor, 600 kB binary:   {len(motor_pieces)} pieces, {motor_pieces}")
-print(f"PyMongo, 600 kB binary: {len(pieces)} pieces, from {min(pieces)} to {max(pieces):,} bytes")
+print(f"Motor, {len(blob):,} random bytes:   {len(motor_pieces)} pieces, {motor_pieces}")
+print(f"PyMongo, {len(blob):,} random bytes: {len(pieces)} pieces, from {min(pieces)} to {max(pieces):,} bytes")
 
 # %% [markdown]
-# Code that used `async for` to send a file still sends the right bytes, in a few
-# thousand small writes instead of three, with a search for `b"\n"` through every
+# Code that used `async for` to send a file still sends the right bytes, in thousands
+# of small writes instead of one a chunk, with a search for `b"\n"` through every
 # byte. Use `readchunk()` in a loop, as above.
 #
 # ## Trap: `seek()` must be awaited
@@ -320,48 +327,49 @@ print(f"PyMongo, 600 kB binary: {len(pieces)} pieces, from {min(pieces)} to {max
 # coroutine:
 
 # %%
-start, length = 300_000, 16
-
 motor_grid_out = await motor_fs.open_download_stream(pymongo_id)
-print("Motor:   seek() returned", motor_grid_out.seek(start))
-print("         read:", (await motor_grid_out.read(length)).hex())
+print("Motor:   seek() returned", motor_grid_out.seek(RANGE_START))
+print("         read:", (await motor_grid_out.read(RANGE_LENGTH)).hex())
 
 grid_out = await fs.open_download_stream(pymongo_id)
-print("PyMongo: seek() returned", await grid_out.seek(start))
-print("         read:", (await grid_out.read(length)).hex())
-print("the file's bytes there:", blob[start:start + length].hex())
+print("PyMongo: seek() returned", await grid_out.seek(RANGE_START))
+print("         read:", (await grid_out.read(RANGE_LENGTH)).hex())
+print("the file's bytes there:", blob[RANGE_START:RANGE_START + RANGE_LENGTH].hex())
 
 # %% [markdown]
 # Forget the `await`, as code written for Motor does, and nothing fails: `seek()`
 # makes a coroutine that never runs, and the read starts at byte 0. Python's only
 # sign is a `RuntimeWarning` when the coroutine is thrown away, which is easy to miss
-# in a server's log:
+# in a server's log. The cell records the warning and prints it, rather than let it
+# go to the log:
 
 # %%
 grid_out = await fs.open_download_stream(pymongo_id)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    grid_out.seek(start)  # as Motor code wrote it: no await
-    data = await grid_out.read(length)
-print("read:", data.hex(), "the right bytes:", data == blob[start:start + length],
-      "the first bytes of the file:", data == blob[:length])
+    grid_out.seek(RANGE_START)  # as Motor code wrote it: no await
+    data = await grid_out.read(RANGE_LENGTH)
+print("read:", data.hex(), "the right bytes:", data == blob[RANGE_START:RANGE_START + RANGE_LENGTH],
+      "the first bytes of the file:", data == blob[:RANGE_LENGTH])
 print("warnings:", [f"{w.category.__name__}: {w.message}" for w in caught])
 
 # %% [markdown]
 # ## `delete`: the same
 #
 # `delete()` removes the file's document and its chunks, and raises `NoFile` when
-# there is no such file, with both:
+# there is no such file, with both. Two files stored for the purpose, deleted, then
+# deleted again:
 
 # %%
-await motor_fs.delete(motor_id)
-await fs.delete(pymongo_id)
+doomed = [await motor_fs.upload_from_stream("doomed.bin", blob), await fs.upload_from_stream("doomed.bin", blob)]
+await motor_fs.delete(doomed[0])
+await fs.delete(doomed[1])
 for name, bucket in (("Motor", motor_fs), ("PyMongo", fs)):
     try:
-        await bucket.delete(pymongo_id)
+        await bucket.delete(doomed[1])
     except NoFile as error:
         print(f"{name}: NoFile: {error}")
-print("chunks left of the two files:", await db.fs.chunks.count_documents({"files_id": {"$in": [motor_id, pymongo_id]}}))
+print("chunks left of the two files:", await db.fs.chunks.count_documents({"files_id": {"$in": doomed}}))
 
 # %% [markdown]
 # ## Trap: no `delegate`
@@ -382,21 +390,17 @@ except TypeError as error:
 
 # %% [markdown]
 # A blocking client of its own does it: `MongoClient` with the same URI, opened
-# once, closed at the end.
+# once, closed at the end (here, at the end of the `with` block).
 
 # %%
-sync_client = MongoClient(uri, serverSelectionTimeoutMS=3000)
-sync_fs = GridFSBucket(sync_client[db_name])
-
-
-def read_file(file_id):
+def read_file(bucket, file_id):
     """Blocking: run it on a thread."""
-    with sync_fs.open_download_stream(file_id) as file:
+    with bucket.open_download_stream(file_id) as file:
         return file.read()
 
 
-print(await asyncio.to_thread(read_file, text_id))
-sync_client.close()
+with MongoClient(session.uri, serverSelectionTimeoutMS=3000) as sync_client:
+    print(await asyncio.to_thread(read_file, GridFSBucket(sync_client[db_name]), text_id))
 
 # %% [markdown]
 # ## Trap: no `io_loop`
@@ -407,11 +411,13 @@ sync_client.close()
 # unknown option:
 
 # %%
-motor_other = MotorClient(uri, io_loop=IOLoop.current())
-print("Motor accepts io_loop:", motor_other.io_loop is IOLoop.current())
-motor_other.close()
+motor_other = MotorClient(session.uri, io_loop=IOLoop.current())
 try:
-    AsyncMongoClient(uri, io_loop=IOLoop.current())
+    print("Motor accepts io_loop:", motor_other.io_loop is IOLoop.current())
+finally:
+    motor_other.close()
+try:
+    AsyncMongoClient(session.uri, io_loop=IOLoop.current())
 except ConfigurationError as error:
     print("PyMongo: ConfigurationError:", error)
 
@@ -420,18 +426,21 @@ except ConfigurationError as error:
 #
 # Motor's `client.close()` is a plain method; `AsyncMongoClient.close()` is a
 # coroutine. Forget the `await` and the client is not closed: its connections and
-# monitor tasks stay, and again the only sign is a `RuntimeWarning`.
+# monitor tasks stay, and again the only sign is a `RuntimeWarning` (recorded and
+# printed here).
 
 # %%
 print("Motor's close() is a coroutine function:", inspect.iscoroutinefunction(MotorClient.close))
 print("PyMongo's close() is a coroutine function:", inspect.iscoroutinefunction(AsyncMongoClient.close))
-throwaway = AsyncMongoClient(uri)
-await throwaway.admin.command("ping")
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    throwaway.close()  # as Motor code wrote it: no await
-print("warnings:", [f"{w.category.__name__}: {w.message}" for w in caught])
-await throwaway.close()  # the right way
+throwaway = AsyncMongoClient(session.uri)
+try:
+    await throwaway.admin.command("ping")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        throwaway.close()  # as Motor code wrote it: no await
+    print("warnings:", [f"{w.category.__name__}: {w.message}" for w in caught])
+finally:
+    await throwaway.close()  # the right way
 
 # %% [markdown]
 # ## A migration table for the stages
@@ -461,15 +470,164 @@ await throwaway.close()  # the right way
 # `seek()` and `close()` needs an `await`, which only a `RuntimeWarning` will remind
 # you of.
 #
-# ## Stop everything
+# ## Exercises
 #
-# The server, our database, both clients, and the embedded database with its folder:
+# Each exercise gives you a cell to complete, then a cell that checks your answer:
+# run it, and it says "solved" or what is still wrong. The solution is folded away
+# in the cell after the check.
+#
+# ### Exercise 1: port a download handler
+#
+# `MotorFromHandler` serves a file from byte `?start=` to the end, written as code for
+# Motor is. `FromHandler` is the same handler, for now: the check serves it with
+# PyMongo's bucket (`fs`) in its settings, and it goes wrong. Give `FromHandler` a
+# `get()` of its own, ported, so that it sends the right bytes, a chunk at a time (not
+# a line at a time), and still answers 404 for a file that does not exist.
+#
+# The check asks for a file that does not exist, and Tornado logs a **warning** for it
+# (`404 GET /from/...`) below the check. Until the handler is ported, Python warns as
+# well: `RuntimeWarning: coroutine 'AsyncGridOut.seek' was never awaited`.
 
 # %%
-server.stop()
-await server.close_all_connections()
-await client.drop_database(db_name)
-await client.close()
-motor_client.close()
-running.close()
-print("Stopped the server, the clients and the database.")
+class MotorFromHandler(RequestHandler):
+    """GET /from/<id>?start=n: the file from byte n to its end, with a Motor bucket as `fs`."""
+
+    async def get(self, file_id):
+        try:
+            grid_out = await self.settings["fs"].open_download_stream(ObjectId(file_id))
+        except NoFile:
+            raise HTTPError(404)
+        grid_out.seek(int(self.get_argument("start", "0")))
+        async for chunk in grid_out:
+            self.write(chunk)
+            await self.flush()
+
+
+class FromHandler(MotorFromHandler):
+    """The same, with PyMongo's async bucket as `fs`: your turn, give it a get() of its own."""
+
+# %%
+async def check_exercise_1():
+    class Counting(FromHandler):  # the handler, counting its writes
+        writes = 0
+
+        def write(self, chunk):
+            Counting.writes += 1
+            super().write(chunk)
+
+    url = await session.serve("exercise 1", Application([(r"/from/([0-9a-f]{24})", Counting)], fs=fs))
+    start = len(blob) // 2
+    response = await AsyncHTTPClient().fetch(f"{url}/from/{pymongo_id}?start={start}", raise_error=False)
+    writes = Counting.writes
+    missing = await AsyncHTTPClient().fetch(f"{url}/from/{ObjectId()}", raise_error=False)
+    await session.stop("exercise 1")
+    chunk_size = (await db.fs.files.find_one({"_id": pymongo_id}))["chunkSize"]
+    chunks = -(-len(blob) // chunk_size) - start // chunk_size  # those that hold bytes start.. to the end
+    return lab.check("Exercise 1", [
+        lab.expect(f"the body from byte {start:,}", response.body, blob[start:]),
+        lab.expect("a missing file", missing.code, 404),
+        None if writes <= chunks else f"{writes:,} writes for {chunks} chunks: a chunk at a time, please",
+    ])
+
+await check_exercise_1();
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# A solution
+class FromHandler(RequestHandler):
+    """GET /from/<id>?start=n: the file from byte n to its end (PyMongo's async API)."""
+
+    async def get(self, file_id):
+        try:
+            grid_out = await self.settings["fs"].open_download_stream(ObjectId(file_id))
+        except NoFile:
+            raise HTTPError(404)
+        await grid_out.seek(int(self.get_argument("start", "0")))  # a coroutine now
+        while chunk := await grid_out.readchunk():  # async for would give lines
+            self.write(chunk)
+            await self.flush()
+
+await check_exercise_1();
+
+# %% [markdown]
+# ### Exercise 2: the newest files, as dictionaries
+#
+# Part 1's home page lists the newest files from GridFS as dictionaries. Complete
+# `newest_files(n)`: with PyMongo's async API only, return the `n` newest files of
+# the `fs` bucket as dictionaries holding at least `_id` and `filename`, newest
+# first (by `uploadDate`, then `_id`), whether there are more than `n` files or fewer.
+
+# %%
+async def newest_files(n):
+    return await fs.find().sort(newest).to_list(n)  # your turn
+
+# %%
+async def check_exercise_2():
+    problems = []
+    for n in (3, 1000):
+        wanted = [(f["_id"], f["filename"]) for f in await motor_fs.find().sort(newest).limit(n).to_list(None)]
+        try:
+            got = [(f["_id"], f["filename"]) for f in await newest_files(n)]
+        except Exception as error:
+            got = f"it raised {type(error).__name__}: {error}"
+        problems.append(lab.expect(f"newest_files({n}), as (_id, filename)", got, wanted))
+    return lab.check("Exercise 2", problems)
+
+await check_exercise_2();
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# A solution: the files collection itself gives dictionaries, and limit() the length
+async def newest_files(n):
+    return await db.fs.files.find().sort(newest).limit(n).to_list(None)
+
+await check_exercise_2();
+
+# %% [markdown]
+# ## Recap
+#
+# - Motor is deprecated (critical fixes until 14 May 2027); PyMongo's async API,
+#   `AsyncMongoClient` and `AsyncGridFSBucket`, replaces it, on plain asyncio, with no
+#   thread pool in between.
+# - GridFS files are the same bytes in the same collections: either driver reads what
+#   the other wrote, and a migration moves no data.
+# - Most calls carry over. The traps are the ones that fail quietly: `seek()` and
+#   `close()` are coroutines now (forget the `await` and only a `RuntimeWarning` says
+#   so), `async for` gives lines, and a GridFS listing gives `AsyncGridOut`s.
+# - `stream_to_handler` is gone: write the `readchunk()` loop with an awaited
+#   `flush()`, which also gives the backpressure Motor's method never had.
+#
+# ## Review questions
+#
+# 1. What does `grid_out.seek(start)` without `await` do with PyMongo's async API, and
+#    what does the next `read()` return?
+# 2. Why is `async for chunk in grid_out` a poor way to send a binary file with PyMongo?
+# 3. `await fs.find().to_list(100)` on a bucket with 7 files: what happens, and what
+#    do you write instead?
+# 4. Part 3 builds `GridFSBucket(db.delegate)` for its thread pool. What replaces it
+#    after the migration?
+#
+# <details><summary>Answers</summary>
+#
+# 1. It creates a coroutine that never runs: the position stays where it was, and
+#    `read()` starts at byte 0. Python warns when the coroutine is thrown away.
+# 2. It gives lines, split at every `b"\n"`: thousands of small, arbitrary pieces, and
+#    a search through every byte.
+# 3. With PyMongo 4.20 it raises `StopAsyncIteration`. Write
+#    `.limit(100).to_list(None)`, or query `db.fs.files` for dictionaries.
+# 4. A blocking `MongoClient` of its own, `GridFSBucket(MongoClient(uri)[db_name])`,
+#    opened once and closed at the end.
+#
+# </details>
+#
+# ## Stop everything
+#
+# The server, our database (dropped), both clients, and the embedded database with
+# its folder. Running this cell twice is fine.
+
+# %%
+await session.close()
+
+# %% [markdown]
+# ---
+# Previous: [notebook 04, streaming](04_streaming.ipynb) ·
+# Next: [part 4's lesson](../part4_production/README.md), running the course's app for
+# real · All notebooks: [README](README.md)

@@ -58,6 +58,16 @@ async def execute(nb, timeout=CELL_TIMEOUT):
     Raises CellExecutionError if a cell raises. A notebook stops its servers in its
     last cell, so when an earlier cell fails the last one still runs. Whatever the
     kernel started and left running is stopped, and is an error of its own."""
+    async with kernel(nb, timeout) as client:
+        await execute_cells(client, nb)
+    return nb
+
+
+@contextlib.asynccontextmanager
+async def kernel(nb, timeout=CELL_TIMEOUT):
+    """A fresh kernel for `nb`, started in this folder: yields its NotebookClient, whose
+    `async_execute_cell(cell, index)` runs a cell of `nb`. Processes the kernel
+    started and left running are stopped afterwards, and raise RuntimeError."""
     marker = uuid.uuid4().hex
     # nbclient takes over SIGINT and SIGTERM while it runs and resets them to the
     # defaults afterwards: give the caller (pytest, coverage) its own handlers back.
@@ -74,7 +84,7 @@ async def execute(nb, timeout=CELL_TIMEOUT):
             async with client.async_setup_kernel(env={**os.environ, RUN_MARKER: marker}):
                 reply = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
                 nb.metadata["language_info"] = reply["content"]["language_info"]
-                await execute_cells(client, nb)
+                yield client
         finally:
             atexit.unregister(client._cleanup_kernel)  # left registered if the kernel did not start
             for number, handler in handlers.items():
@@ -82,6 +92,15 @@ async def execute(nb, timeout=CELL_TIMEOUT):
             leftovers = stop_leftovers(marker)
     if leftovers:
         raise RuntimeError(f"the notebook left processes running (now stopped): {leftovers}")
+
+
+def with_parameters(nb, **values):
+    """`nb` with a cell that sets `values` right after its cell tagged `parameters`, as
+    papermill injects one: the notebook runs with them instead of its defaults."""
+    [index] = [index for index, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])]
+    source = "# Injected: these values replace the defaults above.\n"
+    source += "\n".join(f"{name} = {value!r}" for name, value in values.items())
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
     return nb
 
 
