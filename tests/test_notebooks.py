@@ -42,6 +42,7 @@ SMALL = {
     "03_blocking_work": dict(PHOTOS=2, PHOTO_SIZE=(1200, 800), SAVE_TRIES=2),
     "04_streaming": dict(UPLOAD_MB=6, STORM_CLIENTS=30, GRIDFS_HANDLER_CLIENTS=4, CONCURRENCY=4),
     "05_motor_to_pymongo_async": dict(),
+    "06_templates_and_auth": dict(SCRYPT_N=1024, LOGINS=2, TIMING_TRIES=2),
 }
 
 
@@ -69,7 +70,7 @@ def text_of(cell):
 def test_the_notebooks_are_there():
     names = [path.stem for path in NOTEBOOKS]
     assert names == ["01_async_fundamentals", "02_inside_gridfs", "03_blocking_work", "04_streaming",
-                     "05_motor_to_pymongo_async"]
+                     "05_motor_to_pymongo_async", "06_templates_and_auth"]
     assert set(SMALL) == set(names)
 
 
