@@ -629,5 +629,6 @@ await session.close()
 # %% [markdown]
 # ---
 # Previous: [notebook 04, streaming](04_streaming.ipynb) ·
-# Next: [part 4's lesson](../part4_production/README.md), running the course's app for
-# real · All notebooks: [README](README.md)
+# Next: [notebook 06, templates and authentication](06_templates_and_auth.ipynb), then
+# [part 4's lesson](../part4_production/README.md), running the course's app for real ·
+# All notebooks: [README](README.md)
