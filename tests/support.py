@@ -202,10 +202,10 @@ class Client:
         body, form_type = multipart({field: (filename, data, content_type)})
         return await self.fetch("/", "POST", body, {"Content-Type": form_type, **(headers or {})})
 
-    async def listed(self):
-        """(href, name) of each upload on the home page, in the page's order."""
-        response = await self.fetch("/")
-        assert response.code == 200
+    async def listed(self, path="/"):
+        """(href, name) of each upload on the home page (or the page at `path`), in the page's order."""
+        response = await self.fetch(path)
+        assert response.code == 200, f"GET {path} should show a page of uploads (200); it answered {response.code}"
         parser = GalleryParser()
         parser.feed(response.body.decode())
         return parser.items
