@@ -56,11 +56,13 @@ def stage_app(stage_dir):
 
 @pytest.fixture
 async def serve(stage_app, db):
-    """serve(**settings): a Client of the stage's make_app(db, **settings), served on a free port."""
+    """serve(**settings): a Client of the stage's make_app(db, **settings), served on a
+    free port, that has seen the home page (and has its XSRF cookie, as a browser would)."""
     async with contextlib.AsyncExitStack() as servers:
         async def start(**settings):
-            base_url = await servers.enter_async_context(served(stage_app.make_app(db, **settings)))
-            return Client(base_url, db)
+            client = Client(await servers.enter_async_context(served(stage_app.make_app(db, **settings))), db)
+            await client.fetch("/")
+            return client
 
         yield start
 

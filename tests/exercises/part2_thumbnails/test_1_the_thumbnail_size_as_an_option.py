@@ -16,6 +16,10 @@ from PIL import Image
 from support import Client, image_bytes, stage_program
 
 
+def last_line(output):
+    return (output.strip().splitlines() or ["nothing"])[-1]
+
+
 async def thumbnail_side(program, db):
     """Upload a 300×200 image to the running stage; the longer side of its thumbnail."""
     client = Client(program.url, db)
@@ -30,7 +34,8 @@ async def test_thumbnails_fit_the_size_asked_for(stage_dir, mongodb_uri, db, db_
     for args, side in [(["--thumbnail_size=16"], 16), (["--thumbnail_size=1024"], 300), ([], 128)]:
         with stage_program(stage_dir, mongodb_uri, db_name, args=args) as program:
             command = " ".join(["python app.py", *args])
-            assert program.process.poll() is None, f"`{command}` should start the stage; it printed:\n{program.output()}"
+            assert program.process.poll() is None, (
+                f"`{command}` should start the stage; it stopped, saying: {last_line(program.output())}")
             found = await thumbnail_side(program, db)
             assert found == side, (
                 f"with `{command}`, a 300×200 image's thumbnail should be {side} pixels wide; it is {found}")
@@ -51,4 +56,4 @@ def test_a_size_out_of_bounds_is_refused_in_one_line(stage_dir, mongodb_uri, db_
         assert len(lines) == 1 and lines[0].startswith("error: ") and all(
             word in lines[0] for word in ("thumbnail_size", "16", "1024")), (
             f"`python app.py --thumbnail_size={size}` should print one line, `error: ...`, naming thumbnail_size "
-            f"and its bounds, 16 and 1024; it printed:\n{output}")
+            f"and its bounds, 16 and 1024; it printed {len(lines)} lines, the last: {last_line(output)}")
