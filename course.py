@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Set up the course, serve a stage, run the tests.
+"""Set up the course, serve a stage, run the tests, check the exercises.
 
     python3 course.py run [STAGE [APP OPTIONS...]]   # serves part1_basic by default
     python3 course.py test [PYTEST OPTIONS...]       # the whole suite, browser test included
     python3 course.py check STAGE [N...]             # checks your solutions to its exercises
 
-Both commands create `.venv/` and install the pinned requirements the first time
+Each command creates `.venv/` and installs the pinned requirements the first time
 (and again whenever a requirements file changes). When no MongoDB answers at
 MONGODB_URI (default mongodb://localhost:27017), `run` starts the embedded
 database, SecantusDB, on that address and keeps its data in `.data/` (or in
