@@ -220,7 +220,8 @@ def repository(tmp_path):
         shutil.copytree(ROOT / name, copy / name, ignore=ignore)
     (copy / ".venv").symlink_to(ROOT / ".venv")
     solution = ROOT / "solutions" / "part1_basic" / "3_delete_an_image.patch"
-    subprocess.run(["patch", "-p1", "--batch", "-s", "-d", copy, "-i", solution], check=True)
+    subprocess.run(["git", "apply", solution], cwd=copy, check=True,
+                   env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)})
     return copy
 
 

@@ -6,14 +6,16 @@ through what a visitor sees (HTTP) and what the database holds. Run on:
 - your working copy of the stage, `<stage>/`, with `--yours`: that is what
   `python3 course.py check <stage> [n]` does;
 - otherwise (the suite), on a copy of the stage in a temporary folder with the
-  reference solution, solutions/<stage>/<n>_<name>.patch, applied: it must pass;
-  and on the stage as it is: it must fail, on an assertion (the message a learner
-  reads), since an exercise that passes untouched is no exercise.
+  reference solution, solutions/<stage>/<n>_<name>.patch, applied by `git apply`:
+  it must pass; and on the stage as it is: it must fail, on an assertion (the
+  message a learner reads), since an exercise that passes untouched is no exercise.
 """
 
 import contextlib
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -41,10 +43,16 @@ def stage_dir(request, tmp_path_factory):
     patch = SOLUTIONS / stage / f"{request.path.stem.removeprefix('test_')}.patch"
     root = tmp_path_factory.mktemp("solution")
     shutil.copytree(ROOT / stage, root / stage, ignore=shutil.ignore_patterns("__pycache__"))
-    applied = subprocess.run(["patch", "-p1", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-d", root, "-i", patch],
-                             capture_output=True, text=True)
-    assert applied.returncode == 0, f"{patch.relative_to(ROOT)} no longer applies to {stage}:\n{applied.stdout}"
+    applied = git_apply(patch, root)
+    assert applied.returncode == 0, f"{patch.relative_to(ROOT)} no longer applies to {stage}:\n{applied.stderr}"
     return root / stage
+
+
+def git_apply(patch, folder):
+    """Apply `patch` to the files of `folder`, as `git apply` does in a clone: exactly,
+    or not at all. `folder` is no repository, and git must not look for one above it."""
+    return subprocess.run(["git", "apply", patch], cwd=folder, capture_output=True, text=True,
+                          env={**os.environ, "GIT_CEILING_DIRECTORIES": str(Path(folder).parent)})
 
 
 @pytest.fixture(scope="module")
