@@ -173,6 +173,15 @@ def error_message(html):
     return match and unescape(match.group(1).strip())
 
 
+def answer(response):
+    """A response in words, for a learner: its status, where it redirects, what its
+    error page says."""
+    message = error_message(response.body.decode(errors="replace"))
+    if 300 <= response.code < 400:
+        return f"{response.code}, to {response.headers.get('Location')}"
+    return f'{response.code}, "{message}"' if message else str(response.code)
+
+
 class Client:
     """Talks to a served stage over real HTTP, keeping cookies like a browser.
 

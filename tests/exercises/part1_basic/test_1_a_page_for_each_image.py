@@ -12,13 +12,13 @@ import re
 
 from bson import ObjectId
 
-from support import error_message, image_bytes
+from support import answer, error_message, image_bytes
 
 
 async def upload(client, name, data):
     """Upload an image as the form does; its fs.files document."""
     response = await client.upload(data, name)
-    assert response.code == 302, f"uploading {name} should work as before (302); it answered {response.code}"
+    assert response.code == 302, f"uploading {name} should work as before (302); it answered {answer(response)}"
     return await client.db.fs.files.find_one({"filename": name})
 
 
@@ -26,7 +26,8 @@ async def test_an_image_has_a_page_with_its_name_size_and_date(client):
     data = image_bytes(size=(300, 200))
     stored = await upload(client, "photo.png", data)
     response = await client.fetch(f"/imgs/{stored['_id']}/page")
-    assert response.code == 200, f"GET /imgs/<id>/page should show the image's page (200); it answered {response.code}"
+    assert response.code == 200, (
+        f"GET /imgs/<id>/page should show the image's page (200); it answered {answer(response)}")
     page = response.body.decode()
     assert "<header>" in page, "the page should extend base.html: its <header> is missing"
     assert re.search(r"<h1>\s*photo\.png\s*</h1>", page), "the page should give the file's name in an <h1>"
@@ -46,7 +47,7 @@ async def test_no_such_image_no_page(client):
         response = await client.fetch(path)
         message = error_message(response.body.decode())
         assert response.code == 404 and words in (message or ""), (
-            f'GET {path} should get the 404 page of /imgs/<id>, "...{words}."; it got {response.code}, "{message}"')
+            f'GET {path} should get the 404 page of /imgs/<id>, "...{words}."; it got {answer(response)}')
 
 
 async def test_the_home_page_links_each_name_to_its_page(client):

@@ -12,7 +12,7 @@ import re
 
 from bson import ObjectId
 
-from support import GalleryParser, error_message, image_bytes, stage_program
+from support import GalleryParser, answer, error_message, image_bytes, stage_program
 
 OLDER_LINK = re.compile(r'<a class="older" href="([^"]+)">')
 
@@ -20,7 +20,7 @@ OLDER_LINK = re.compile(r'<a class="older" href="([^"]+)">')
 async def page(client, path):
     """(names listed, the older uploads' link or None) of a page."""
     response = await client.fetch(path)
-    assert response.code == 200, f"GET {path} should list uploads (200); it answered {response.code}"
+    assert response.code == 200, f"GET {path} should list uploads (200); it answered {answer(response)}"
     html = response.body.decode()
     parser = GalleryParser()
     parser.feed(html)
@@ -31,7 +31,7 @@ async def page(client, path):
 async def upload(client, names):
     for name in names:
         response = await client.upload(image_bytes(), name)
-        assert response.code == 302, f"uploading {name} should work as before (302); it answered {response.code}"
+        assert response.code == 302, f"uploading {name} should work as before (302); it answered {answer(response)}"
 
 
 async def test_older_uploads_twenty_at_a_time(client):
@@ -59,11 +59,12 @@ async def test_older_uploads_twenty_at_a_time(client):
 
 async def test_a_bad_before_is_a_404(client):
     await upload(client, [f"img{n:02}.png" for n in range(21)])
-    for query, words in [("?before=not-an-id", "that id is not valid"), (f"?before={ObjectId()}", "no image with that id")]:
+    for query, words in [("?before=not-an-id", "that id is not valid"),
+                         (f"?before={ObjectId()}", "no image with that id")]:
         response = await client.fetch(f"/{query}")
         message = error_message(response.body.decode())
         assert response.code == 404 and words in (message or ""), (
-            f'GET /{query} should get the 404 page of /imgs/<id>, "...{words}."; it got {response.code}, "{message}"')
+            f'GET /{query} should get the 404 page of /imgs/<id>, "...{words}."; it got {answer(response)}')
 
 
 async def test_the_index_is_made_at_start_up(stage_dir, mongodb_uri, db, db_name):

@@ -11,13 +11,13 @@ import os
 
 from bson import ObjectId
 
-from support import error_message, image_bytes
+from support import answer, error_message, image_bytes
 
 
 async def upload(client, name, data):
     """Upload an image as the form does; its id."""
     response = await client.upload(data, name)
-    assert response.code == 302, f"uploading {name} should work as before (302); it answered {response.code}"
+    assert response.code == 302, f"uploading {name} should work as before (302); it answered {answer(response)}"
     return (await client.db.fs.files.find_one({"filename": name}))["_id"]
 
 
@@ -32,7 +32,7 @@ async def test_deleting_an_image_leaves_nothing_of_it(client):
 
     response = await client.fetch(f"/imgs/{big}/delete", "POST", body=b"")
     assert response.code == 302 and response.headers.get("Location") == "/", (
-        f"POST /imgs/<id>/delete should delete the image and redirect to / (302); it answered {response.code}")
+        f"POST /imgs/<id>/delete should delete the image and redirect to / (302); it answered {answer(response)}")
     assert await client.db.fs.files.count_documents({"_id": big}) == 0, "its fs.files document should be gone"
     assert await client.db.fs.chunks.count_documents({"files_id": big}) == 0, "all its chunks should be gone"
     assert (await client.fetch(f"/imgs/{big}")).code == 404, "GET /imgs/<id> of a deleted image should be a 404"
@@ -47,5 +47,5 @@ async def test_deleting_no_image_is_a_404(client):
         response = await client.fetch(path, "POST", body=b"")
         message = error_message(response.body.decode())
         assert response.code == 404 and words in (message or ""), (
-            f'POST {path} should get the 404 page of /imgs/<id>, "...{words}."; it got {response.code}, "{message}"')
+            f'POST {path} should get the 404 page of /imgs/<id>, "...{words}."; it got {answer(response)}')
     assert await client.db.fs.files.count_documents({}) == 1, "and delete nothing"

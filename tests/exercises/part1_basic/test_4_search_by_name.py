@@ -10,7 +10,7 @@ is no error. With no q, or an empty one, the page lists the newest, as before.
 import re
 from urllib.parse import quote
 
-from support import GalleryParser, image_bytes
+from support import GalleryParser, answer, image_bytes
 
 NAMES = ["Cat.png", "concat.png", "dog.png", "a.b.png", "axb.png", "(draft).png"]
 
@@ -18,7 +18,7 @@ NAMES = ["Cat.png", "concat.png", "dog.png", "a.b.png", "axb.png", "(draft).png"
 async def listed(client, path):
     """The page at `path`, and the names it lists."""
     response = await client.fetch(path)
-    assert response.code == 200, f"GET {path} should list what it finds (200); it answered {response.code}"
+    assert response.code == 200, f"GET {path} should list what it finds (200); it answered {answer(response)}"
     parser = GalleryParser()
     parser.feed(response.body.decode())
     return response.body.decode(), [name for _, name in parser.items]
@@ -27,7 +27,7 @@ async def listed(client, path):
 async def test_search_by_name_in_any_case(client):
     for name in NAMES:
         response = await client.upload(image_bytes(), name)
-        assert response.code == 302, f"uploading {name} should work as before (302); it answered {response.code}"
+        assert response.code == 302, f"uploading {name} should work as before (302); it answered {answer(response)}"
     page, names = await listed(client, "/")
     assert re.search(r'<form class="search" method="get" action="/">', page), (
         'the home page should have a search form: <form class="search" method="get" action="/">')

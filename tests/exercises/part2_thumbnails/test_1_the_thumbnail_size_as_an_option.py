@@ -13,7 +13,7 @@ import sys
 
 from PIL import Image
 
-from support import Client, image_bytes, stage_program
+from support import Client, answer, image_bytes, stage_program
 
 
 def last_line(output):
@@ -24,7 +24,7 @@ async def thumbnail_side(program, db):
     """Upload a 300×200 image to the running stage; the longer side of its thumbnail."""
     client = Client(program.url, db)
     response = await client.upload(image_bytes(size=(300, 200)), "photo.png")
-    assert response.code == 302, f"uploading an image should work as before (302); it answered {response.code}"
+    assert response.code == 302, f"uploading an image should work as before (302); it answered {answer(response)}"
     newest = await db.imgs.find_one(sort=[("uploadDate", -1)])
     thumbnail = await client.fetch(f"/imgs/{newest['_id']}/thumb")
     return max(Image.open(io.BytesIO(thumbnail.body)).size)

@@ -15,7 +15,7 @@ import io
 from bson import ObjectId
 from PIL import Image
 
-from support import Client, error_message
+from support import Client, answer, error_message
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -35,7 +35,7 @@ def near(colour, wanted):
 
 async def upload(client, data, name, content_type):
     response = await client.upload(data, name, content_type)
-    assert response.code == 302, f"uploading {name} should work as before (302); it answered {response.code}"
+    assert response.code == 302, f"uploading {name} should work as before (302); it answered {answer(response)}"
     return await client.db.imgs.find_one({"filename": name})
 
 
@@ -49,13 +49,12 @@ async def test_turning_an_image(client):
         "with the XSRF field ({% module xsrf_form_html() %})")
 
     refused = await Client(client.base_url, client.db).fetch(path, "POST", body=b"")  # no cookie, no token
-    assert refused.code == 403, f"POST {path} without the XSRF token should be refused (403); it got {refused.code}"
+    assert refused.code == 403, f"POST {path} without the XSRF token should be refused (403); it got {answer(refused)}"
     assert await client.db.imgs.find_one(image["_id"]) == image, "a refused POST should leave the image as it was"
 
     response = await client.fetch(path, "POST", body=b"")
     assert response.code == 302 and response.headers.get("Location") == "/", (
-        f"POST {path} should turn the image and redirect to / (302); it answered {response.code}, "
-        f'"{error_message(response.body.decode())}"')
+        f"POST {path} should turn the image and redirect to / (302); it answered {answer(response)}")
     turned = await client.db.imgs.find_one(image["_id"])
     assert (turned["width"], turned["height"]) == (200, 300), (
         f"the imgs document should now say 200 × 300; it says {turned['width']} × {turned['height']}")
@@ -79,7 +78,7 @@ async def test_turning_an_image(client):
 async def test_a_jpeg_stays_a_jpeg(client):
     image = await upload(client, two_colours("JPEG"), "photo.jpg", "image/jpeg")
     response = await client.fetch(f"/imgs/{image['_id']}/rotate", "POST", body=b"")
-    assert response.code == 302, f"turning a JPEG should work too (302); it answered {response.code}"
+    assert response.code == 302, f"turning a JPEG should work too (302); it answered {answer(response)}"
     original = await client.fetch(f"/imgs/{image['_id']}/orig")
     picture = Image.open(io.BytesIO(original.body))
     assert original.headers["Content-Type"] == "image/jpeg" and picture.format == "JPEG", "a JPEG turned is a JPEG"
@@ -94,4 +93,4 @@ async def test_turning_no_image_is_a_404(client):
         message = error_message(response.body.decode())
         assert response.code == 404 and words in (message or ""), (
             f'POST {path} should get the 404 page of /imgs/<id>/orig, "...{words}."; '
-            f'it got {response.code}, "{message}"')
+            f'it got {answer(response)}')

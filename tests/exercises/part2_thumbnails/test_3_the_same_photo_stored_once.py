@@ -9,12 +9,12 @@ redirect to / (302), so the home page lists the photo once.
 
 import hashlib
 
-from support import image_bytes
+from support import answer, image_bytes
 
 
 async def upload(client, data, name):
     response = await client.upload(data, name)
-    assert response.code == 302, f"uploading {name} should redirect to / (302); it answered {response.code}"
+    assert response.code == 302, f"uploading {name} should redirect to / (302); it answered {answer(response)}"
 
 
 async def test_the_same_bytes_are_stored_once(client):

@@ -13,7 +13,7 @@ of all the files.)
 import asyncio
 import os
 
-from support import corrupt_png, error_message, eventually, image_bytes, multipart
+from support import answer, corrupt_png, error_message, eventually, image_bytes, multipart
 
 LIMIT = 100_000  # --max_upload_size, in bytes
 
@@ -32,8 +32,7 @@ async def test_each_file_of_a_form_is_an_upload(serve):
     files = [("red.png", image_bytes(color="red"), "image/png"), ("notes.txt", b"not an image\n", "text/plain"),
              ("blue.jpg", image_bytes("JPEG", color="blue"), "image/jpeg")]
     response = await post_form(client, files)
-    assert response.code == 302, (f"a form of three files should redirect to / (302); it answered {response.code}, "
-                                  f'"{error_message(response.body.decode())}"')
+    assert response.code == 302, f"a form of three files should redirect to / (302); it answered {answer(response)}"
     names = sorted(name for _, name in await client.listed())
     assert names == ["blue.jpg", "notes.txt", "red.png"], f"each file of the form should be listed; listed: {names}"
     assert await client.stored() == {"fs.files": 5, "fs.chunks": 5, "imgs": 3}, (
@@ -82,7 +81,7 @@ async def test_one_file_refused_none_kept(serve):
         message = error_message(response.body.decode())
         names = [name for name, _, _ in files]
         assert response.code == status and words in (message or ""), (
-            f'a form of {names} should get a {status}, "...{words}..."; it got {response.code}, "{message}"')
+            f'a form of {names} should get a {status}, "...{words}..."; it got {answer(response)}')
         assert await client.stored() == {"fs.files": 0, "fs.chunks": 0, "imgs": 0}, (
             f"after a form of {names} is refused, none of its files should be kept; "
             f"there are {await client.stored()}")

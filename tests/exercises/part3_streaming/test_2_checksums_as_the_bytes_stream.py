@@ -13,7 +13,7 @@ import base64
 import hashlib
 import os
 
-from support import error_message, image_bytes, multipart
+from support import answer, error_message, image_bytes, multipart
 
 
 def repr_digest(data):
@@ -27,7 +27,7 @@ async def put(client, data, name, headers=None):
 async def test_every_upload_has_its_digest(client):
     data = os.urandom(600_000)  # three chunks of 255 KiB
     response = await put(client, data, "data.bin")
-    assert response.code == 201, f"PUT /upload/data.bin should store it (201); it answered {response.code}"
+    assert response.code == 201, f"PUT /upload/data.bin should store it (201); it answered {answer(response)}"
     document = await client.db.imgs.find_one({"filename": "data.bin"})
     expected = hashlib.sha256(data).hexdigest()
     assert document.get("sha256") == expected, (
@@ -41,7 +41,7 @@ async def test_every_upload_has_its_digest(client):
     photo = image_bytes(size=(300, 200))
     body, content_type = multipart({"file": ("photo.png", photo, "image/png")})
     response = await client.fetch(f"/?_xsrf={client.cookies['_xsrf']}", "POST", body, {"Content-Type": content_type})
-    assert response.code == 302, f"a form's upload should work as before (302); it answered {response.code}"
+    assert response.code == 302, f"a form's upload should work as before (302); it answered {answer(response)}"
     document = await client.db.imgs.find_one({"filename": "photo.png"})
     assert document.get("sha256") == hashlib.sha256(photo).hexdigest(), "a form's upload gets its sha256 too"
 
@@ -49,11 +49,12 @@ async def test_every_upload_has_its_digest(client):
 async def test_a_put_that_does_not_match_its_digest_is_refused(client):
     data = os.urandom(600_000)
     response = await put(client, data, "right.bin", {"Repr-Digest": repr_digest(data)})
-    assert response.code == 201, f"a PUT whose Repr-Digest matches should be stored (201); it got {response.code}"
+    assert response.code == 201, f"a PUT whose Repr-Digest matches should be stored (201); it got {answer(response)}"
     stored = await client.stored()
     response = await put(client, data, "wrong.bin", {"Repr-Digest": repr_digest(data[:-1] + b"!")})
     message = error_message(response.body.decode())
     assert response.code == 400 and "does not match" in (message or ""), (
         f'a PUT whose bytes do not have its Repr-Digest should get a 400, "...does not match..."; '
-        f'it got {response.code}, "{message}"')
-    assert await client.stored() == stored, f"and nothing of it should be kept: {stored} before, {await client.stored()}"
+        f'it got {answer(response)}')
+    assert await client.stored() == stored, (
+        f"and nothing of it should be kept: {stored} before, {await client.stored()} after")

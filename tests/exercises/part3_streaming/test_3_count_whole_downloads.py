@@ -13,13 +13,13 @@ import os
 
 from bson import ObjectId
 
-from support import eventually
+from support import answer, eventually
 
 
 async def test_only_whole_downloads_count(client):
     data = os.urandom(20 * 1024 * 1024)  # more than the sockets' buffers hold
     response = await client.fetch("/upload/big.bin", "PUT", data, request_timeout=120)
-    assert response.code == 201, f"PUT /upload/big.bin should store it (201); it answered {response.code}"
+    assert response.code == 201, f"PUT /upload/big.bin should store it (201); it answered {answer(response)}"
     image_id = ObjectId(json.loads(response.body)["id"])
     path = f"/imgs/{image_id}/orig"
 

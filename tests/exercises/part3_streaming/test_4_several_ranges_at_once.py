@@ -16,6 +16,8 @@ import re
 
 import pytest
 
+from support import answer
+
 SIZE = 600_000  # three chunks of 255 KiB
 DATA = os.urandom(SIZE)
 
@@ -46,14 +48,14 @@ async def served_file(request, serve, tmp_path):
     if request.param == "disk":
         return client, "/files/data.bin"
     response = await client.fetch("/upload/data.bin", "PUT", DATA)
-    assert response.code == 201, f"PUT /upload/data.bin should work as before (201); it answered {response.code}"
+    assert response.code == 201, f"PUT /upload/data.bin should work as before (201); it answered {answer(response)}"
     return client, response.headers["Location"]
 
 
 async def test_several_ranges_in_one_response(served_file):
     client, path = served_file
     response = await client.fetch(path, headers={"Range": "bytes=0-99,1000-1099,-10"})
-    assert response.code == 206, f"GET {path} with three ranges should be a 206; it answered {response.code}"
+    assert response.code == 206, f"GET {path} with three ranges should be a 206; it answered {answer(response)}"
     assert int(response.headers["Content-Length"]) == len(response.body), "the Content-Length is the body's"
     found = parts(response)
     wanted = [(0, 100), (1000, 1100), (SIZE - 10, SIZE)]
@@ -74,4 +76,4 @@ async def test_several_ranges_in_one_response(served_file):
             f"{n}-{n}" for n in range(10, 20)])]:
         response = await client.fetch(path, headers={"Range": f"bytes={ranges}"})
         assert response.code == 200 and response.body == DATA, (
-            f"Range: bytes={ranges} should get the whole file, a 200; it got {response.code}")
+            f"Range: bytes={ranges} should get the whole file, a 200; it got {answer(response)}")
