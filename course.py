@@ -359,6 +359,8 @@ def check(stage, numbers):
     """Run the checks of a stage's exercises (all, or those numbered) on your working
     copy of the stage; say which pass and which fail, and why. Return the exit status."""
     exercises = {path.stem.split("_")[1]: path for path in sorted((EXERCISES / stage).glob("test_*_*.py"))}
+    if not exercises:
+        sys.exit(f"error: {stage}'s exercises have no checks yet")
     if unknown := [number for number in numbers if number not in exercises]:
         sys.exit(f"error: {stage} has no exercise {unknown[0]}; its exercises are {', '.join(exercises)}")
     chosen = [exercises[number] for number in numbers] or list(exercises.values())
