@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Set up the course, serve a stage, run the tests.
+"""Set up the course, serve a stage, run the tests, check the exercises.
 
     python3 course.py run [STAGE [APP OPTIONS...]]   # serves part1_basic by default
     python3 course.py test [PYTEST OPTIONS...]       # the whole suite, browser test included
+    python3 course.py check STAGE [N...]             # checks your solutions to its exercises
 
-Both commands create `.venv/` and install the pinned requirements the first time
+Each command creates `.venv/` and installs the pinned requirements the first time
 (and again whenever a requirements file changes). When no MongoDB answers at
 MONGODB_URI (default mongodb://localhost:27017), `run` starts the embedded
 database, SecantusDB, on that address and keeps its data in `.data/` (or in
@@ -119,9 +120,12 @@ def free_port():
 
 
 @functools.cache
-def load_stage(name):
-    """Import `<name>/app.py` under its own module name, so that stages live side by side."""
-    spec = importlib.util.spec_from_file_location(f"{name}.app", ROOT / name / "app.py")
+def load_stage(name, folder=None):
+    """Import `<name>/app.py` under its own module name, so that stages live side by side;
+    or, given a `folder`, the app.py of a copy of the stage there (an exercise's solution
+    applied), under a name of its own too."""
+    module_name = f"{name}.app" if folder is None else f"{name}.app_{hashlib.sha256(bytes(folder)).hexdigest()[:12]}"
+    spec = importlib.util.spec_from_file_location(module_name, Path(folder or ROOT / name) / "app.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -348,21 +352,72 @@ def summary(junit_files):
     return f"tests: {passed} passed, {failed} failed, {counts['skipped']} skipped"
 
 
+EXERCISES = ROOT / "tests" / "exercises"
+
+
+def check(stage, numbers):
+    """Run the checks of a stage's exercises (all, or those numbered) on your working
+    copy of the stage; say which pass and which fail, and why. Return the exit status."""
+    exercises = {path.stem.split("_")[1]: path for path in sorted((EXERCISES / stage).glob("test_*_*.py"))}
+    if not exercises:
+        sys.exit(f"error: {stage}'s exercises have no checks yet")
+    if unknown := [number for number in numbers if number not in exercises]:
+        sys.exit(f"error: {stage} has no exercise {unknown[0]}; its exercises are {', '.join(exercises)}")
+    chosen = [exercises[number] for number in numbers] or list(exercises.values())
+    with tempfile.TemporaryDirectory(prefix="course-check-") as scratch:
+        report = Path(scratch) / "report.xml"
+        pytest = subprocess.run([sys.executable, "-m", "pytest", "--yours", "-q", f"--junit-xml={report}", *chosen],
+                                cwd=ROOT, capture_output=True, text=True)
+        if pytest.returncode not in (0, 1) or not report.exists():  # pytest itself could not run them
+            print(pytest.stdout + pytest.stderr)
+            return pytest.returncode or 1
+        failures = check_failures(report)
+    for path in chosen:
+        number, title = path.stem.split("_", 2)[1:]
+        reasons = failures.get(path.stem, [])
+        print(f"{stage}, exercise {number} ({title.replace('_', ' ')}): {'FAIL' if reasons else 'PASS'}")
+        for reason in reasons:
+            print("  - " + "\n    ".join(line.removeprefix("  ") for line in reason.splitlines()))
+    return 1 if failures else 0
+
+
+def check_failures(junit_file):
+    """{test module's name: [why each of its tests failed]} from a JUnit XML report."""
+    import xml.etree.ElementTree as ElementTree
+
+    failures = {}
+    for case in ElementTree.parse(junit_file).getroot().iter("testcase"):
+        for problem in [*case.iter("failure"), *case.iter("error")]:
+            message = problem.get("message") or "(no message)"
+            if message.startswith("AssertionError: "):
+                # The check's own words, for the learner, without pytest's "assert ..." after them.
+                reason = message.removeprefix("AssertionError: ").split("\nassert ")[0]
+            else:  # something crashed (app.py would not load, say): its last lines say where and what
+                reason = "\n".join(re.sub(r'^failed on \w+ with "(.*)"$', r"\1", message, flags=re.S).splitlines()[-4:])
+            reasons = failures.setdefault(case.get("classname").rsplit(".", 1)[-1], [])
+            if reason not in reasons:  # app.py that does not load fails every test alike
+                reasons.append(reason)
+    return failures
+
+
 def parse(argv):
     """(command, stage, extra arguments for the app or for pytest).
 
     What follows the stage (or `test`) is the app's (or pytest's), --help included:
     argparse never sees it, or it would answer --help itself."""
-    named_stage = argv[:1] == ["run"] and argv[1:2] and argv[1] in STAGES
+    named_stage = argv[:1] in (["run"], ["check"]) and argv[1:2] and argv[1] in STAGES
     cut = 2 if named_stage else 1 if argv[:1] == ["test"] else len(argv)
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Anything after the stage (for run) or after test goes to the app or to pytest.",
+        epilog="Anything after the stage (for run) or after test goes to the app or to pytest; "
+               "after check's stage come the numbers of the exercises to check.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="serve a stage at http://localhost:$PORT")
     run_parser.add_argument("stage", nargs="?", default=STAGES[0], choices=STAGES)
     commands.add_parser("test", help="run the whole test suite")
+    check_parser = commands.add_parser("check", help="check your solutions to a stage's exercises (all, or N...)")
+    check_parser.add_argument("stage", choices=STAGES)
     args, extra = parser.parse_known_args(argv[:cut])
     return args.command, getattr(args, "stage", None), extra + argv[cut:]
 
@@ -380,6 +435,8 @@ def main(argv=None):
     try:
         if command == "run":
             return serve(stage, extra)
+        if command == "check":
+            return check(stage, extra)
         return test(extra)
     except KeyboardInterrupt:
         return 128 + signal.SIGINT

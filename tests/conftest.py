@@ -10,6 +10,12 @@ from motor.motor_tornado import MotorClient
 from support import STAGES, Client, course, free_port, load_stage, served
 
 
+def pytest_addoption(parser):
+    parser.addoption("--yours", action="store_true",
+                     help="run the exercises' checks (tests/exercises/) on your working copy of each stage, "
+                          "as `python3 course.py check` does")
+
+
 @pytest.fixture(scope="session")
 def mongodb_uri(tmp_path_factory):
     """MONGODB_URI when set (a real MongoDB), else the embedded database on a free port."""

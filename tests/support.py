@@ -1,6 +1,7 @@
 """What the tests share: the stages, a cookie-keeping HTTP client, sample images,
 and a stage started as a program, the way a learner starts it."""
 
+import asyncio
 import contextlib
 import dataclasses
 import io
@@ -10,6 +11,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import typing
 import uuid
 import zlib
@@ -53,6 +55,16 @@ async def served(app):
     finally:
         server.stop()
         await server.close_all_connections()
+
+
+async def eventually(check, timeout=20):
+    """Wait until check() (a coroutine function) returns something true; return that.
+    Fails after `timeout` seconds: a bound, not a delay (it returns at once if it can)."""
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, f"{check.__name__} was still false after {timeout} s"
+        await asyncio.sleep(0.05)
+    return result
 
 
 def image_bytes(format="PNG", size=(40, 30), color="red", mode="RGB"):
@@ -125,10 +137,11 @@ def png_with_a_truncated_header():
 
 
 def multipart(fields):
-    """A multipart/form-data body from {name: (filename, data, content_type)}."""
+    """A multipart/form-data body from {name: (filename, data, content_type)}, or from a
+    list of (name, (filename, data, content_type)) when a name comes more than once."""
     boundary = uuid.uuid4().hex
     body = io.BytesIO()
-    for name, (filename, data, content_type) in fields.items():
+    for name, (filename, data, content_type) in (fields.items() if isinstance(fields, dict) else fields):
         body.write(
             f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
             f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
@@ -160,6 +173,15 @@ def error_message(html):
     return match and unescape(match.group(1).strip())
 
 
+def answer(response):
+    """A response in words, for a learner: its status, where it redirects, what its
+    error page says."""
+    message = error_message(response.body.decode(errors="replace"))
+    if 300 <= response.code < 400:
+        return f"{response.code}, to {response.headers.get('Location')}"
+    return f'{response.code}, "{message}"' if message else str(response.code)
+
+
 class Client:
     """Talks to a served stage over real HTTP, keeping cookies like a browser.
 
@@ -189,10 +211,10 @@ class Client:
         body, form_type = multipart({field: (filename, data, content_type)})
         return await self.fetch("/", "POST", body, {"Content-Type": form_type, **(headers or {})})
 
-    async def listed(self):
-        """(href, name) of each upload on the home page, in the page's order."""
-        response = await self.fetch("/")
-        assert response.code == 200
+    async def listed(self, path="/"):
+        """(href, name) of each upload on the home page (or the page at `path`), in the page's order."""
+        response = await self.fetch(path)
+        assert response.code == 200, f"GET {path} should show a page of uploads (200); it answered {response.code}"
         parser = GalleryParser()
         parser.feed(response.body.decode())
         return parser.items
@@ -218,7 +240,8 @@ class Program:
 @contextlib.contextmanager
 def stage_program(stage, mongodb_uri, db_name, port=None, args=(), preexec_fn=None):
     """`python <stage>/app.py` as a child process, yielded as a Program once it
-    answers (or has exited). Stopped with SIGINT, as Ctrl+C would. With no `db_name`,
+    answers (or has exited); `stage` may be the absolute path of a copy of a stage.
+    Stopped with SIGINT, as Ctrl+C would. With no `db_name`,
     MONGODB_DB is not set: the stage uses its default database. `preexec_fn` runs in
     the child before the program starts (to lower its limits, say)."""
     port = port or free_port()

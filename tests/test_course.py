@@ -4,6 +4,7 @@ It starts the embedded database when no MongoDB answers, keeps its data across
 restarts, uses a MongoDB that answers, and Ctrl+C leaves no process behind."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -153,6 +154,8 @@ def test_an_old_python_is_told_what_to_do(monkeypatch):
         (["test"], ("test", None, [])),
         (["test", "-k", "part1", "-x"], ("test", None, ["-k", "part1", "-x"])),
         (["test", "--help"], ("test", None, ["--help"])),  # pytest's
+        (["check", "part2_thumbnails"], ("check", "part2_thumbnails", [])),
+        (["check", "part2_thumbnails", "1", "4"], ("check", "part2_thumbnails", ["1", "4"])),  # exercises
     ],
 )
 def test_arguments_after_the_stage_or_test_go_to_the_app_or_pytest(argv, parsed):
@@ -199,3 +202,57 @@ def test_without_chromium_the_browser_tests_are_skipped_in_one_line(tmp_path, mo
     output = capsys.readouterr().out
     assert output.splitlines()[-1].startswith("Skipping the browser tests: no Chromium here")
     assert "Error" not in output and "Traceback" not in output
+
+
+# --- `python3 course.py check STAGE [N...]`: the exercises' checks on the learner's copy ---
+
+
+@pytest.fixture
+def repository(tmp_path):
+    """A copy of the repository, its virtual environment shared, where part 1's
+    exercise 3 is solved (its solution applied) and the others are not."""
+    copy = tmp_path / "repository"
+    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache")
+    copy.mkdir()
+    for name in ["course.py", "pyproject.toml", "requirements.txt", "requirements-dev.txt"]:
+        shutil.copy(ROOT / name, copy / name)
+    for name in ["tests", "solutions", *STAGES]:
+        shutil.copytree(ROOT / name, copy / name, ignore=ignore)
+    (copy / ".venv").symlink_to(ROOT / ".venv")
+    solution = ROOT / "solutions" / "part1_basic" / "3_delete_an_image.patch"
+    subprocess.run(["git", "apply", solution], cwd=copy, check=True,
+                   env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)})
+    return copy
+
+
+def check(repository, *args):
+    result = subprocess.run([sys.executable, repository / "course.py", "check", *args], capture_output=True, text=True,
+                            timeout=300)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_check_says_which_exercises_pass_and_why_the_others_fail(repository):
+    status, output = check(repository, "part1_basic", "3", "4")
+    lines = output.splitlines()
+    assert status == 1
+    assert lines[0] == "part1_basic, exercise 3 (delete an image): PASS"
+    assert lines[1] == "part1_basic, exercise 4 (search by name): FAIL"
+    assert lines[2].startswith("  - the home page should have a search form")  # the check's own words
+    assert "assert " not in output and "Traceback" not in output  # not pytest's
+    assert check(repository, "part1_basic", "3") == (0, "part1_basic, exercise 3 (delete an image): PASS\n")
+
+
+def test_check_shows_where_app_py_does_not_load(repository):
+    app = repository / "part1_basic" / "app.py"
+    app.write_text(app.read_text() + "def broken(:\n")
+    status, output = check(repository, "part1_basic", "3")
+    assert status == 1
+    assert output.splitlines()[:2] == ["part1_basic, exercise 3 (delete an image): FAIL",
+                                       f'  - File "{app}", line {app.read_text().count(chr(10))}']
+    assert output.splitlines()[-1] == "    SyntaxError: invalid syntax"
+
+
+def test_check_names_the_exercises_there_are(tmp_path):
+    status, output = run_to_its_end("check", "part1_basic", "9", tmp_path=tmp_path)
+    assert status == 1
+    assert output.strip() == "error: part1_basic has no exercise 9; its exercises are 1, 2, 3, 4"

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import time
 from urllib.parse import quote
 
 import pytest
@@ -26,7 +25,8 @@ from tornado.httpserver import HTTPServer
 from tornado.simple_httpclient import HTTPStreamClosedError
 from tornado.netutil import bind_sockets
 
-from support import Client, course, error_message, free_port, image_bytes, load_stage, multipart, served, stage_program
+from support import (Client, course, error_message, eventually, free_port, image_bytes, load_stage, multipart,
+                     served, stage_program)
 
 CHUNK = 255 * 1024  # GridFS's default chunk size
 EMPTY = {"fs.files": 0, "fs.chunks": 0, "imgs": 0}
@@ -56,16 +56,6 @@ async def serve(db, stage):
     for server in servers:
         server.stop()
         await server.close_all_connections()
-
-
-async def eventually(check, timeout=20):
-    """Wait until check() (a coroutine function) returns something true; return that.
-    Fails after `timeout` seconds: a bound, not a delay (it returns at once if it can)."""
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"{check.__name__} was still false after {timeout} s"
-        await asyncio.sleep(0.05)
-    return result
 
 
 def sha256(data):
