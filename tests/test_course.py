@@ -256,3 +256,15 @@ def test_check_names_the_exercises_there_are(tmp_path):
     status, output = run_to_its_end("check", "part1_basic", "9", tmp_path=tmp_path)
     assert status == 1
     assert output.strip() == "error: part1_basic has no exercise 9; its exercises are 1, 2, 3, 4"
+
+
+def test_the_closing_line_counts_an_expected_failure_as_passed_and_a_skip_as_skipped(tmp_path):
+    report = tmp_path / "report.xml"
+    report.write_text("""<testsuites><testsuite tests="5" failures="1" errors="1" skipped="2">
+        <testcase name="passes"/>
+        <testcase name="fails"><failure message="no"/></testcase>
+        <testcase name="breaks"><error message="no"/></testcase>
+        <testcase name="skipped"><skipped type="pytest.skip" message="no nginx"/></testcase>
+        <testcase name="fails as it must"><skipped type="pytest.xfail" message="unchanged stage"/></testcase>
+    </testsuite></testsuites>""")
+    assert course.summary([report]) == "tests: 2 passed, 2 failed, 1 skipped"
