@@ -351,11 +351,14 @@ def test_a_measured_figure_names_the_benchmark_that_prints_it(document):
     for line, paragraph in paragraphs(markdown):
         figure = FIGURE.search(paragraph)
         if figure:
-            scripts = re.findall(r"bench/(\w+\.py)", paragraph)
+            # Named as bench/NAME.py, or linked to from the document's folder.
+            scripts = [ROOT / "bench" / name for name in re.findall(r"bench/(\w+\.py)", paragraph)]
+            scripts += [(ROOT / document).parent / link for link in re.findall(r"\]\(([\w./]+\.py)\)", paragraph)
+                        if ((ROOT / document).parent / link).resolve().parent == ROOT / "bench"]
             where = f"{document}, the paragraph of line {line}, gives {figure.group(0)!r}"
             assert scripts, f"{where} without naming the bench/ script that prints it"
             for script in scripts:
-                assert (ROOT / "bench" / script).is_file(), f"{where}: there is no bench/{script}"
+                assert script.is_file(), f"{where}: there is no {script.relative_to(ROOT)}"
 
 
 def test_the_figure_check_knows_a_figure():
