@@ -7,9 +7,12 @@ The scripts start the servers they measure through this module:
 
 KIND is one of SERVERS: part3 (the stage), gridfshandler (Motor's
 motor.web.GridFSHandler, serving /fs/<file id>), static (Tornado's
-StaticFileHandler, serving /static/<name>) or part2 (the stage before, its body
-limits raised to 2 GiB). `python bench/harness.py read ...` is the driver alone,
-reading a GridFS file with Motor's GridOut.readchunk(), for comparison.
+StaticFileHandler, serving /static/<name>), part2 (the stage before, its body
+limits raised to 2 GiB) or part4 (with `--threads N` thumbnail threads, as on a
+machine of N + 1 cores, and `--decode-budget BYTES`; the process tuned as its
+serve() tunes it, unless `--untuned`). `python bench/harness.py
+read ...` is the driver alone, reading a GridFS file with Motor's
+GridOut.readchunk(), for comparison.
 """
 
 import argparse
@@ -32,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import course  # noqa: E402  (the embedded database)
 
-SERVERS = ("part3", "gridfshandler", "static", "part2")
+SERVERS = ("part3", "gridfshandler", "static", "part2", "part4")
 # Stopped by SIGTERM (a timeout, kill): clean up as on Ctrl+C, the database included.
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 MB = 1e6
@@ -71,11 +74,11 @@ def reset_peak(pid):
 class Server:
     """`python bench/harness.py serve KIND ...` as a child process, until stop()."""
 
-    def __init__(self, kind, db_uri, db_name, files_dir=None):
+    def __init__(self, kind, db_uri, db_name, files_dir=None, args=()):
         self.kind, self.port = kind, course.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, __file__, "serve", kind, "--port", str(self.port),
-                   "--db-uri", db_uri, "--db-name", db_name]
+                   "--db-uri", db_uri, "--db-name", db_name, *args]
         if files_dir:
             command += ["--files-dir", str(files_dir)]
         self.log = tempfile.TemporaryFile()
@@ -291,7 +294,7 @@ def process_on_port(port):
 # --- The child processes ---
 
 
-def serve(kind, port, db_uri, db_name, files_dir):
+def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=None, untuned=False):
     import tornado.web
     from motor.motor_tornado import MotorClient
     from tornado.httpserver import HTTPServer
@@ -307,6 +310,15 @@ def serve(kind, port, db_uri, db_name, files_dir):
             import app
 
             return app.make_app(db)
+        if kind == "part4":
+            from concurrent.futures import ThreadPoolExecutor
+
+            part4 = course.load_stage("part4_production")
+            if not untuned:
+                part4.tune_the_process()  # as its serve() does
+            budget = {"decode_budget": decode_budget} if decode_budget else {}  # else the stage's default
+            return part4.make_app(db, thumbnail_executor=ThreadPoolExecutor(threads or part4.THUMBNAIL_THREADS),
+                                  **budget)
         if kind == "gridfshandler":
             import motor.web
             from bson import ObjectId
@@ -361,8 +373,12 @@ if __name__ == "__main__":
     parser.add_argument("--db-name")
     parser.add_argument("--files-dir")
     parser.add_argument("--file-id")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--decode-budget", type=int)
+    parser.add_argument("--untuned", action="store_true")
     args = parser.parse_args()
     if args.command == "serve":
-        serve(args.kind, args.port, args.db_uri, args.db_name, args.files_dir)
+        serve(args.kind, args.port, args.db_uri, args.db_name, args.files_dir, args.threads, args.decode_budget,
+              args.untuned)
     else:
         read(args.db_uri, args.db_name, args.file_id)

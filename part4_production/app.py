@@ -10,9 +10,11 @@ proxy, a MongoDB cluster.
 import asyncio
 import collections
 import contextlib
+import ctypes
 import datetime
 import email.message
 import email.utils
+import gc
 import io
 import logging
 import mimetypes
@@ -22,12 +24,14 @@ import resource
 import secrets
 import signal
 import sys
+import threading
 import time
 import unicodedata
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import tornado.gen
 import tornado.httpserver
 import tornado.log
 import tornado.netutil
@@ -76,6 +80,11 @@ options.define("db_timeout", default=5, type=float,
 options.define("max_uploads", default=100, help="uploads at once in each process; more get a 503 and Retry-After")
 options.define("config", type=str, help="a Python file of option values, such as: port = 8001",
                callback=lambda path: options.parse_config_file(path, final=False))
+# Under load: what unfinished uploads leave behind, and the memory thumbnails take.
+options.define("abandoned_after", default=3600,
+               help="delete the chunks of an upload that has received nothing for this many seconds")
+options.define("decode_budget", default=256 * 1024**2,
+               help="the memory the thumbnail threads may decode images into at once, in bytes (256 MiB)")
 tornado.log.define_logging_options(options)  # --logging=warning, --log_file_prefix=...
 
 NEWEST = 20  # how many uploads the home page lists
@@ -115,6 +124,21 @@ ACCEPT_PAUSE = 0.5  # seconds without accepting when accept() fails, as nginx do
 THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
 thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
 
+# Python's cycle collector walks every young object (made since its last walk) each
+# time the objects made outnumber those freed by 700. With thousands of kept-alive
+# connections, each waiting for its next request with some 40 young objects, and
+# asyncio keeping what each request's cancelled header timeout holds for a while,
+# that comes every few hundred requests, and every few seconds a walk of all the
+# objects stops the event loop for 300 ms. After 100,000, none in a minute of
+# 10,000 connections (measured: see the lesson).
+GC_THRESHOLD = 100_000
+# glibc's malloc (Linux) keeps what a thread frees for that thread to use again:
+# after 16 threads had each decoded one big image in turn, the memory of 12 was
+# still the process's (measured: see the lesson). Blocks of this size or more get
+# their own mapping instead, given back to the system as soon as they are freed.
+MMAP_THRESHOLD = 1024 * 1024
+M_MMAP_THRESHOLD = -3  # mallopt()'s name for it, in glibc's malloc.h
+
 MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
 # Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
 BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -142,11 +166,12 @@ def check_filename(filename):
         raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
 
 
-def make_thumbnail(file):
+def make_thumbnail(file, budget):
     """Read `file` as an image; return its type, width, height, and a PNG thumbnail.
 
     None if it is no image we know: it is then kept as a plain file. This blocks
-    for as long as reading and decoding take: run it on a thread, not on the loop."""
+    for as long as reading and decoding take: run it on a thread, not on the loop.
+    Before decoding, it waits for the memory that takes from `budget`, a DecodeBudget."""
     try:
         image = Image.open(file, formats=list(IMAGE_TYPES))
     except Image.DecompressionBombError:  # not an OSError
@@ -168,12 +193,14 @@ def make_thumbnail(file):
         try:
             # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
             image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
-            image.load()  # decode it all now, so that a damaged file is caught here
-            if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
-                width, height = height, width  # as a browser shows it
-            thumbnail = for_png(image)
-            thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
-            thumbnail = ImageOps.exif_transpose(thumbnail)
+            with budget.lend(decoding_cost(image, width * height)):
+                image.load()  # decode it all now, so that a damaged file is caught here
+                if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
+                    width, height = height, width  # as a browser shows it
+                thumbnail = for_png(image)
+                thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+                thumbnail = ImageOps.exif_transpose(thumbnail)  # a new image, always
+                image.close()  # its pixels are freed before the budget takes their memory back
             png = io.BytesIO()
             thumbnail.save(png, "PNG")
         except Exception as error:  # whatever Pillow raises, as above
@@ -192,11 +219,74 @@ def for_png(image):
     return image.convert("RGBA" if image.has_transparency_data else "RGB")
 
 
-def thumbnail_from_gridfs(bucket, file_id):
+# --- Decoding within a memory budget ---
+
+# Decoding takes memory in proportion to an image's pixels, whatever the size of its
+# file: a 400 KB PNG of 89 megapixels takes 716 MB (measured: see the lesson).
+# How many bytes Pillow stores a pixel in, by mode; 4 for the others (RGB too).
+PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2}
+DECODER_OVERHEAD = 8 * 1024**2  # the decoders' own buffers, at most (WebP's are the largest)
+
+
+def decoding_cost(image, pixels):
+    """The most memory make_thumbnail() takes for `image`, in bytes, told from its
+    header alone: it is opened (and a JPEG drafted), not decoded. `pixels` is its
+    full size. bench/decode_budget.py prints this against what decoding really took."""
+    width, height = image.size  # a drafted JPEG's: what it will be decoded to
+    cost = DECODER_OVERHEAD + width * height * PIXEL_BYTES.get(image.mode, 4)
+    if image.mode not in ("L", "LA", "RGB", "RGBA") or "transparency" in image.info:
+        cost += width * height * 4  # for_png() converts it: a second image
+    if image.has_transparency_data:
+        cost += width * height * 4  # resizing with alpha works on a premultiplied copy
+    if image.format == "WEBP":
+        cost += width * height * 12  # libwebp decodes into buffers of its own, then copies
+    if image.info.get("progressive"):
+        # libjpeg holds a progressive JPEG's coefficients at full size, 2 bytes each
+        # per channel, however small it is drafted (less with chroma subsampling).
+        cost += pixels * len(image.getbands()) * 2
+    return cost
+
+
+class DecodeBudget:
+    """Lends the thumbnail threads memory to decode images into: `limit` bytes at most
+    at once, however many threads there are.
+
+    A thread asks for what its image will take before it decodes it, and waits until
+    that is free. First come, first served, so that small images cannot keep a big one
+    waiting forever; and an image that needs more than the whole budget is decoded
+    alone. The threads wait here, not the event loop: only a thread that has opened
+    the image knows what it will take, and one that waits holds no pixels yet."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.lent = 0
+        self.waiting = collections.deque()  # the threads' turns, first come first
+        self.changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def lend(self, size):
+        """`size` bytes of the budget for the time of the `with` block."""
+        turn = object()
+        with self.changed:
+            self.waiting.append(turn)
+            self.changed.wait_for(lambda: self.waiting[0] is turn and (
+                self.lent == 0 or self.lent + size <= self.limit))
+            self.waiting.popleft()
+            self.lent += size
+            self.changed.notify_all()  # the next in line may fit too
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.lent -= size
+                self.changed.notify_all()
+
+
+def thumbnail_from_gridfs(bucket, file_id, budget):
     """make_thumbnail() of a file read back from GridFS with PyMongo's blocking API,
     which fits a thread: Motor is PyMongo run on threads, with the same client."""
     with bucket.open_download_stream(file_id) as file:
-        return make_thumbnail(file)
+        return make_thumbnail(file, budget)
 
 
 def http_date(value):
@@ -368,14 +458,21 @@ class GridFSUpload:
 
     Motor's open_upload_stream() writes the same documents, but PyMongo's GridIn
     gathers up to 48 MB of chunks before it inserts any: that much memory for each
-    upload, and no waiting for the database until then (measured: see the lesson)."""
+    upload, and no waiting for the database until then (measured: see the lesson).
 
-    def __init__(self, db, filename, content_type):
+    From its first chunk to its end, a document of its own in `uploads_in_progress`
+    says that it is under way, and when it last received bytes: if its process dies,
+    sweep_abandoned_uploads() finds the chunks it left by that document."""
+
+    def __init__(self, db, filename, content_type, abandoned_after=3600):
         self.db = db
         self.file = {"_id": ObjectId(), "filename": filename, "chunkSize": CHUNK_SIZE, "length": 0,
                      "metadata": {"contentType": content_type}}
         self.pending = bytearray()  # less than a chunk, waiting for the rest
         self.start = b""  # how the file begins: enough to tell an image
+        # Bytes that come refresh the document this often: well within abandoned_after.
+        self.heartbeat_every = abandoned_after / 4
+        self.last_heartbeat = None  # time.monotonic() of the last refresh; None before the first chunk
 
     @property
     def size(self):
@@ -383,6 +480,8 @@ class GridFSUpload:
 
     async def write(self, data):
         self.pending += data
+        if self.last_heartbeat is not None and time.monotonic() - self.last_heartbeat >= self.heartbeat_every:
+            await self.heartbeat()
         while len(self.pending) >= CHUNK_SIZE:
             await self.insert_chunk(CHUNK_SIZE)
 
@@ -392,9 +491,21 @@ class GridFSUpload:
         n = self.file["length"] // CHUNK_SIZE
         if n == 0:  # the index reads need, as PyMongo makes it for its own uploads
             await self.db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+            await self.heartbeat(first=True)  # before any chunk: a sweep can always find them
         await self.db.fs.chunks.insert_one({"files_id": self.file["_id"], "n": n, "data": data})
         self.start = self.start or data[:12]
         self.file["length"] += size
+
+    async def heartbeat(self, first=False):
+        """Stamp this upload's document in `uploads_in_progress` with the database's
+        clock: it lives. An HTTPError 408 if a sweep has taken it meanwhile."""
+        stamp = {"$currentDate": {"updated": True}}
+        uploads = self.db.uploads_in_progress
+        if first:
+            await uploads.update_one({"_id": self.file["_id"]}, stamp, upsert=True)
+        elif not (await uploads.update_one({"_id": self.file["_id"], "swept": {"$exists": False}}, stamp)).matched_count:
+            raise UploadSwept()
+        self.last_heartbeat = time.monotonic()
 
     async def close(self):
         """Insert the last chunk, then the file's document: only now is the file listed."""
@@ -402,10 +513,72 @@ class GridFSUpload:
             await self.insert_chunk(len(self.pending))
         self.file.update(length=Int64(self.file["length"]), uploadDate=datetime.datetime.now(datetime.UTC))
         await self.db.fs.files.insert_one(self.file)
+        # Done, once its document in uploads_in_progress is gone: unless a sweep took it
+        # meanwhile (the upload was silent for too long), in which case it is not done.
+        done = {"_id": self.file["_id"], "swept": {"$exists": False}}
+        if not (await self.db.uploads_in_progress.delete_one(done)).deleted_count:
+            raise UploadSwept()
 
     async def abort(self):
         await self.db.fs.chunks.delete_many({"files_id": self.file["_id"]})
         await self.db.fs.files.delete_one({"_id": self.file["_id"]})
+        await self.db.uploads_in_progress.delete_one({"_id": self.file["_id"]})  # last: until then a sweep finds it
+
+
+
+class UploadSwept(tornado.web.HTTPError):
+    """What an upload gets when a sweep has taken it (it received nothing for too long)."""
+
+    def __init__(self):
+        super().__init__(408, "That upload paused for too long and was given up: please send it again.")
+
+
+# --- Sweeping away what abandoned uploads left ---
+
+SWEEP_EVERY = 300  # seconds between two sweeps, at most
+
+
+async def sweep_abandoned_uploads(db, abandoned_after):
+    """Delete what the uploads that have received nothing for `abandoned_after`
+    seconds wrote (their process died, or could not clean up); return how many.
+
+    It reads `uploads_in_progress` alone, by its index on `updated`: its cost grows
+    with the uploads under way, never with fs.chunks. Any number of processes, on
+    any number of machines, may sweep at once: each claims an upload before deleting
+    anything, and only one claim can succeed."""
+    uploads = db.uploads_in_progress
+    await uploads.create_index("updated")  # does nothing if it exists
+    # The database's clock: it stamped `updated`, so the machines' clocks do not matter.
+    stale = (await db.command("hello"))["localTime"] - datetime.timedelta(seconds=abandoned_after)
+    swept = 0
+    async for upload in uploads.find({"updated": {"$lt": stale}}):
+        # The claim: only if `updated` is still what we read. An upload that came back
+        # to life, or another sweeper, changed it. Stamped anew, the document is not
+        # stale again for abandoned_after; and the upload, if it lives, meets `swept`.
+        claim = await uploads.update_one({"_id": upload["_id"], "updated": upload["updated"]},
+                                         {"$set": {"swept": True}, "$currentDate": {"updated": True}})
+        if not claim.matched_count:
+            continue
+        chunks = await db.fs.chunks.delete_many({"files_id": upload["_id"]})
+        await db.fs.files.delete_one({"_id": upload["_id"]})  # if it died in the middle of close()
+        await uploads.delete_one({"_id": upload["_id"]})  # last: a sweeper that dies before is followed by another
+        log.info("swept upload %s, silent since %s UTC: %d chunks deleted", upload["_id"],
+                 upload["updated"].strftime("%Y-%m-%d %H:%M:%S"), chunks.deleted_count)
+        swept += 1
+    return swept
+
+
+async def sweep_abandoned_uploads_forever(db, abandoned_after):
+    """Sweep now, then every min(abandoned_after, SWEEP_EVERY) seconds: a background
+    loop as Tornado's guide writes them. Every process runs one."""
+    period = min(abandoned_after, SWEEP_EVERY)
+    while True:
+        next_round = tornado.gen.sleep(period)  # the clock starts now: the sweep's own time is part of it
+        try:
+            await sweep_abandoned_uploads(db, abandoned_after)
+        except Exception:  # the database is down, say: the next round tries again
+            log.exception("could not sweep abandoned uploads")
+        await next_round
 
 
 @tornado.web.stream_request_body
@@ -467,7 +640,8 @@ class StreamedUpload(BaseHandler):
     def start_file(self, filename, content_type):
         """Begin the GridFS file the upload goes to: nothing is stored until bytes come."""
         check_filename(filename)
-        self.upload = GridFSUpload(self.db, filename, claimed_type(content_type, filename))
+        self.upload = GridFSUpload(self.db, filename, claimed_type(content_type, filename),
+                                   self.settings["abandoned_after"])
 
     async def write_file(self, data):
         """Add `data` to the file, within the size limit, whichever way the file comes."""
@@ -536,7 +710,8 @@ class StreamedUpload(BaseHandler):
             if IMAGE_START.match(upload.start):
                 # Read back from GridFS on a thread: Pillow reads what it needs of
                 # the file, which is never all in memory, however big.
-                image = await self.run_blocking(thumbnail_from_gridfs, self.settings["sync_fs"], file["_id"])
+                image = await self.run_blocking(thumbnail_from_gridfs, self.settings["sync_fs"], file["_id"],
+                                                self.settings["decode_budget"])
             document = {
                 "filename": file["filename"],
                 "contentType": file["metadata"]["contentType"],
@@ -839,14 +1014,17 @@ class NotFoundHandler(BaseHandler):
 
 
 def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_upload_size=4 * 1024**3,
-             files_dir=None, idle_timeout=60, max_uploads=100, **settings):
+             files_dir=None, idle_timeout=60, max_uploads=100, abandoned_after=3600,
+             decode_budget=256 * 1024**2, **settings):
     """The application, storing its files in the Motor database `db`.
 
     With no `cookie_secret`, a random one. `thumbnail_executor=None` makes the
     thumbnails on the event loop: only the benchmark wants that. With `files_dir`,
     the files of that directory are served at /files/. An upload whose client
     sends nothing for `idle_timeout` seconds is cut; past `max_uploads` at once,
-    uploads get a 503."""
+    uploads get a 503. An upload that receives nothing for `abandoned_after`
+    seconds may be swept away; the thumbnail threads decode `decode_budget` bytes
+    of images at most at once."""
     routes = [
         tornado.web.url(r"/", MainHandler, name="main"),
         tornado.web.url(r"/upload/([^/]+)", UploadHandler, name="upload"),
@@ -869,11 +1047,21 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_uplo
         idle_timeout=idle_timeout,
         max_uploads=max_uploads,
         in_flight=InFlight(),
+        abandoned_after=abandoned_after,
+        decode_budget=DecodeBudget(decode_budget),
         cookie_secret=cookie_secret or secrets.token_hex(32),
         xsrf_cookies=True,  # every POST and PUT repeats the token of the visitor's _xsrf cookie
         cross_origin_protection=True,  # and comes, as the browser tells, from our own pages
         **settings,
     )
+
+
+def tune_the_process():
+    """Process-wide settings for thousands of connections and big images."""
+    gc.set_threshold(GC_THRESHOLD)
+    if sys.platform == "linux":
+        with contextlib.suppress(AttributeError):  # a C library other than glibc: no mallopt()
+            ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def redact(uri):
@@ -1004,7 +1192,8 @@ async def serve(sockets, cookie_secret, parent_pipe=None):
     client = MotorClient(options.db_uri, timeoutMS=1000 * options.db_timeout)
     app = make_app(client[options.db_name], cookie_secret, max_upload_size=options.max_upload_size,
                    files_dir=options.files_dir, debug=options.debug, idle_timeout=options.idle_timeout,
-                   max_uploads=options.max_uploads)
+                   max_uploads=options.max_uploads, abandoned_after=options.abandoned_after,
+                   decode_budget=options.decode_budget)
     server = tornado.httpserver.HTTPServer(
         app,
         # Behind a proxy, the client's address is the one the proxy passes on in
@@ -1018,6 +1207,8 @@ async def serve(sockets, cookie_secret, parent_pipe=None):
         body_timeout=options.idle_timeout,
     )
     listener = Listener(server, sockets)
+    tune_the_process()
+    sweeping = asyncio.create_task(sweep_abandoned_uploads_forever(app.settings["db"], options.abandoned_after))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -1029,6 +1220,7 @@ async def serve(sockets, cookie_secret, parent_pipe=None):
     # still be on its way here: it must not interrupt the shutdown with a traceback.
     loop.remove_signal_handler(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sweeping.cancel()  # before the client closes under it
     await shut_down(listener, server, app.settings["in_flight"])
     client.close()
 

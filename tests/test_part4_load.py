@@ -1,0 +1,408 @@
+"""Part 4 under load (part4_production/README.md): what abandoned uploads leave is
+swept away, safely, from several processes at once; and thumbnails are decoded
+within a memory budget, whatever the number of threads.
+
+Everything runs against the real database. Where a process must die mid-upload, the
+stage runs as a program and is killed; where a client must be slow, the test speaks
+HTTP on a raw socket."""
+
+import asyncio
+import datetime
+import hashlib
+import io
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from motor.motor_tornado import MotorClient
+from PIL import Image
+from pymongo import MongoClient, monitoring
+
+from support import Client, image_bytes, load_stage, served, stage_program
+
+STAGE = "part4_production"
+part4 = load_stage(STAGE)
+CHUNK = part4.CHUNK_SIZE
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def db_name(mongodb_uri):
+    """A database of the test's own, dropped afterwards: the programs these tests
+    start store their files there."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    with MongoClient(mongodb_uri) as client:
+        client.drop_database(name)
+
+
+async def eventually(check, timeout=30):
+    """Wait until check() (a coroutine function) returns something true; return that.
+    Fails after `timeout` seconds: a bound, not a delay."""
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, f"{check.__name__} was still false after {timeout} s"
+        await asyncio.sleep(0.05)
+    return result
+
+
+class SlowPut:
+    """A PUT /upload/<name> whose body the test sends a piece at a time, on a raw
+    socket, as a slow or vanishing client would."""
+
+    def __init__(self, client, name, size):
+        self.client, self.name, self.size = client, name, size
+
+    async def start(self):
+        if "_xsrf" not in self.client.cookies:
+            await self.client.fetch("/")
+        host, port = self.client.base_url.removeprefix("http://").split(":")
+        self.reader, self.writer = await asyncio.open_connection(host, int(port))
+        token = self.client.cookies["_xsrf"]
+        self.writer.write((f"PUT /upload/{self.name} HTTP/1.1\r\nHost: {host}\r\nCookie: _xsrf={token}\r\n"
+                           f"X-XSRFToken: {token}\r\nContent-Length: {self.size}\r\n\r\n").encode())
+        await self.writer.drain()
+        return self
+
+    async def send(self, data):
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self):
+        """(status, body) of the answer."""
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 30)
+        length = int(re.search(rb"\r\nContent-Length: (\d+)", head, re.I)[1])
+        return int(head.split()[1]), await asyncio.wait_for(self.reader.readexactly(length), 30)
+
+    def close(self):
+        self.writer.close()
+
+
+async def chunks_of(db, file_id):
+    return await db.fs.chunks.count_documents({"files_id": file_id})
+
+
+async def the_upload_under_way(db):
+    """The id of the one upload that `uploads_in_progress` lists, once it does."""
+    async def listed():
+        return await db.uploads_in_progress.find_one()
+    return (await eventually(listed))["_id"]
+
+
+async def stored(db):
+    names = ("fs.files", "fs.chunks", "imgs", "uploads_in_progress")
+    return {name: await db[name].count_documents({}) for name in names}
+
+
+NOTHING = {"fs.files": 0, "fs.chunks": 0, "imgs": 0, "uploads_in_progress": 0}
+
+
+# --- The sweep, end to end: a process killed mid-upload, another sweeping ---
+
+
+async def test_a_killed_process_upload_is_swept_while_a_slow_live_one_survives_intact(mongodb_uri, db_name, db):
+    # A process dies (SIGKILL: no clean-up at all) with an upload half written.
+    with stage_program(STAGE, mongodb_uri, db_name) as doomed:
+        dead = await SlowPut(Client(doomed.url), "dead.bin", 10 * MiB).start()
+        await dead.send(os.urandom(3 * CHUNK + 1000))
+        dead_id = await the_upload_under_way(db)
+        await eventually(lambda: chunks_of_at_least(db, dead_id, 3))
+        doomed.process.kill()
+        doomed.process.wait()
+    dead.close()
+    assert await chunks_of(db, dead_id) == 3  # left behind
+
+    # Two processes serve next, each sweeping: one upload, two sweepers.
+    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2", "--abandoned_after=3"]) as program:
+        body = os.urandom(4 * MiB)
+        live = await SlowPut(Client(program.url), "live.bin", len(body)).start()
+        await live.send(body[:CHUNK])
+        sent = CHUNK
+        await eventually(lambda: db.uploads_in_progress.find_one({"_id": {"$ne": dead_id}}))
+        # Slow: 16 KiB every 0.2 s, and once nothing for half of --abandoned_after;
+        # for three times --abandoned_after, and until the dead upload's chunks are
+        # gone. Then the rest at once.
+        started = time.monotonic()
+        while await chunks_of(db, dead_id) or time.monotonic() - started < 3 * 3:
+            await live.send(body[sent : sent + 16384])
+            sent += 16384
+            await asyncio.sleep(1.5 if sent == CHUNK + 10 * 16384 else 0.2)
+        assert sent < len(body) // 2, "the live upload was over before the sweep"
+        await eventually(lambda: no_record(db, dead_id))
+        await live.send(body[sent:])
+        status, answer = await live.response()
+        live.close()
+        assert status == 201, answer
+        upload_id = json.loads(answer)["id"]
+        response = await Client(program.url).fetch(f"/imgs/{upload_id}/orig", request_timeout=60)
+        assert hashlib.sha256(response.body).digest() == hashlib.sha256(body).digest()
+        assert await db.uploads_in_progress.count_documents({}) == 0
+        assert program.output().count(f"swept upload {dead_id}") == 1, program.output()
+        assert "Traceback" not in program.output()
+
+
+async def chunks_of_at_least(db, file_id, count):
+    return await chunks_of(db, file_id) >= count
+
+
+async def no_record(db, file_id):
+    return not await db.uploads_in_progress.count_documents({"_id": file_id})
+
+
+# --- The sweep, step by step ---
+
+
+class Commands(monitoring.CommandListener):
+    """The commands a database client sends: (name, collection, filter)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def started(self, event):
+        command = event.command
+        name = event.command_name
+        target = command.get(name)
+        query = command.get("filter") or [delete.get("q") for delete in command.get("deletes", [])]
+        self.sent.append((name, target, query))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+async def abandoned_upload(db, size, silent_for):
+    """An upload written by part 4's own GridFSUpload, then abandoned (as if its
+    process had died) `silent_for` seconds ago: its id."""
+    upload = part4.GridFSUpload(db, "abandoned.bin", "application/octet-stream")
+    await upload.write(os.urandom(size))
+    then = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=silent_for)
+    await db.uploads_in_progress.update_one({"_id": upload.file["_id"]}, {"$set": {"updated": then}})
+    return upload.file["_id"]
+
+
+async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_live_ones(mongodb_uri, db_name, db):
+    client = Client(None, db)
+    abandoned = [await abandoned_upload(db, 2 * CHUNK, silent_for=7200) for _ in range(12)]
+    live = part4.GridFSUpload(db, "live.bin", "application/octet-stream")
+    await live.write(os.urandom(2 * CHUNK))
+    finished = part4.GridFSUpload(db, "done.bin", "application/octet-stream")
+    await finished.write(os.urandom(CHUNK + 5))
+    await finished.close()
+
+    commands = Commands()
+    watched = MotorClient(mongodb_uri, event_listeners=[commands])
+    try:
+        swept = await asyncio.gather(*(part4.sweep_abandoned_uploads(watched[db_name], 3600) for _ in range(4)))
+    finally:
+        watched.close()
+    assert sum(swept) == len(abandoned)  # each one swept, by one sweeper
+    assert not await db.fs.chunks.count_documents({"files_id": {"$in": abandoned}})
+    assert await db.uploads_in_progress.count_documents({}) == 1  # the live one's
+    assert await chunks_of(db, finished.file["_id"]) == 2
+
+    # How the sweep finds its work: by uploads_in_progress alone. It touches fs.chunks
+    # only to delete the chunks of an upload it has claimed, by that upload's id.
+    for name, collection, query in commands.sent:
+        if collection == "fs.chunks":
+            assert name == "delete" and [q.keys() for q in query] == [{"files_id"}], (name, query)
+            assert query[0]["files_id"] in abandoned
+    assert ("find", "uploads_in_progress") in [sent[:2] for sent in commands.sent]
+
+    # The live upload goes on and ends as any other.
+    await live.write(b"the end")
+    await live.close()
+    assert await client.stored() == {"fs.files": 2, "fs.chunks": 5, "imgs": 0}
+    assert await db.uploads_in_progress.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("when", ["mid-body", "at its end"])
+async def test_an_upload_that_a_sweep_took_gets_408_and_leaves_nothing(db, when):
+    # Its record goes stale as if it had been silent for an hour; with a short
+    # --abandoned_after its next bytes check the record, else its end does.
+    abandoned_after = 0.2 if when == "mid-body" else 3600
+    app = part4.make_app(db, abandoned_after=abandoned_after)
+    async with served(app) as base_url:
+        upload = await SlowPut(Client(base_url), "paused.bin", 4 * CHUNK).start()
+        await upload.send(os.urandom(2 * CHUNK))
+        upload_id = await the_upload_under_way(db)
+        await eventually(lambda: chunks_of_at_least(db, upload_id, 2))
+        an_hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+        await db.uploads_in_progress.update_one({"_id": upload_id}, {"$set": {"updated": an_hour_ago}})
+        assert await part4.sweep_abandoned_uploads(db, 1) == 1
+        if when == "mid-body":
+            await asyncio.sleep(abandoned_after)  # the next bytes are due to refresh the record
+            await upload.send(b"a few more bytes")
+        else:
+            await upload.send(os.urandom(2 * CHUNK))
+        status, body = await upload.response()
+        upload.close()
+        assert status == 408, body
+        assert b"paused for too long" in body
+        assert await stored(db) == NOTHING
+
+
+async def test_a_client_gone_mid_upload_leaves_no_record_either(db):
+    async with served(part4.make_app(db)) as base_url:
+        upload = await SlowPut(Client(base_url), "gone.bin", 4 * CHUNK).start()
+        await upload.send(os.urandom(2 * CHUNK))
+        upload_id = await the_upload_under_way(db)
+        await eventually(lambda: chunks_of_at_least(db, upload_id, 2))
+        upload.close()
+
+        async def all_deleted():
+            return await stored(db) == NOTHING
+
+        await eventually(all_deleted)
+
+
+async def test_the_sweep_loop_sweeps_at_once_and_then_again(db):
+    gone = await abandoned_upload(db, CHUNK, silent_for=10)
+    loop = asyncio.create_task(part4.sweep_abandoned_uploads_forever(db, 1))
+    try:
+        await eventually(lambda: no_chunks(db, gone))  # swept at once
+        later = await abandoned_upload(db, CHUNK, silent_for=10)
+        await eventually(lambda: no_chunks(db, later))  # and again, a period later
+    finally:
+        loop.cancel()
+
+
+async def no_chunks(db, file_id):
+    return not await chunks_of(db, file_id)
+
+
+# --- Decoding within a budget ---
+
+
+class Borrower(threading.Thread):
+    """A thread that borrows `size` from `budget` and holds it until released."""
+
+    def __init__(self, budget, size):
+        super().__init__(daemon=True)
+        self.budget, self.size = budget, size
+        self.holding, self.release = threading.Event(), threading.Event()
+
+    def run(self):
+        with self.budget.lend(self.size):
+            self.holding.set()
+            self.release.wait(30)
+
+
+def settle(budget, lent, waiting):
+    """Wait until `budget` has lent `lent` and has `waiting` threads in line."""
+    deadline = time.monotonic() + 10
+    while (budget.lent, len(budget.waiting)) != (lent, waiting):
+        assert time.monotonic() < deadline, (budget.lent, len(budget.waiting))
+        time.sleep(0.01)
+
+
+def test_the_budget_lends_what_fits_and_makes_the_rest_wait_in_turn():
+    budget = part4.DecodeBudget(100)
+    first, second, third = (Borrower(budget, 40) for _ in range(3))
+    for borrower in (first, second, third):
+        borrower.start()
+        if borrower is not third:
+            borrower.holding.wait(10)
+    settle(budget, lent=80, waiting=1)
+    assert not third.holding.is_set()
+    big = Borrower(budget, 250)  # more than the whole budget: waits until it is alone
+    big.start()
+    small = Borrower(budget, 10)  # would fit, but comes after the big one
+    small.start()
+    settle(budget, lent=80, waiting=3)
+    first.release.set()
+    third.holding.wait(10)
+    settle(budget, lent=80, waiting=2)
+    second.release.set()
+    third.release.set()
+    big.holding.wait(10)
+    settle(budget, lent=250, waiting=1)
+    assert not small.holding.is_set()
+    big.release.set()
+    small.holding.wait(10)
+    small.release.set()
+    for borrower in (first, second, third, big, small):
+        borrower.join(10)
+    settle(budget, lent=0, waiting=0)
+
+
+class WatchedBudget(part4.DecodeBudget):
+    """The stage's budget, noting how much it has lent each time it lends."""
+
+    def __init__(self, limit):
+        super().__init__(limit)
+        self.seen = []
+
+    def lend(self, size):
+        lending = super().lend(size)
+        budget = self
+
+        class Noting:
+            def __enter__(self):
+                lending.__enter__()
+                budget.seen.append((size, budget.lent))
+
+            def __exit__(self, *exc):
+                return lending.__exit__(*exc)
+
+        return Noting()
+
+
+def png(width, height, mode="RGBA"):
+    return image_bytes("PNG", size=(width, height), color="orange", mode=mode)
+
+
+async def test_concurrent_image_uploads_all_succeed_within_a_small_budget(db):
+    # Eight threads, as on a 9-core machine, and a budget that fits two of these
+    # images at a time; and one image that needs more than the whole budget.
+    images = [png(1500, 1000) for _ in range(10)] + [png(3000, 2500)]
+    costs = [part4.decoding_cost(Image.open(io.BytesIO(data)), 0) for data in images]
+    budget = WatchedBudget(2 * costs[0] + 1)
+    assert costs[-1] > budget.limit
+    app = part4.make_app(db, thumbnail_executor=ThreadPoolExecutor(8))
+    app.settings["decode_budget"] = budget
+    async with served(app) as base_url:
+        client = Client(base_url, db)
+        await client.fetch("/")
+        responses = await asyncio.gather(*(client.upload(data, f"image{n}.png") for n, data in enumerate(images)))
+        assert [response.code for response in responses] == [302] * len(images)
+        assert len(await client.listed()) == len(images)
+    assert sorted(size for size, _ in budget.seen) == sorted(costs)  # every image decoded within it
+    for size, lent in budget.seen:
+        assert lent <= budget.limit or lent == size  # never over, but for the big one, alone
+    assert budget.lent == 0
+
+
+def test_the_cost_of_decoding_is_told_from_the_header():
+    # A PNG's pixels, and its premultiplied copy when it has alpha; a JPEG's, drafted
+    # to 1/8 (a thumbnail needs no more), unless progressive: then its coefficients.
+    def cost(data, draft=False):
+        image = Image.open(io.BytesIO(data))
+        pixels = image.size[0] * image.size[1]
+        if draft:
+            image.draft(None, (256, 256))
+        return part4.decoding_cost(image, pixels) - part4.DECODER_OVERHEAD
+
+    assert cost(png(2000, 1000, "RGB")) == 2000 * 1000 * 4
+    assert cost(png(2000, 1000, "RGBA")) == 2000 * 1000 * 8
+    assert cost(png(2000, 1000, "L")) == 2000 * 1000
+    jpeg = image_bytes("JPEG", size=(4000, 2000))
+    assert cost(jpeg, draft=True) == 1000 * 500 * 4  # 1/4: the largest scale still over 256 pixels
+    progressive = io.BytesIO()
+    Image.new("RGB", (4000, 2000), "teal").save(progressive, "JPEG", progressive=True)
+    assert cost(progressive.getvalue(), draft=True) == 1000 * 500 * 4 + 4000 * 2000 * 3 * 2
+
+
+def test_the_program_lists_abandoned_after_and_decode_budget_in_its_help(mongodb_uri, db_name):
+    with stage_program(STAGE, mongodb_uri, db_name, args=["--help"]) as program:
+        program.process.wait(20)
+        help_text = program.output()
+    # Tornado lists option names with dashes, and takes them either way.
+    assert "--abandoned-after " in help_text and "(default 3600)" in help_text
+    assert "--decode-budget " in help_text and "(default 268435456)" in help_text
