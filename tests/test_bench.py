@@ -11,8 +11,8 @@ from support import ROOT
 NUMBER = r"\d+(?:\.\d+)?"
 
 
-def run_bench(script, **env):
-    result = subprocess.run([sys.executable, ROOT / "bench" / script, "--quick"], env={**os.environ, **env},
+def run_bench(script, *args, **env):
+    result = subprocess.run([sys.executable, ROOT / "bench" / script, "--quick", *args], env={**os.environ, **env},
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -59,3 +59,27 @@ def test_the_stalled_uploads_bench_prints_memory_with_and_without_the_bound(mong
     for bound in (100, 10):
         assert re.search(rf"^--max_uploads={bound} *: memory +[+-]{NUMBER} MB \(-?\d+ KiB an upload\); "
                          rf"\d+ held, \d+ refused with 503$", output, re.M), output
+
+def test_the_c10k_bench_prints_memory_latency_and_pauses_beside_the_targets(mongodb_uri):
+    output = run_bench("c10k.py", MONGODB_URI=mongodb_uri)
+    row = (rf" +\+{NUMBER} MB +{NUMBER} KB +{NUMBER} ms +{NUMBER} ms +{NUMBER} ms +\d+ +{NUMBER} ms +{NUMBER} ms "
+           rf"+\d+/\d+/\d+$")
+    for label in ("part 3", "part 4"):
+        assert re.search(rf"^{label}{row}", output, re.M), output
+    assert re.search(rf"^target +{NUMBER} KB +{NUMBER} ms +0 ", output, re.M), output
+    assert re.search(rf"^stored \d+ of \d+ uploads; peak memory \+{NUMBER} MB, against {NUMBER} MB", output, re.M), output
+
+
+def test_the_c10k_bench_breaks_a_connections_memory_down_by_line_of_code(mongodb_uri):
+    output = run_bench("c10k.py", "--breakdown", MONGODB_URI=mongodb_uri)
+    assert re.search(rf"holds in part 4, once answered: {NUMBER} bytes", output), output
+    assert re.search(rf"^ +{NUMBER} +{NUMBER}  tornado/iostream.py:\d+$", output, re.M), output
+
+
+def test_the_decode_bench_prints_estimates_beside_measures_and_peaks_beside_budgets(mongodb_uri):
+    output = run_bench("decode_budget.py", MONGODB_URI=mongodb_uri)
+    kinds = re.findall(rf"^(PNG|GIF|WebP|JPEG)[^\n]*? {NUMBER} MB +{NUMBER} MB +{NUMBER} MB +{NUMBER}x$", output, re.M)
+    assert len(kinds) == 13, output
+    assert re.search(rf"^lowest estimated / measured: {NUMBER}x", output, re.M), output
+    budgets = re.findall(rf"^ +(\d+) MiB +{NUMBER} MB +\+{NUMBER} MB +{NUMBER}x +{NUMBER} s$", output, re.M)
+    assert budgets == ["32", "256"], output

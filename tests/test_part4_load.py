@@ -1,13 +1,16 @@
 """Part 4 under load (part4_production/README.md): what abandoned uploads leave is
 swept away, safely, from several processes at once; and thumbnails are decoded
-within a memory budget, whatever the number of threads.
+within a memory budget, whatever the number of threads; and the requests that come
+by the thousand leave nothing for Python's cycle collector.
 
 Everything runs against the real database. Where a process must die mid-upload, the
 stage runs as a program and is killed; where a client must be slow, the test speaks
 HTTP on a raw socket."""
 
 import asyncio
+import contextlib
 import datetime
+import gc
 import hashlib
 import io
 import json
@@ -23,7 +26,7 @@ from motor.motor_tornado import MotorClient
 from PIL import Image
 from pymongo import MongoClient, monitoring
 
-from support import Client, image_bytes, load_stage, served, stage_program
+from support import Client, free_port, image_bytes, load_stage, served, stage_program
 
 STAGE = "part4_production"
 part4 = load_stage(STAGE)
@@ -273,8 +276,58 @@ async def test_the_sweep_loop_sweeps_at_once_and_then_again(db):
         loop.cancel()
 
 
+async def test_the_sweep_loop_outlives_a_database_that_does_not_answer(caplog):
+    nobody = MotorClient(f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=100)
+    loop = asyncio.create_task(part4.sweep_abandoned_uploads_forever(nobody.test, 0.2))
+    try:
+        await eventually(lambda: asyncio.sleep(0, caplog.text.count("could not sweep abandoned uploads") >= 2))
+        assert not loop.done()  # it tried again, and goes on
+    finally:
+        loop.cancel()
+        nobody.close()
+
+
 async def no_chunks(db, file_id):
     return not await chunks_of(db, file_id)
+
+
+# --- What requests leave for the cycle collector ---
+
+
+async def test_uploads_downloads_and_thumbnails_leave_no_reference_cycles(db):
+    # Part 4 runs Python's cycle collector less often (see the lesson): what requests
+    # leave in reference cycles waits longer to be freed. These leave none.
+    async with served(part4.make_app(db)) as base_url:
+        client = Client(base_url, db)
+        await client.fetch("/")
+        token = client.cookies["_xsrf"]
+        host, port = base_url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        photo = image_bytes("JPEG", size=(800, 600))
+
+        async def ask(method, path, body=b""):
+            writer.write((f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nCookie: _xsrf={token}\r\n"
+                          f"X-XSRFToken: {token}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            answer = await reader.readexactly(int(re.search(rb"\r\nContent-Length: (\d+)", head, re.I)[1]))
+            assert head.split()[1] in (b"200", b"201"), head
+            return answer
+
+        image_id = json.loads(await ask("PUT", "/upload/photo.jpg", photo))["id"]
+        requests = [("PUT", "/upload/photo.jpg", photo), ("GET", f"/imgs/{image_id}/orig", b""),
+                    ("GET", f"/imgs/{image_id}/thumb", b""), ("GET", "/static/style.css", b"")]
+        for request in requests:  # once first: caches, connections
+            await ask(*request)
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                for request in requests:
+                    await ask(*request)
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
+            writer.close()
 
 
 # --- Decoding within a budget ---
@@ -339,19 +392,11 @@ class WatchedBudget(part4.DecodeBudget):
         super().__init__(limit)
         self.seen = []
 
+    @contextlib.contextmanager
     def lend(self, size):
-        lending = super().lend(size)
-        budget = self
-
-        class Noting:
-            def __enter__(self):
-                lending.__enter__()
-                budget.seen.append((size, budget.lent))
-
-            def __exit__(self, *exc):
-                return lending.__exit__(*exc)
-
-        return Noting()
+        with super().lend(size):
+            self.seen.append((size, self.lent))
+            yield
 
 
 def png(width, height, mode="RGBA"):
