@@ -53,7 +53,7 @@ def raise_open_files_limit():
 # --- The server: a stage run as a program, its collections timed ---
 
 
-def serve(app, stats_path, breakdown=False):
+def serve(app, stats_path, breakdown=False, max_uploads=None):
     """Run `app` (a stage's app.py) as its __main__, timing the cycle collector's
     pauses; SIGUSR1 starts the count again. With `breakdown`, tracemalloc follows
     the allocations: a first SIGUSR2 notes them, a second one what has been added
@@ -90,20 +90,21 @@ def serve(app, stats_path, breakdown=False):
     if breakdown:
         signal.signal(signal.SIGUSR2, snapshot)
     atexit.register(write_figures)
-    sys.argv = [app]
+    sys.argv = [app, *([f"--max_uploads={max_uploads}"] if max_uploads else [])]
     runpy.run_path(app, run_name="__main__")
 
 
 class Stage:
     """A stage serving on a free port, through serve() above, until stop()."""
 
-    def __init__(self, stage, db_uri, db_name, log, breakdown=False):
+    def __init__(self, stage, db_uri, db_name, log, breakdown=False, max_uploads=None):
         self.port, self.breakdown = course.free_port(), breakdown
         self.stats = tempfile.NamedTemporaryFile(suffix=".json")
         env = {**os.environ, "PORT": str(self.port), "MONGODB_URI": db_uri, "MONGODB_DB": db_name}
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(ROOT / stage / "app.py"), self.stats.name,
-             *(["--breakdown"] if breakdown else [])], env=env, stdout=log, stderr=log)
+             *(["--breakdown"] if breakdown else []), *([f"--max-uploads={max_uploads}"] if max_uploads else [])],
+            env=env, stdout=log, stderr=log)
         if not course.listening(self.process, self.port):
             log.seek(0)
             raise SystemExit(f"error: {stage} did not start:\n{log.read().decode(errors='replace')}")
@@ -228,7 +229,8 @@ async def trickled_uploads(port, photo, count, seconds):
 def measure(stage, connections, interval, seconds, uploads=0, idle=0, breakdown=False):
     """Serve `stage` on a fresh database and put it under load: its figures."""
     with database() as (db_uri, db_name), tempfile.TemporaryFile() as log:
-        server = Stage(stage, db_uri, db_name, log, breakdown)
+        # Every upload held at once, not shed: the run measures what they cost.
+        server = Stage(stage, db_uri, db_name, log, breakdown, max_uploads=uploads or None)
         try:
             figures = asyncio.run(load(server, connections, interval, seconds, uploads, idle))
         finally:
@@ -303,9 +305,10 @@ def main():
     parser.add_argument("--breakdown", action="store_true",
                         help="where a connection's memory goes in part 4, by line of code (1,000 connections)")
     parser.add_argument("--serve", nargs=2, metavar=("APP", "STATS"), help=argparse.SUPPRESS)  # the server
+    parser.add_argument("--max-uploads", type=int, help=argparse.SUPPRESS)  # the server's --max_uploads
     args = parser.parse_args()
     if args.serve:
-        serve(*args.serve, args.breakdown)
+        serve(*args.serve, args.breakdown, args.max_uploads)
         return
     if args.breakdown:
         breakdown(args.quick)
