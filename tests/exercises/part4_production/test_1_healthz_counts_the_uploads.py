@@ -1,0 +1,75 @@
+"""Part 4, exercise 1: /healthz counts the uploads under way.
+
+GET /healthz answers, while the database answers, a 200 whose body is JSON,
+{"status": "ok", "uploads": N}, N being how many uploads this process is receiving
+or storing at that moment, with the header Content-Type: application/json (and,
+as before, Cache-Control: no-store). An upload counts from when its headers are in
+until it ends, stored, refused or cut short.
+"""
+
+import asyncio
+import json
+
+from support import answer, eventually
+
+
+async def health(client):
+    response = await client.fetch("/healthz")
+    assert response.code == 200, f"GET /healthz should answer 200 while the database answers; it answered {answer(response)}"
+    content_type = response.headers.get("Content-Type", "")
+    assert content_type.split(";")[0].strip() == "application/json", (
+        f"GET /healthz should answer with Content-Type: application/json; it sent {content_type!r}")
+    assert response.headers.get("Cache-Control") == "no-store", "GET /healthz is never cached, as before"
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        raise AssertionError(f"GET /healthz should answer JSON; it answered {response.body[:100]!r}") from None
+    assert isinstance(body, dict) and body.get("status") == "ok", (
+        f'GET /healthz should answer {{"status": "ok", "uploads": N}}; it answered {body!r}')
+    return body
+
+
+async def start_an_upload(client, name):
+    """A PUT whose headers and first bytes are sent, and then nothing: an upload under way."""
+    host, port = client.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write((f"PUT /upload/{name} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                  f"Content-Length: 1000000\r\nCookie: _xsrf={client.cookies['_xsrf']}\r\n"
+                  f"X-XSRFToken: {client.cookies['_xsrf']}\r\n\r\n").encode() + b"x" * 1000)
+    await writer.drain()
+    return reader, writer
+
+
+async def test_healthz_counts_the_uploads_under_way(client):
+    body = await health(client)
+    assert body == {"status": "ok", "uploads": 0}, (
+        f'with no upload under way, GET /healthz should answer {{"status": "ok", "uploads": 0}}; it answered {body!r}')
+
+    connections = [await start_an_upload(client, f"slow{n}.bin") for n in range(2)]
+
+    async def two_uploads():
+        return (await health(client)).get("uploads") == 2
+
+    try:
+        await eventually(two_uploads, timeout=10)
+    except AssertionError:
+        body = await health(client)
+        raise AssertionError(f'with two uploads under way, GET /healthz should answer {{"status": "ok", "uploads": 2}}; '
+                             f"it answered {body!r}") from None
+
+    for _, writer in connections:
+        writer.close()  # gone: the uploads are cut short
+
+    async def none_left():
+        return (await health(client)).get("uploads") == 0
+
+    try:
+        await eventually(none_left, timeout=10)
+    except AssertionError:
+        body = await health(client)
+        raise AssertionError('once the uploads are cut short, GET /healthz should answer "uploads": 0 again; '
+                             f"it answered {body!r}") from None
+    response = await client.fetch("/upload/quick.txt", "PUT", b"hello")
+    assert response.code == 201, f"an upload still works (201); it answered {answer(response)}"
+    body = await health(client)
+    assert body["uploads"] == 0, f'once an upload is stored, it no longer counts; /healthz says {body!r}'
