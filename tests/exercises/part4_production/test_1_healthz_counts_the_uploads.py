@@ -15,7 +15,8 @@ from support import answer, eventually
 
 async def health(client):
     response = await client.fetch("/healthz")
-    assert response.code == 200, f"GET /healthz should answer 200 while the database answers; it answered {answer(response)}"
+    assert response.code == 200, (
+        f"GET /healthz should answer 200 while the database answers; it answered {answer(response)}")
     content_type = response.headers.get("Content-Type", "")
     assert content_type.split(";")[0].strip() == "application/json", (
         f"GET /healthz should answer with Content-Type: application/json; it sent {content_type!r}")
@@ -54,8 +55,8 @@ async def test_healthz_counts_the_uploads_under_way(client):
         await eventually(two_uploads, timeout=10)
     except AssertionError:
         body = await health(client)
-        raise AssertionError(f'with two uploads under way, GET /healthz should answer {{"status": "ok", "uploads": 2}}; '
-                             f"it answered {body!r}") from None
+        raise AssertionError('with two uploads under way, GET /healthz should answer '
+                             f'{{"status": "ok", "uploads": 2}}; it answered {body!r}') from None
 
     for _, writer in connections:
         writer.close()  # gone: the uploads are cut short

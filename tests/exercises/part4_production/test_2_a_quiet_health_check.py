@@ -23,7 +23,8 @@ async def test_only_the_failing_health_checks_are_logged(client, stage_app, capl
     caplog.set_level(logging.INFO, logger="tornado.access")
     caplog.clear()
     response = await client.fetch("/healthz")
-    assert response.code == 200, f"GET /healthz should answer 200 while the database answers; it answered {answer(response)}"
+    assert response.code == 200, (
+        f"GET /healthz should answer 200 while the database answers; it answered {answer(response)}")
     lines = access_lines(caplog)
     assert not any("/healthz" in line for line in lines), (
         f"a GET /healthz answered 200 should leave no line in the access log; it logged {lines}")
@@ -43,7 +44,8 @@ async def test_only_the_failing_health_checks_are_logged(client, stage_app, capl
         async with served(stage_app.make_app(down.unreachable)) as base_url:
             caplog.clear()
             response = await Client(base_url).fetch("/healthz")
-    assert response.code == 503, f"with the database down, GET /healthz should answer 503; it answered {answer(response)}"
+    assert response.code == 503, (
+        f"with the database down, GET /healthz should answer 503; it answered {answer(response)}")
     errors = [record.getMessage() for record in caplog.records
               if record.name == "tornado.access" and record.levelno == logging.ERROR]
     assert any(line.startswith("503 GET /healthz") for line in errors), (
