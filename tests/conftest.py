@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from motor.motor_tornado import MotorClient
+from pymongo import MongoClient
 
 from support import STAGES, Client, course, free_port, load_stage, served
 
@@ -27,8 +28,13 @@ def mongodb_uri(tmp_path_factory):
 
 
 @pytest.fixture
-def db_name():
-    return f"test_{uuid.uuid4().hex[:12]}"
+def db_name(mongodb_uri):
+    """A database name of the test's own, dropped afterwards: whatever wrote there,
+    the test itself or a stage it started as a program."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    with MongoClient(mongodb_uri) as client:
+        client.drop_database(name)
 
 
 @pytest.fixture

@@ -16,31 +16,18 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
 from motor.motor_tornado import MotorClient
-from pymongo import MongoClient
 
 from support import ROOT, Client, course, free_port, image_bytes, load_stage, multipart, served, stage_program
-from test_lessons import excerpts
 
 STAGE = "part4_production"
 DEPLOY = ROOT / "deploy"
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def db_name(mongodb_uri):
-    """A database of the test's own, dropped afterwards: the programs these tests
-    start store their files there."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    yield name
-    with MongoClient(mongodb_uri) as client:
-        client.drop_database(name)
 
 
 # --- Talking to one process: a connection we know the owner of ---
@@ -387,12 +374,3 @@ def test_the_nginx_configuration_streams_and_passes_on_the_client():
                  "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
                  "proxy_set_header X-Forwarded-Proto $scheme;"):
         assert line in lines
-
-
-def test_the_lesson_quotes_the_repositorys_nginx_configuration():
-    site = (DEPLOY / "nginx.conf").read_text()
-    blocks = re.findall(r"^```nginx\n(.*?)^```", (ROOT / STAGE / "README.md").read_text(), re.M | re.S)
-    assert len(blocks) >= 4, "the lesson explains the configuration"
-    for block in blocks:
-        for run in excerpts(block):
-            assert run in site, f"{STAGE}/README.md quotes what deploy/nginx.conf does not say:\n{run}"

@@ -18,13 +18,12 @@ import os
 import re
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from motor.motor_tornado import MotorClient
 from PIL import Image
-from pymongo import MongoClient, monitoring
+from pymongo import monitoring
 
 from support import Client, free_port, image_bytes, load_stage, served, stage_program
 
@@ -32,16 +31,6 @@ STAGE = "part4_production"
 part4 = load_stage(STAGE)
 CHUNK = part4.CHUNK_SIZE
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def db_name(mongodb_uri):
-    """A database of the test's own, dropped afterwards: the programs these tests
-    start store their files there."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    yield name
-    with MongoClient(mongodb_uri) as client:
-        client.drop_database(name)
 
 
 async def eventually(check, timeout=30):
