@@ -41,35 +41,29 @@ async def start_an_upload(client, name):
     return reader, writer
 
 
+async def counts_soon(client, count, when):
+    """Wait (10 s at most) for /healthz to count `count` uploads, or say what it answers."""
+    async def counted():
+        return (await health(client)).get("uploads") == count
+
+    try:
+        await eventually(counted, timeout=10)
+    except AssertionError:
+        raise AssertionError(f'{when}, GET /healthz should answer {{"status": "ok", "uploads": {count}}}; '
+                             f"it answered {await health(client)!r}") from None
+
+
 async def test_healthz_counts_the_uploads_under_way(client):
     body = await health(client)
     assert body == {"status": "ok", "uploads": 0}, (
         f'with no upload under way, GET /healthz should answer {{"status": "ok", "uploads": 0}}; it answered {body!r}')
 
     connections = [await start_an_upload(client, f"slow{n}.bin") for n in range(2)]
-
-    async def two_uploads():
-        return (await health(client)).get("uploads") == 2
-
-    try:
-        await eventually(two_uploads, timeout=10)
-    except AssertionError:
-        body = await health(client)
-        raise AssertionError('with two uploads under way, GET /healthz should answer '
-                             f'{{"status": "ok", "uploads": 2}}; it answered {body!r}') from None
+    await counts_soon(client, 2, "with two uploads under way")
 
     for _, writer in connections:
         writer.close()  # gone: the uploads are cut short
-
-    async def none_left():
-        return (await health(client)).get("uploads") == 0
-
-    try:
-        await eventually(none_left, timeout=10)
-    except AssertionError:
-        body = await health(client)
-        raise AssertionError('once the uploads are cut short, GET /healthz should answer "uploads": 0 again; '
-                             f"it answered {body!r}") from None
+    await counts_soon(client, 0, "once the uploads are cut short")
     response = await client.fetch("/upload/quick.txt", "PUT", b"hello")
     assert response.code == 201, f"an upload still works (201); it answered {answer(response)}"
     body = await health(client)
