@@ -301,15 +301,9 @@ def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=No
 
     def make_app(db):
         if kind == "part3":
-            sys.path.insert(0, str(ROOT / "part3_streaming"))
-            import app
-
-            return app.make_app(db, files_dir=files_dir)
+            return course.load_stage("part3_streaming").make_app(db, files_dir=files_dir)
         if kind == "part2":
-            sys.path.insert(0, str(ROOT / "part2_thumbnails"))
-            import app
-
-            return app.make_app(db)
+            return course.load_stage("part2_thumbnails").make_app(db)
         if kind == "part4":
             from concurrent.futures import ThreadPoolExecutor
 
