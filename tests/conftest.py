@@ -39,10 +39,9 @@ def db_name(mongodb_uri):
 
 @pytest.fixture
 async def db(mongodb_uri, db_name):
-    """A database of the test's own, dropped afterwards."""
+    """A database of the test's own (db_name drops it afterwards)."""
     client = MotorClient(mongodb_uri)
     yield client[db_name]
-    await client.drop_database(db_name)
     client.close()
 
 
