@@ -6,8 +6,10 @@
     python3 course.py check STAGE [N...]             # checks your solutions to its exercises
 
 Each command creates `.venv/` and installs the pinned requirements the first time
-(and again whenever a requirements file changes). When no MongoDB answers at
-MONGODB_URI (default mongodb://localhost:27017), `run` starts the embedded
+(and again whenever a requirements file changes): requirements-db.txt for `run`,
+requirements-dev.txt for the others, each with coursekit/, the toolkit of the
+tests, benchmarks and notebooks (pyproject.toml says how). When no MongoDB answers
+at MONGODB_URI (default mongodb://localhost:27017), `run` starts the embedded
 database, SecantusDB, on that address and keeps its data in `.data/` (or in
 COURSE_DATA), so uploads survive a restart. Ctrl+C stops the app and the
 database together.
@@ -18,21 +20,16 @@ the script runs itself again with the environment's Python.
 
 import argparse
 import contextlib
-import functools
 import hashlib
-import importlib.util
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import venv
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -42,7 +39,8 @@ STAGES = sorted(path.parent.name for path in ROOT.glob("part*/app.py"))
 DEFAULT_URI = "mongodb://localhost:27017"
 MIN_PYTHON = (3, 11)  # Tornado 6.6, PyMongo 4.20 and Pillow 13 need it
 STOP_GRACE = 40  # seconds a stage may take to stop before it is killed
-COVERAGE_ENV = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+# What each command installs. A requirements file names the ones it builds on (-r).
+REQUIREMENTS = {"run": "requirements-db.txt", "test": "requirements-dev.txt", "check": "requirements-dev.txt"}
 
 
 # --- Setting up: the right Python, the virtual environment, the pinned packages ---
@@ -64,7 +62,7 @@ def ensure_python():
 
 
 def ensure_venv(requirements):
-    """Create .venv and install `requirements` into it, unless already done."""
+    """Create .venv and install `requirements` into it, and coursekit, unless done."""
     if not VENV_PYTHON.exists():
         print("Creating the virtual environment in .venv/ ...", flush=True)
         try:
@@ -75,25 +73,26 @@ def ensure_venv(requirements):
                 "error: Python could not create a virtual environment. On Debian or Ubuntu, "
                 "install it with: sudo apt install python3-venv"
             )
-    stamps = installed_stamps()
-    if all(stamp.exists() and stamp.read_text() == digest for stamp, digest in stamps[requirements]):
+    # A stamp per requirements file: installing one installs those it includes too.
+    stamps = [(VENV / f"installed-{name}", digest_of(*included(name), "pyproject.toml"))
+              for name in included(requirements)]
+    if all(stamp.exists() and stamp.read_text() == digest for stamp, digest in stamps):
         return
     print(f"Installing the pinned packages from {requirements} ...", flush=True)
     pip = [VENV_PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    if subprocess.run([*pip, "-r", ROOT / requirements]).returncode != 0:
+    # The project itself, editable: `import coursekit` finds coursekit/ from anywhere.
+    if subprocess.run([*pip, "-r", ROOT / requirements]).returncode or \
+            subprocess.run([*pip, "--no-deps", "--editable", ROOT]).returncode:
         sys.exit(f"error: pip could not install {requirements} (its message is above); "
                  "check the network, then run the same command again.")
-    for stamp, digest in stamps[requirements]:
+    for stamp, digest in stamps:
         stamp.write_text(digest)
 
 
-def installed_stamps():
-    """For each requirements file, the (stamp file, digest) pairs that say it is installed.
-
-    requirements-dev.txt includes requirements.txt, so installing it installs both."""
-    runtime = (VENV / "installed-requirements.txt", digest_of("requirements.txt"))
-    dev = (VENV / "installed-requirements-dev.txt", digest_of("requirements.txt", "requirements-dev.txt"))
-    return {"requirements.txt": [runtime], "requirements-dev.txt": [runtime, dev]}
+def included(requirements):
+    """`requirements` and the files it includes with -r, the included first."""
+    names = re.findall(r"^-r\s+(\S+)", (ROOT / requirements).read_text(), re.M)
+    return [name for included_name in names for name in included(included_name)] + [requirements]
 
 
 def digest_of(*names):
@@ -107,136 +106,11 @@ def in_venv():
 # --- The database: use the one at MONGODB_URI, or start the embedded one ---
 
 
-def redact(uri):
-    """The URI without its user name and password, fit for a log line."""
-    return re.sub(r"//[^@/]*@", "//***@", uri)
-
-
-def free_port():
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@functools.cache
-def load_stage(name, folder=None):
-    """Import `<name>/app.py` under its own module name, so that stages live side by side;
-    or, given a `folder`, the app.py of a copy of the stage there (an exercise's solution
-    applied), under a name of its own too."""
-    module_name = f"{name}.app" if folder is None else f"{name}.app_{hashlib.sha256(bytes(folder)).hexdigest()[:12]}"
-    spec = importlib.util.spec_from_file_location(module_name, Path(folder or ROOT / name) / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def wait_for(process, ready, timeout=30, interval=0.05):
-    """Wait until `ready()` is true, and say so; False if `process` exits first or
-    `timeout` seconds go by."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if process.poll() is not None or time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
-def listening(process, port, timeout=30):
-    """Wait until `process` listens on 127.0.0.1:`port`: False if it exits first or does not in time."""
-    return wait_for(process, lambda: port_open("127.0.0.1", port), timeout)
-
-
-def port_open(host, port):
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
-
-
-def mongodb_answers(uri, timeout_ms=2000):
-    address = local_address(uri)
-    if address and not port_open(*address):
-        return False  # nothing listens: no need to wait for the driver to give up
-    from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
-
-    client = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
-    try:
-        client.admin.command("ping")
-        return True
-    except PyMongoError:
-        return False
-    finally:
-        client.close()
-
-
-def local_address(uri):
-    """(host, port) when `uri` names one server on this machine, else None."""
-    parts = urlsplit(uri)
-    if parts.scheme != "mongodb" or "," in parts.netloc:
-        return None
-    host = parts.hostname or "localhost"
-    if host not in ("localhost", "127.0.0.1"):
-        return None
-    return "127.0.0.1", parts.port or 27017
-
-
-def stop(process, timeout=10, signum=signal.SIGINT):
-    """Ask `process` to stop as Ctrl+C would (or with `signum`), and make sure it has.
-
-    The children of `run` have process groups of their own, so Ctrl+C in the terminal
-    reaches this script alone, which stops them in order: the app, then the database."""
-    if process.poll() is None:
-        process.send_signal(signum)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@contextlib.contextmanager
-def embedded_db(port, storage, host="127.0.0.1"):
-    """Run SecantusDB on host:port with its files in `storage`; yield its URI."""
-    storage = Path(storage)
-    storage.mkdir(parents=True, exist_ok=True)
-    log_path = storage.parent / f"{storage.name}.log"
-    # The database needs no coverage measurement: keep the tests' tracer out of it.
-    env = {key: value for key, value in os.environ.items() if key not in COVERAGE_ENV}
-    command = [Path(sys.executable).parent / "secantusd-py", "--host", host, "--port", str(port),
-               "--storage-path", str(storage), "--standalone", "--log-level", "WARNING"]
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   process_group=0)
-    try:
-        uri = f"mongodb://{host}:{port}"
-        if not wait_for(process, lambda: mongodb_answers(uri, timeout_ms=500), interval=0.1):
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-            raise SystemExit(
-                f"error: the embedded database did not start on {host}:{port} "
-                f"(is the port taken?). Its log, {log_path}, ends with:\n  " + "\n  ".join(tail)
-            )
-        yield uri
-    finally:
-        stop(process)
-
-
-@contextlib.contextmanager
-def scratch_db():
-    """The URI of a MongoDB for tests and benchmarks: $MONGODB_URI when set, else the
-    embedded database on a free port, its files in a temporary folder deleted after."""
-    if uri := os.environ.get("MONGODB_URI"):
-        yield uri
-        return
-    with tempfile.TemporaryDirectory(prefix="course-db-") as storage, \
-            embedded_db(free_port(), Path(storage) / "db") as uri:
-        yield uri
-
-
 @contextlib.contextmanager
 def database(uri):
     """Yield a MongoDB URI that answers: `uri`, or the embedded database started there."""
+    from coursekit.database import embedded_db, local_address, mongodb_answers, redact
+
     if mongodb_answers(uri):
         print(f"Using the MongoDB that answers at {redact(uri)}", flush=True)
         yield uri
@@ -261,6 +135,8 @@ def database(uri):
 def check_app_args(stage, app_args):
     """Read the stage's options as the stage will, before anything starts: --help, or
     a mistake, is answered at once, not after the database has started."""
+    from coursekit.stages import load_stage
+
     options = getattr(load_stage(stage), "options", None)
     if options is None:  # part 1 reads environment variables only
         if app_args:
@@ -287,24 +163,24 @@ def serve(stage, app_args):
         try:
             return app.wait()
         finally:
-            # Part 4 lets requests under way finish first (--shutdown_timeout, 25 s by
-            # default, then up to --db_timeout to delete what it cut): wait for that.
-            stop(app, timeout=STOP_GRACE)
-
-
-def find_chromium():
-    """A Chromium for the browser tests: $CHROMIUM, the system's, or Playwright's own."""
-    candidates = [os.environ.get("CHROMIUM"), shutil.which("chromium"),
-                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
-    for candidate in candidates:
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
+            # The app has a process group of its own, so Ctrl+C in the terminal reaches
+            # this script alone, which stops the app, then the database. Part 4 lets
+            # requests under way finish first (--shutdown_timeout, 25 s by default,
+            # then up to --db_timeout to delete what it cut): wait for that.
+            if app.poll() is None:
+                app.send_signal(signal.SIGINT)
+            try:
+                app.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                app.wait()
 
 
 def browser_tests_can_run():
     """Whether there is a Chromium for the browser tests: the system's, or Playwright's,
     downloaded now if need be. If not, say so in one line."""
+    from coursekit.browser import find_chromium
+
     if find_chromium():
         return True
     print("No Chromium found for the browser tests: downloading Playwright's ...", flush=True)
@@ -429,7 +305,7 @@ def parse(argv):
 def main(argv=None):
     command, stage, extra = parse(sys.argv[1:] if argv is None else argv)
     ensure_python()
-    ensure_venv("requirements.txt" if command == "run" else "requirements-dev.txt")
+    ensure_venv(REQUIREMENTS[command])
     if not in_venv():
         os.execv(VENV_PYTHON, [VENV_PYTHON, __file__, *sys.argv[1:]])
     # Ctrl+C raises KeyboardInterrupt even where SIGINT came in ignored (a background

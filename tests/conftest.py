@@ -1,6 +1,24 @@
-"""Fixtures: one database server per test session, a fresh database per test,
-and each stage served over real HTTP on a free port."""
+"""How a test gets a running stage: one database server per session, a database of
+each test's own, and the stage served in two ways.
 
+Every test module says at its top which stages it runs on, in `RUNS_ON` (a list of
+stage names, empty for a module about no stage): a test that takes `stage`, or a
+fixture that does, runs once for each of them. Then a test asks for
+
+- `serve(**settings)`: the stage's `make_app(db, **settings)` served by this
+  process on a free port, over real HTTP; it returns a coursekit Client that has
+  visited the home page (so it holds the XSRF cookie, as a browser would).
+  `client` is `serve()`. In process, a test can reach into the app: its settings,
+  its handlers, its logger.
+- `program(*args)`: the stage run as a program, `python <stage>/app.py ARGS`, as a
+  learner runs it, on a free port; it returns the coursekit StageProgram, once it
+  listens. `program.run(*args)` runs one to its end instead: (exit status, output).
+
+Both use the database `db` (Motor) named `db_name`, on the server at `mongodb_uri`:
+$MONGODB_URI when set, else the embedded database, started once for the session.
+"""
+
+import contextlib
 import os
 import uuid
 
@@ -8,7 +26,11 @@ import pytest
 from motor.motor_tornado import MotorClient
 from pymongo import MongoClient
 
-from support import STAGES, Client, course, free_port, load_stage, served
+from coursekit.clients import Client
+from coursekit.database import embedded_db
+from coursekit.processes import StageLauncher, free_port
+from coursekit.serving import served
+from coursekit.stages import ROOT, STAGES, load_stage
 
 
 def pytest_addoption(parser):
@@ -17,13 +39,28 @@ def pytest_addoption(parser):
                           "as `python3 course.py check` does")
 
 
+def pytest_generate_tests(metafunc):
+    runs_on = getattr(metafunc.module, "RUNS_ON", None)
+    assert runs_on is not None, f"{metafunc.module.__name__} should say which stages it runs on: RUNS_ON = [...]"
+    assert set(runs_on) <= set(STAGES), f"{metafunc.module.__name__}: RUNS_ON names no stage: {runs_on}"
+    # A test of the module may run on fewer of them: its own parametrize("stage", ...).
+    own = [marker for marker in metafunc.definition.iter_markers("parametrize") if "stage" in argnames(marker)]
+    if "stage" in metafunc.fixturenames and not own:
+        metafunc.parametrize("stage", runs_on, scope="module")
+
+
+def argnames(parametrize):
+    names = parametrize.args[0]
+    return [name.strip() for name in names.split(",")] if isinstance(names, str) else list(names)
+
+
 @pytest.fixture(scope="session")
 def mongodb_uri(tmp_path_factory):
     """MONGODB_URI when set (a real MongoDB), else the embedded database on a free port."""
     if uri := os.environ.get("MONGODB_URI"):
         yield uri
         return
-    with course.embedded_db(free_port(), tmp_path_factory.mktemp("secantus")) as uri:
+    with embedded_db(free_port(), tmp_path_factory.mktemp("secantus")) as uri:
         yield uri
 
 
@@ -45,14 +82,42 @@ async def db(mongodb_uri, db_name):
     client.close()
 
 
-@pytest.fixture(params=STAGES)
-def stage(request):
-    """The name of each stage in turn: tests that take it run on every stage."""
-    return request.param
+@pytest.fixture(scope="module")
+def stage_folder(stage):
+    """The folder of the stage the tests run on (the exercises' checks give a copy's)."""
+    return ROOT / stage
+
+
+@pytest.fixture(scope="module")
+def stage_app(stage):
+    """The stage's app.py, imported."""
+    return load_stage(stage)
 
 
 @pytest.fixture
-async def client(stage, db):
-    """A Client for the stage's make_app(db), served on a free port of 127.0.0.1."""
-    async with served(load_stage(stage).make_app(db)) as base_url:
-        yield Client(base_url, db)
+async def serve(stage_app, db):
+    """serve(**settings): a Client of the stage's make_app(db, **settings), served on a
+    free port of 127.0.0.1, that has visited the home page. `db=` serves another
+    database; `visit=False` leaves the client as new, with no cookie."""
+    async with contextlib.AsyncExitStack() as servers:
+        async def start(db=db, visit=True, **settings):
+            client = Client(await servers.enter_async_context(served(stage_app.make_app(db, **settings))), db)
+            if visit:
+                await client.visit()
+            return client
+
+        yield start
+
+
+@pytest.fixture
+async def client(serve):
+    """A Client of the stage's make_app(db), served on a free port."""
+    return await serve()
+
+
+@pytest.fixture
+def program(stage_folder, mongodb_uri, db_name):
+    """program(*args): the stage run as a program on the test's database, listening;
+    stopped after the test (as Ctrl+C would). program.run(*args): one run to its end."""
+    with StageLauncher(stage_folder, mongodb_uri, db_name) as launcher:
+        yield launcher

@@ -20,6 +20,8 @@ from support import (ORIGINAL_PATHS, ROOT, STAGES, Client, corrupt_png, error_me
                      multipart, png_header, png_with_a_broken_chunk_list, png_with_a_text_bomb,
                      png_with_a_truncated_header, served, truncated_jpeg)
 
+RUNS_ON = STAGES  # every stage
+
 STAGE_TITLES = {"part1_basic": "part 1", "part2_thumbnails": "part 2", "part3_streaming": "part 3",
                 "part4_production": "part 4"}
 STREAMING = {"part3_streaming", "part4_production"}  # the stages with --max_upload_size and --files_dir

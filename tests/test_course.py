@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT, STAGES, Client, course, free_port, image_bytes
+import course
+from coursekit.clients import Client
+from coursekit.database import redact
+from coursekit.images import image_bytes
+from coursekit.processes import free_port, port_open
+from coursekit.stages import ROOT, STAGES
+from coursekit.waiting import wait_until
+
+RUNS_ON = STAGES  # every stage
 
 
 class RunCommand:
@@ -33,7 +41,9 @@ class RunCommand:
         self.children = []
 
     def wait_until_serving(self):
-        assert course.listening(self.process, self.port, timeout=60), self.output()
+        # Until it serves, or has exited (then the assertion shows why).
+        wait_until(lambda: port_open("127.0.0.1", self.port) or self.process.poll() is not None, timeout=60)
+        assert port_open("127.0.0.1", self.port), self.output()
 
     def ctrl_c(self):
         """SIGINT to the whole process group, as the terminal sends it."""
@@ -87,7 +97,7 @@ async def test_run_starts_the_embedded_db_keeps_uploads_and_ctrl_c_stops_all(run
     assert (await first.client.upload(image_bytes(), "kept.png")).code == 302
     assert first.ctrl_c() == 128 + signal.SIGINT
     assert not first.processes_left(), "Ctrl+C left a process behind"
-    assert not course.port_open("127.0.0.1", int(uri.rsplit(":", 1)[1]))
+    assert not port_open("127.0.0.1", int(uri.rsplit(":", 1)[1]))
 
     second = run_command(stage, uri)
     second.wait_until_serving()
@@ -135,7 +145,7 @@ def test_run_explains_when_the_database_port_is_taken(run_command):
     ],
 )
 def test_uris_are_shown_without_credentials(uri, shown):
-    assert course.redact(uri) == shown
+    assert redact(uri) == shown
 
 
 def test_an_old_python_is_told_what_to_do(monkeypatch):
@@ -214,9 +224,9 @@ def repository(tmp_path):
     copy = tmp_path / "repository"
     ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache")
     copy.mkdir()
-    for name in ["course.py", "pyproject.toml", "requirements.txt", "requirements-dev.txt"]:
+    for name in ["course.py", "pyproject.toml", "requirements.txt", "requirements-db.txt", "requirements-dev.txt"]:
         shutil.copy(ROOT / name, copy / name)
-    for name in ["tests", "solutions", *STAGES]:
+    for name in ["coursekit", "tests", "solutions", *STAGES]:
         shutil.copytree(ROOT / name, copy / name, ignore=ignore)
     (copy / ".venv").symlink_to(ROOT / ".venv")
     solution = ROOT / "solutions" / "part1_basic" / "3_delete_an_image.patch"

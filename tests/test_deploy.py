@@ -25,6 +25,8 @@ from motor.motor_tornado import MotorClient
 
 from support import ROOT, Client, course, free_port, image_bytes, load_stage, multipart, served, stage_program
 
+RUNS_ON = ["part4_production"]
+
 STAGE = "part4_production"
 DEPLOY = ROOT / "deploy"
 MiB = 1024 * 1024

@@ -14,6 +14,8 @@ from tornado.netutil import bind_sockets
 from support import (ORIGINAL_PATHS, STAGES, Client, course, error_message, free_port, image_bytes, load_stage,
                      multipart, served)
 
+RUNS_ON = STAGES  # every stage
+
 
 async def test_503_while_the_database_is_down_and_recovery_when_it_is_back(stage, tmp_path):
     port, storage = free_port(), tmp_path / "db"

@@ -23,6 +23,8 @@ from pymongo import MongoClient
 
 from support import STAGES, multipart, png_chunks, png_file, stage_program
 
+RUNS_ON = ["part2_thumbnails", "part3_streaming", "part4_production"]  # the stages that decode images
+
 DECODING_STAGES = [stage for stage in ("part2_thumbnails", "part3_streaming", "part4_production") if stage in STAGES]
 EXAMPLES = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 COLORS = {"1": 1, "L": 120, "LA": (100, 128), "P": 7, "RGB": (0, 128, 128), "RGBA": (0, 128, 128, 100),
@@ -70,21 +72,21 @@ class Stage:
         return {name: self.db[name].count_documents({}) for name in ("fs.files", "fs.chunks", "imgs")}
 
 
-@pytest.fixture(scope="module", params=DECODING_STAGES)
-def stage(request, mongodb_uri):
+@pytest.fixture(scope="module")
+def served_stage(stage, mongodb_uri):
     db_name = f"test_{uuid.uuid4().hex[:12]}"
-    with MongoClient(mongodb_uri) as client, stage_program(request.param, mongodb_uri, db_name) as program:
+    with MongoClient(mongodb_uri) as client, stage_program(stage, mongodb_uri, db_name) as program:
         yield Stage(program, client[db_name])
         client.drop_database(db_name)
 
 
 @pytest.mark.parametrize("format, mode", SEEDS)
-def test_every_kind_of_image_the_stages_accept_gets_its_thumbnail(stage, format, mode):
-    before = stage.stored()["imgs"]
-    status, _, body = stage.upload(SEED_BYTES[format, mode], f"seed.{format.lower()}")
+def test_every_kind_of_image_the_stages_accept_gets_its_thumbnail(served_stage, format, mode):
+    before = served_stage.stored()["imgs"]
+    status, _, body = served_stage.upload(SEED_BYTES[format, mode], f"seed.{format.lower()}")
     assert status == 302, body
-    assert stage.stored()["imgs"] == before + 1
-    newest = stage.db.imgs.find_one(sort=[("uploadDate", -1), ("_id", -1)])
+    assert served_stage.stored()["imgs"] == before + 1
+    newest = served_stage.db.imgs.find_one(sort=[("uploadDate", -1), ("_id", -1)])
     assert newest["thumbnail"] is not None
 
 
@@ -133,18 +135,18 @@ def edits(kinds, max_size):
 @EXAMPLES
 @given(kind=st.sampled_from(SEEDS), chunk_edits=edits(["retype", "drop", "repeat", "split", "add"], 3),
        byte_edits=edits(["set", "delete", "insert", "cut"], 4))
-def test_a_damaged_image_never_gets_a_5xx_and_a_refused_one_leaves_nothing(stage, kind, chunk_edits, byte_edits):
+def test_a_damaged_image_never_gets_a_5xx_and_a_refused_one_leaves_nothing(served_stage, kind, chunk_edits, byte_edits):
     data = SEED_BYTES[kind]
     if kind[0] == "PNG":
         data = mutate_chunks(data, chunk_edits)
     data = mutate(data, byte_edits)
-    before, logged = stage.stored(), len(stage.program.output())
-    status, _, body = stage.upload(data)
+    before, logged = served_stage.stored(), len(served_stage.program.output())
+    status, _, body = served_stage.upload(data)
     assert status < 500, body
-    after = stage.stored()
+    after = served_stage.stored()
     if status >= 400:
         assert after == before, body
     else:  # still an image (or, for part 3, a file): stored whole, and listed
         assert status == 302
         assert after["imgs"] == before["imgs"] + 1
-    assert "Traceback" not in stage.program.output()[logged:]
+    assert "Traceback" not in served_stage.program.output()[logged:]

@@ -37,6 +37,8 @@ import pytest
 
 from support import ROOT, STAGES, image_bytes, load_stage
 
+RUNS_ON = STAGES  # every stage
+
 DOCUMENTS = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.rglob("*.md")
                    if not any(part.startswith(".") for part in path.relative_to(ROOT).parts))
 LESSONS = [f"{stage}/README.md" for stage in STAGES]
@@ -125,7 +127,6 @@ def test_every_block_says_what_it_is(document):
             assert block.quoted_file.is_file(), f"{block}: no such file {block.quoted_file}"
 
 
-@pytest.mark.parametrize("stage", STAGES)
 def test_the_lesson_quotes_code(stage):
     assert len(blocks(f"{stage}/README.md", "python")) >= 3, "a lesson walks through its code"
 
@@ -274,7 +275,6 @@ def sections(markdown):
     return dict(zip(parts[1::2], parts[2::2]))
 
 
-@pytest.mark.parametrize("stage", STAGES)
 def test_the_lesson_opens_with_what_you_will_learn_and_a_diagram(stage):
     markdown = (ROOT / stage / "README.md").read_text()
     headings = list(sections(markdown))
@@ -287,7 +287,6 @@ def test_the_lesson_opens_with_what_you_will_learn_and_a_diagram(stage):
         assert diagram.text.split()[0] in MERMAID_TYPES, f"{diagram}: not a Mermaid diagram type"
 
 
-@pytest.mark.parametrize("stage", STAGES)
 def test_the_lesson_closes_with_what_you_built_its_trade_offs_and_the_next_stage(stage):
     markdown = (ROOT / stage / "README.md").read_text()
     found = sections(markdown)
@@ -300,7 +299,6 @@ def test_the_lesson_closes_with_what_you_built_its_trade_offs_and_the_next_stage
         assert f"](../{later[0]}/README.md)" in markdown, f"{stage}: a link to the next stage's lesson"
 
 
-@pytest.mark.parametrize("stage", STAGES)
 def test_the_lesson_reads_in_one_sitting(stage):
     lines = len((ROOT / stage / "README.md").read_text().splitlines())
     assert lines <= MAX_LESSON_LINES, (f"{stage}/README.md has {lines} lines: move benchmark methods and long "

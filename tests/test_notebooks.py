@@ -20,6 +20,8 @@ import pytest
 
 from support import ROOT, STAGES
 
+RUNS_ON = STAGES  # every stage
+
 
 def load(name):
     spec = importlib.util.spec_from_file_location(f"notebooks_{name}", ROOT / "notebooks" / f"{name}.py")
@@ -363,7 +365,6 @@ def test_the_links_lead_somewhere(path):
             assert anchor in {slug(heading) for heading in headings}, f"{path.name} links {target}: no such heading"
 
 
-@pytest.mark.parametrize("stage", STAGES)
 def test_the_stage_lesson_links_its_notebooks(stage):
     """A notebook whose stage line names a stage is linked from that stage's lesson."""
     named = [path.name for path in NOTEBOOKS

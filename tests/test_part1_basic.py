@@ -5,10 +5,8 @@ from motor.motor_tornado import MotorGridFSBucket
 
 from support import error_message, image_bytes
 
+RUNS_ON = ["part1_basic"]
 
-@pytest.fixture
-def stage():
-    return "part1_basic"
 
 
 @pytest.mark.parametrize("content_type", ["text/html", "image/svg+xml", "application/octet-stream"])

@@ -23,15 +23,13 @@ from tornado.netutil import bind_sockets
 
 from support import ROOT, Client, course, error_message, free_port, image_bytes, load_stage, multipart
 
+RUNS_ON = ["part2_thumbnails"]
+
 APP = ROOT / "part2_thumbnails" / "app.py"
 part2 = load_stage("part2_thumbnails")
 GALLERY_ITEM = re.compile(r'<a class="original" href="([^"]+)">\s*<img src="([^"]+)" alt="([^"]*)"')
 NOTHING = {"fs.files": 0, "fs.chunks": 0, "imgs": 0}
 
-
-@pytest.fixture
-def stage():
-    return "part2_thumbnails"
 
 
 # --- Helpers ---

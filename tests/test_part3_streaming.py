@@ -28,14 +28,11 @@ from tornado.netutil import bind_sockets
 from support import (Client, course, error_message, eventually, free_port, image_bytes, load_stage, multipart,
                      served, stage_program)
 
+RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
+
 CHUNK = 255 * 1024  # GridFS's default chunk size
 EMPTY = {"fs.files": 0, "fs.chunks": 0, "imgs": 0}
 
-
-@pytest.fixture(params=["part3_streaming", "part4_production"])
-def stage(request):
-    """Part 3, and part 4, which runs the same code for real."""
-    return request.param
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from pymongo import monitoring
 
 from support import Client, free_port, image_bytes, load_stage, served, stage_program
 
+RUNS_ON = ["part4_production"]
+
 STAGE = "part4_production"
 part4 = load_stage(STAGE)
 CHUNK = part4.CHUNK_SIZE

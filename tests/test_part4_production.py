@@ -23,6 +23,8 @@ from tornado.httpserver import HTTPServer
 
 from support import ROOT, course, free_port, image_bytes, load_stage, stage_program
 
+RUNS_ON = ["part4_production"]
+
 STAGE = "part4_production"
 CHUNK = 255 * 1024  # GridFS's chunk size: a body past it has a chunk stored
 LIMIT = 30  # seconds: how long a socket waits before the test fails (a bound, not a delay)

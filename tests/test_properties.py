@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 
 from support import STAGES, GalleryParser, multipart, stage_program
 
+RUNS_ON = ["part3_streaming"]
+
 STAGE = "part3_streaming"
 CHUNK = 255 * 1024  # GridFS's default chunk size: pieces and ranges should cross it
 pytestmark = pytest.mark.skipif(STAGE not in STAGES, reason="part 3 is not in this tree")

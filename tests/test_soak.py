@@ -3,6 +3,9 @@ mixed with hostile requests; none lost, none changed, no server error answered o
 logged. The long one: tests/soak.py."""
 
 from soak import soak
+from coursekit.stages import STAGES
+
+RUNS_ON = STAGES  # every stage
 
 
 def test_a_short_soak_with_hostile_requests_loses_nothing_and_logs_no_5xx(stage, mongodb_uri):

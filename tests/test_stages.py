@@ -9,6 +9,9 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 
 from support import course, free_port, image_bytes, stage_program
+from coursekit.stages import STAGES
+
+RUNS_ON = STAGES  # every stage
 
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 

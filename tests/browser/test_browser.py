@@ -11,6 +11,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from support import course, image_bytes, stage_program
+from coursekit.stages import STAGES
+
+RUNS_ON = STAGES  # every stage
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

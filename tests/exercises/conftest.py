@@ -1,17 +1,19 @@
-"""The exercises' checks, and the stage each one runs on.
+"""The exercises' checks, and the copy of the stage each one runs on.
 
 tests/exercises/<stage>/test_<n>_<name>.py checks exercise n of the stage's lesson
-through what a visitor sees (HTTP) and what the database holds. Run on:
+through what a visitor sees (HTTP) and what the database holds; its RUNS_ON names
+the stage. It gets the stage through tests/conftest.py's fixtures (`client`,
+`serve`, `program`), which here serve, or run, the folder that `stage_dir` gives:
 
 - your working copy of the stage, `<stage>/`, with `--yours`: that is what
   `python3 course.py check <stage> [n]` does;
-- otherwise (the suite), on a copy of the stage in a temporary folder with the
+- otherwise (the suite), a copy of the stage in a temporary folder with the
   reference solution, solutions/<stage>/<n>_<name>.patch, applied by `git apply`:
-  it must pass; and on the stage as it is: it must fail, on an assertion (the
-  message a learner reads), since an exercise that passes untouched is no exercise.
+  the check must pass; and the stage as it is: the check must fail, on an assertion
+  (the message a learner reads), since an exercise that passes untouched is no
+  exercise.
 """
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT, Client, load_stage, served
+from coursekit.stages import ROOT, load_stage
 
 SOLUTIONS = ROOT / "solutions"
 UNCHANGED = pytest.mark.xfail(
@@ -34,10 +36,9 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="module")
-def stage_dir(request, tmp_path_factory):
+def stage_dir(request, stage, tmp_path_factory):
     """The folder of the stage the checks run on: the stage itself, or a copy of it with
     the exercise's solution applied."""
-    stage = request.path.parent.name
     if request.param != "solution":
         return ROOT / stage
     patch = SOLUTIONS / stage / f"{request.path.stem.removeprefix('test_')}.patch"
@@ -56,26 +57,11 @@ def git_apply(patch, folder):
 
 
 @pytest.fixture(scope="module")
-def stage_app(stage_dir):
-    """The stage's app.py, imported."""
-    name = stage_dir.name
-    return load_stage(name) if stage_dir == ROOT / name else load_stage(name, stage_dir)
+def stage_folder(stage_dir):
+    return stage_dir
 
 
-@pytest.fixture
-async def serve(stage_app, db):
-    """serve(**settings): a Client of the stage's make_app(db, **settings), served on a
-    free port, that has seen the home page (and has its XSRF cookie, as a browser would)."""
-    async with contextlib.AsyncExitStack() as servers:
-        async def start(**settings):
-            client = Client(await servers.enter_async_context(served(stage_app.make_app(db, **settings))), db)
-            await client.fetch("/")
-            return client
-
-        yield start
-
-
-@pytest.fixture
-async def client(serve):
-    """A Client of the stage's make_app(db)."""
-    return await serve()
+@pytest.fixture(scope="module")
+def stage_app(stage, stage_dir):
+    """The app.py of the folder the checks run on, imported."""
+    return load_stage(stage) if stage_dir == ROOT / stage else load_stage(stage, stage_dir)

@@ -14,6 +14,8 @@ from bson import ObjectId
 
 from support import answer, error_message, image_bytes
 
+RUNS_ON = ["part1_basic"]
+
 
 async def upload(client, name, data):
     """Upload an image as the form does; its fs.files document."""

@@ -14,6 +14,8 @@ from bson import ObjectId
 
 from support import GalleryParser, answer, error_message, image_bytes, stage_program
 
+RUNS_ON = ["part1_basic"]
+
 OLDER_LINK = re.compile(r'<a class="older" href="([^"]+)">')
 
 

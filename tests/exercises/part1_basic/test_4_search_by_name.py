@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 from support import GalleryParser, answer, image_bytes
 
+RUNS_ON = ["part1_basic"]
+
 NAMES = ["Cat.png", "concat.png", "dog.png", "a.b.png", "axb.png", "(draft).png"]
 
 

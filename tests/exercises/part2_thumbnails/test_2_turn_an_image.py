@@ -17,6 +17,8 @@ from PIL import Image
 
 from support import Client, answer, error_message
 
+RUNS_ON = ["part2_thumbnails"]
+
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
 

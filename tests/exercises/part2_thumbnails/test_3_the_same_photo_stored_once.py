@@ -11,6 +11,8 @@ import hashlib
 
 from support import answer, image_bytes
 
+RUNS_ON = ["part2_thumbnails"]
+
 
 async def upload(client, data, name):
     response = await client.upload(data, name)

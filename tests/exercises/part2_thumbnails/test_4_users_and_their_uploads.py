@@ -30,6 +30,8 @@ from bson import ObjectId
 
 from support import Client, answer, error_message, image_bytes
 
+RUNS_ON = ["part2_thumbnails"]
+
 NOTHING = {"fs.files": 0, "fs.chunks": 0, "imgs": 0}
 
 

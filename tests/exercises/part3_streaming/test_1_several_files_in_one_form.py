@@ -15,6 +15,8 @@ import os
 
 from support import answer, corrupt_png, error_message, eventually, image_bytes, multipart
 
+RUNS_ON = ["part3_streaming"]
+
 LIMIT = 100_000  # --max_upload_size, in bytes
 
 

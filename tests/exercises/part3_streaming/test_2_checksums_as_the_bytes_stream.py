@@ -15,6 +15,8 @@ import os
 
 from support import answer, error_message, image_bytes, multipart
 
+RUNS_ON = ["part3_streaming"]
+
 
 def repr_digest(data):
     return f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"

@@ -15,6 +15,8 @@ from bson import ObjectId
 
 from support import answer, eventually
 
+RUNS_ON = ["part3_streaming"]
+
 
 async def test_only_whole_downloads_count(client):
     data = os.urandom(20 * 1024 * 1024)  # more than the sockets' buffers hold

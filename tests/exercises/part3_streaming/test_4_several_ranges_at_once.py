@@ -18,6 +18,8 @@ import pytest
 
 from support import answer
 
+RUNS_ON = ["part3_streaming"]
+
 SIZE = 600_000  # three chunks of 255 KiB
 DATA = os.urandom(SIZE)
 

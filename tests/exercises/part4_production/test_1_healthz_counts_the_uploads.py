@@ -12,6 +12,8 @@ import json
 
 from support import answer, eventually
 
+RUNS_ON = ["part4_production"]
+
 
 async def health(client):
     response = await client.fetch("/healthz")

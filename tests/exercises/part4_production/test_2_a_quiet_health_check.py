@@ -14,6 +14,8 @@ from motor.motor_tornado import MotorClient
 
 from support import Client, answer, free_port, served
 
+RUNS_ON = ["part4_production"]
+
 
 def access_lines(caplog):
     return [record.getMessage() for record in caplog.records if record.name == "tornado.access"]

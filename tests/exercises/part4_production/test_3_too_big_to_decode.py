@@ -10,6 +10,8 @@ An image that needs up to twice the budget is stored as before.
 
 from support import answer, image_bytes
 
+RUNS_ON = ["part4_production"]
+
 MB = 1024**2
 # An RGB PNG of 2000 x 2000 takes 8 MB (the decoders' buffers) + 4 bytes a pixel:
 # 24 MB to decode, in a file of some kilobytes.

@@ -1,0 +1,18 @@
+"""coursekit: what the course's tests, benchmarks and notebooks share.
+
+    stages      the stages, and the one way to load one (load_stage)
+    serving     a Tornado app served in this process, over real HTTP (served)
+    processes   a program run as a child process, a stage as a learner runs it
+                (Program, StageProgram, StageLauncher), free ports
+    database    the MongoDB to use: $MONGODB_URI, or the embedded SecantusDB
+    clients     a cookie-keeping, XSRF-aware HTTP client, raw connections,
+                multipart forms, what a page says
+    images      sound, photo-like, damaged and crafted images
+    waiting     waiting, with a bound, for something to become true (tenacity)
+    browser     the Chromium the browser tests drive
+
+`python3 course.py` installs the repository into .venv/ as an editable package
+(pyproject.toml), so `import coursekit` works from the tests, from a benchmark
+(`python bench/NAME.py`) and from a notebook's kernel alike. README.md, beside
+this file, says how a test gets a running stage.
+"""

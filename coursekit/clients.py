@@ -1,0 +1,192 @@
+"""Talking to a stage as browsers and scripts do: a client that keeps cookies and
+sends the XSRF token back, a raw connection for clients that misbehave, the
+multipart form a browser sends, and what a page says."""
+
+import asyncio
+import io
+import re
+import uuid
+from html import unescape
+from html.parser import HTMLParser
+from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
+
+from tornado.httpclient import AsyncHTTPClient
+
+UPLOAD_COLLECTIONS = ("fs.files", "fs.chunks", "imgs")  # where an upload leaves documents
+
+
+def multipart(fields):
+    """A multipart/form-data body and its Content-Type, from {name: value} or from a
+    list of (name, value) when a name comes more than once. A value is bytes or str
+    (a field), or (filename, data, content_type) (a file).
+
+    Names are written as they are, unescaped: as an attacker's client may send them."""
+    boundary = uuid.uuid4().hex
+    body = io.BytesIO()
+    for name, value in fields.items() if isinstance(fields, dict) else fields:
+        body.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'.encode())
+        if isinstance(value, tuple):
+            filename, data, content_type = value
+            body.write(f'; filename="{filename}"\r\nContent-Type: {content_type}'.encode())
+        else:
+            data = value.encode() if isinstance(value, str) else value
+        body.write(b"\r\n\r\n" + data + b"\r\n")
+    body.write(f"--{boundary}--\r\n".encode())
+    return body.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+class GalleryParser(HTMLParser):
+    """Collects (href, alt) for each `<a class="original"><img alt=...>` on a page, and
+    the action of its upload form."""
+
+    def __init__(self):
+        super().__init__()
+        self.items, self.form_action, self._href = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and "original" in (attrs.get("class") or "").split():
+            self._href = attrs["href"]
+        elif tag == "img" and self._href:
+            self.items.append((self._href, attrs.get("alt")))
+            self._href = None
+        elif tag == "form" and attrs.get("enctype") == "multipart/form-data":
+            self.form_action = attrs.get("action")
+
+
+def parsed(html):
+    parser = GalleryParser()
+    parser.feed(html)
+    return parser
+
+
+def error_message(html):
+    """The sentence an error page gives."""
+    match = re.search(r'<p class="error">(.*?)</p>', html, re.S)
+    return match and unescape(match.group(1).strip())
+
+
+def answer(response):
+    """A response in words, for a learner: its status, where it redirects, what its
+    error page says."""
+    message = error_message(response.body.decode(errors="replace"))
+    if 300 <= response.code < 400:
+        return f"{response.code}, to {response.headers.get('Location')}"
+    return f'{response.code}, "{message}"' if message else str(response.code)
+
+
+def cookie_values(set_cookie_headers):
+    """{name: value} of the cookies that Set-Cookie headers set."""
+    return {name: morsel.value for header in set_cookie_headers for name, morsel in SimpleCookie(header).items()}
+
+
+class Client:
+    """Talks to a served stage over real HTTP, keeping cookies like a browser.
+
+    Like a script that has read Tornado's docs, it sends the `_xsrf` cookie back as
+    the X-XSRFToken header, so the same tests run on stages with XSRF protection.
+    `db`, if given, is the stage's database (a Motor one), for stored()."""
+
+    def __init__(self, base_url, db=None):
+        self.base_url, self.db, self.cookies = base_url, db, {}
+        self.form_action = None  # where the home page's upload form posts, once seen
+
+    async def fetch(self, path, method="GET", body=None, headers=None, **kwargs):
+        """Tornado's AsyncHTTPClient.fetch of `path`, with the cookies; redirects not
+        followed, errors returned (not raised)."""
+        headers = dict(headers or {})
+        if self.cookies:
+            headers.setdefault("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+        if method not in ("GET", "HEAD") and "_xsrf" in self.cookies:
+            headers.setdefault("X-XSRFToken", self.cookies["_xsrf"])
+        response = await AsyncHTTPClient().fetch(
+            self.base_url + path, method=method, body=body, headers=headers,
+            follow_redirects=False, raise_error=False, **kwargs,
+        )
+        self.cookies.update(cookie_values(response.headers.get_list("Set-Cookie")))
+        if path == "/" and method == "GET" and response.code == 200:
+            self.form_action = unescape(parsed(response.body.decode()).form_action or "") or None
+        return response
+
+    async def visit(self):
+        """Open the home page, as a visitor arrives: the XSRF cookie, where the stage
+        sets one. Returns the page's response."""
+        return await self.fetch("/")
+
+    def xsrf_headers(self):
+        """The Cookie and X-XSRFToken headers a request of this client's carries."""
+        token = self.cookies.get("_xsrf")
+        return {"Cookie": f"_xsrf={token}", "X-XSRFToken": token} if token else {}
+
+    async def upload(self, data, filename="image.png", content_type="image/png", field="file", headers=None):
+        """Post a file through the home page's upload form, as a browser does: to where
+        the form says (the page is opened first, if this client has not seen it)."""
+        if self.form_action is None:
+            response = await self.visit()
+            assert self.form_action, f"the home page has no upload form ({response.code})"
+        body, form_type = multipart({field: (filename, data, content_type)})
+        return await self.fetch(self.form_action, "POST", body, {"Content-Type": form_type, **(headers or {})})
+
+    async def listed(self, path="/"):
+        """(href, name) of each upload on the home page (or the page at `path`), in the page's order."""
+        response = await self.fetch(path)
+        assert response.code == 200, f"GET {path} should show a page of uploads (200); it answered {response.code}"
+        return parsed(response.body.decode()).items
+
+    async def stored(self):
+        """How many documents the upload collections hold."""
+        return {name: await self.db[name].count_documents({}) for name in UPLOAD_COLLECTIONS}
+
+
+class RawConnection:
+    """One connection to a served stage, speaking HTTP by hand: for clients that stop
+    halfway, lie about sizes, trickle, or go silent. With a Client, its XSRF cookie and
+    token go with each request (the client visits the home page first if need be)."""
+
+    def __init__(self, base_url_or_client):
+        self.client = base_url_or_client if isinstance(base_url_or_client, Client) else None
+        address = urlsplit(self.client.base_url if self.client else base_url_or_client)
+        self.host, self.port = address.hostname, address.port
+
+    async def __aenter__(self):
+        if self.client and not self.client.cookies:
+            await self.client.visit()
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+    def close(self):
+        self.writer.close()
+
+    async def send_headers(self, method, path, headers=()):
+        """The request line and headers, then the blank line that ends them."""
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}", *headers]
+        if self.client:
+            lines += [f"{name}: {value}" for name, value in self.client.xsrf_headers().items()]
+        await self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    async def send(self, data):
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self, timeout=20):
+        """(status, headers as a dict with lower-case names, body) of the answer."""
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines if line)}
+        body = await asyncio.wait_for(self.reader.readexactly(int(headers.get("content-length", 0))), timeout)
+        return int(status_line.split()[1]), headers, body
+
+    async def rest(self, timeout=20):
+        """Whatever the server sends until it closes the connection."""
+        try:
+            return await asyncio.wait_for(self.reader.read(), timeout)
+        except ConnectionResetError:
+            return b""
