@@ -10,10 +10,8 @@ is installed. Runs take turns, after a warm-up, and the medians are printed, wit
 the growth of each server's resident memory (the largest over its runs).
 """
 
-import argparse
-
-from harness import MiB, Server, big_file, download, gridfs_file_id, median, memory, nginx, put_file, ratio, \
-    read_with_driver
+from harness import (MiB, Server, big_file, command_line, download, gridfs_file_id, median, memory, nginx, put_file,
+                     ratio, read_with_driver)
 
 
 def measure(name, runs, get, server=None):
@@ -40,8 +38,7 @@ def show(title, rows, reference):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small file, few runs")
+    parser = command_line(__doc__, "a small file, few runs")
     args = parser.parse_args()
     size, runs = (32 * MiB, 2) if args.quick else (1024 * MiB, 5)
 
@@ -51,12 +48,12 @@ def main():
         with Server("part3", db_uri, db_name, files_dir) as part3, \
                 Server("gridfshandler", db_uri, db_name) as handler, \
                 Server("static", db_uri, db_name, files_dir) as static:
-            seconds, upload_id = put_file(part3.url, path)
+            seconds, location = put_file(part3.url, path)
             print(f"(stored in GridFS through part 3's PUT at {size / 1e6 / seconds:.0f} MB/s)")
-            file_id = gridfs_file_id(db_uri, db_name, upload_id)
+            file_id = gridfs_file_id(db_uri, db_name, path.name)
 
             gridfs = [
-                measure("part 3, /imgs/<id>/orig", runs, lambda: download(f"{part3.url}/imgs/{upload_id}/orig", size),
+                measure("part 3, /imgs/<id>/orig", runs, lambda: download(part3.url + location, size),
                         part3),
                 measure("Motor's GridFSHandler", runs, lambda: download(f"{handler.url}/fs/{file_id}", size), handler),
                 measure("the driver alone (readchunk)", runs, lambda: read_with_driver(db_uri, db_name, file_id)),

@@ -17,16 +17,17 @@ import asyncio
 import http.client
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from tornado.httpclient import AsyncHTTPClient
-
-from common import course, percentile, photo_jpeg
+from coursekit.clients import Client
+from coursekit.database import scratch_db
+from coursekit.images import photo_jpeg
+from coursekit.processes import Program, free_port
+from coursekit.stages import load_stage
+from harness import Measured, allow_requests, command_line, fresh_database, percentile
 
 MODES = {"inline": "on the event loop", "executor": "on the thread pool"}
 LIGHT_REQUEST = "/static/style.css"
@@ -37,7 +38,7 @@ async def serve(mode, port, mongodb_uri, db_name, workers):
     """Serve part 2 on 127.0.0.1:port, with thumbnails made in `mode`: the child process."""
     from motor.motor_tornado import MotorClient
 
-    part2 = course.load_stage("part2_thumbnails")
+    part2 = load_stage("part2_thumbnails")
     if mode == "inline":
         executor = None
     else:
@@ -47,30 +48,11 @@ async def serve(mode, port, mongodb_uri, db_name, workers):
     await asyncio.Event().wait()
 
 
-class Uploader:
-    """Uploads as a script that read the docs would: with the XSRF cookie and header."""
-
-    def __init__(self, base_url, max_clients):
-        self.base_url = base_url
-        self.http = AsyncHTTPClient(force_instance=True, max_clients=max_clients)
-        self.headers = {}
-
-    async def start(self):
-        response = await self.http.fetch(self.base_url + "/")
-        token = response.headers["Set-Cookie"].split("_xsrf=", 1)[1].split(";", 1)[0]
-        self.headers = {"Cookie": f"_xsrf={token}", "X-XSRFToken": token}
-
-    async def upload(self, jpeg, name):
-        boundary = uuid.uuid4().hex
-        body = b"".join([
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n".encode(), jpeg, f"\r\n--{boundary}--\r\n".encode(),
-        ])
-        headers = {**self.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
-        response = await self.http.fetch(self.base_url + "/", method="POST", body=body, headers=headers,
-                                         follow_redirects=False, raise_error=False, request_timeout=600)
-        if response.code != 302:
-            raise SystemExit(f"error: an upload got {response.code}: {response.body[:300]!r}")
+async def upload(client, jpeg, name):
+    """Upload `jpeg` through the home page's form, as a browser does."""
+    response = await client.upload(jpeg, name, "image/jpeg")
+    if response.code != 302:
+        raise SystemExit(f"error: an upload got {response.code}: {response.body[:300]!r}")
 
 
 def ping_until(done, port):
@@ -94,54 +76,48 @@ def ping_until(done, port):
     return latencies
 
 
-async def latencies_during_uploads(port, jpeg, uploads, rounds):
+async def latencies_during_uploads(server, jpeg, uploads, rounds):
     """Light-request latencies (ms) while `uploads` uploads are in flight, `rounds`
     times; and how long each round of uploads took (s)."""
-    uploader = Uploader(f"http://127.0.0.1:{port}", uploads)
-    await uploader.start()
-    await uploader.upload(jpeg, "warm-up.jpg")  # threads, connections and decoders ready
+    allow_requests(uploads)
+    client = Client(server.url)
+    await upload(client, jpeg, "warm-up.jpg")  # threads, connections and decoders ready
     latencies, durations = [], []
     for round_ in range(rounds):
         start = time.perf_counter()
-        in_flight = asyncio.gather(*(uploader.upload(jpeg, f"r{round_}-{n}.jpg") for n in range(uploads)))
+        in_flight = asyncio.gather(*(upload(client, jpeg, f"r{round_}-{n}.jpg") for n in range(uploads)))
         done = threading.Event()
         in_flight.add_done_callback(lambda _: done.set())
-        latencies += await asyncio.to_thread(ping_until, done, port)
+        latencies += await asyncio.to_thread(ping_until, done, server.port)
         await in_flight
         durations.append(time.perf_counter() - start)
     return latencies, durations
 
 
-def measure(mode, jpeg, args, mongodb_uri):
-    """Serve part 2 in `mode` in a child process, and measure it."""
-    port, db_name = course.free_port(), f"bench_{uuid.uuid4().hex[:8]}"
-    server = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--port", str(port),
-                               "--db-uri", mongodb_uri, "--db-name", db_name, "--workers", str(args.workers)])
-    try:
-        if not course.listening(server, port):
-            raise SystemExit(f"error: the {mode} server did not start")
-        return asyncio.run(latencies_during_uploads(port, jpeg, args.uploads, args.rounds))
-    finally:
-        course.stop(server)
-        drop_database(mongodb_uri, db_name)
+class Server(Measured, Program):
+    """This script run with --serve: part 2 with thumbnails made in `mode`, on a free port."""
+
+    def __init__(self, mode, db_uri, db_name, workers):
+        port = free_port()
+        super().__init__([sys.executable, __file__, "--serve", mode, "--port", port, "--db-uri", db_uri,
+                          "--db-name", db_name, "--workers", workers], port)
 
 
-def drop_database(mongodb_uri, db_name):
-    from pymongo import MongoClient
+def measure(mode, jpeg, args, db_uri):
+    """Serve part 2 in `mode` in a child process, on a fresh database, and measure it."""
+    with fresh_database(db_uri) as db_name, Server(mode, db_uri, db_name, args.workers) as server:
+        return asyncio.run(latencies_during_uploads(server, jpeg, args.uploads, args.rounds))
 
-    with MongoClient(mongodb_uri) as client:
-        client.drop_database(db_name)
 
-
-def run(args, mongodb_uri):
+def run(args, db_uri):
     jpeg = photo_jpeg(args.megapixels)
-    workers = args.workers or course.load_stage("part2_thumbnails").THUMBNAIL_THREADS
+    workers = args.workers or load_stage("part2_thumbnails").THUMBNAIL_THREADS
     print(f"GET {LIGHT_REQUEST} while {args.uploads} uploads of a {args.megapixels}-megapixel JPEG "
           f"({len(jpeg) / 1e6:.1f} MB) are in flight, {args.rounds} time(s); {os.cpu_count()} cores, "
           f"{workers} thumbnail thread(s); load average {os.getloadavg()[0]:.2f}")
     p99 = {}
     for mode, where in MODES.items():
-        latencies, durations = measure(mode, jpeg, args, mongodb_uri)
+        latencies, durations = measure(mode, jpeg, args, db_uri)
         p50, p99[mode] = percentile(latencies, 50), percentile(latencies, 99)
         print(f"thumbnails {where:18}: p50 {p50:6.1f} ms   p99 {p99[mode]:6.1f} ms   "
               f"max {max(latencies):6.1f} ms   ({len(latencies)} requests; "
@@ -150,8 +126,7 @@ def run(args, mongodb_uri):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small images, two uploads, one round")
+    parser = command_line(__doc__, "small images, two uploads, one round")
     parser.add_argument("--uploads", type=int, default=8, help="uploads in flight at once (default 8)")
     parser.add_argument("--rounds", type=int, default=5, help="how many times (default 5)")
     parser.add_argument("--megapixels", type=int, default=24, help="of the JPEG uploaded (default 24)")
@@ -171,7 +146,7 @@ def main():
         except KeyboardInterrupt:
             pass
         return
-    with course.scratch_db() as uri:
+    with scratch_db() as uri:
         run(args, uri)
 
 

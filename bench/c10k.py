@@ -30,13 +30,15 @@ import os
 import re
 import resource
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 
-from common import ROOT, course, percentile, photo_jpeg
-from harness import MB, MiB, database, reset_peak, status
+from coursekit.clients import Client, RawConnection
+from coursekit.images import photo_jpeg
+from coursekit.processes import Program, free_port
+from coursekit.stages import ROOT, load_stage
+from harness import MB, Measured, MiB, command_line, database, percentile
 
 STAGES = {"part3": "part3_streaming", "part4": "part4_production"}
 LIGHT_REQUEST = "/static/style.css"
@@ -94,27 +96,18 @@ def serve(app, stats_path, breakdown=False, max_uploads=None):
     runpy.run_path(app, run_name="__main__")
 
 
-class Stage:
+class Stage(Measured, Program):
     """A stage serving on a free port, through serve() above, until stop()."""
 
-    def __init__(self, stage, db_uri, db_name, log, breakdown=False, max_uploads=None):
-        self.port, self.breakdown = course.free_port(), breakdown
+    def __init__(self, stage, db_uri, db_name, breakdown=False, max_uploads=None):
+        port, self.breakdown = free_port(), breakdown
         self.stats = tempfile.NamedTemporaryFile(suffix=".json")
-        env = {**os.environ, "PORT": str(self.port), "MONGODB_URI": db_uri, "MONGODB_DB": db_name}
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(ROOT / stage / "app.py"), self.stats.name,
-             *(["--breakdown"] if breakdown else []), *([f"--max-uploads={max_uploads}"] if max_uploads else [])],
-            env=env, stdout=log, stderr=log)
-        if not course.listening(self.process, self.port):
-            log.seek(0)
-            raise SystemExit(f"error: {stage} did not start:\n{log.read().decode(errors='replace')}")
+        command = [sys.executable, __file__, "--serve", ROOT / stage / "app.py", self.stats.name,
+                   *(["--breakdown"] if breakdown else []), *([f"--max-uploads={max_uploads}"] if max_uploads else [])]
+        super().__init__(command, port, {"PORT": str(port), "MONGODB_URI": db_uri, "MONGODB_DB": db_name})
 
-    def rss(self):
-        return status(self.process.pid, "VmRSS")
-
-    def stop(self):
-        """Stop it; its figures (see serve())."""
-        course.stop(self.process, timeout=30)
+    def figures(self):
+        """Its figures (see serve()), once it has stopped."""
         with open(self.stats.name) as file:
             text = file.read()
         self.stats.close()
@@ -200,46 +193,35 @@ async def visitors(port, count, interval, seconds, server, on_connected, idle=0)
 async def trickled_uploads(port, photo, count, seconds):
     """`count` PUTs of `photo`, each sending its bytes a piece at a time over `seconds`
     / 2, the first ones starting first: how many were stored (201)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-    head = await reader.readuntil(b"\r\n\r\n")
-    await reader.readexactly(int(re.search(rb"\r\nContent-Length: *(\d+)", head, re.I)[1]))
-    token = re.search(rb"_xsrf=([^;]+)", head)[1].decode()
-    writer.close()
+    client = Client(f"http://127.0.0.1:{port}")
+    await client.visit()  # the XSRF cookie, that each upload sends back
     pieces = 64
     piece = -(-len(photo) // pieces)
 
     async def upload(n):
         await asyncio.sleep(seconds / 2 * n / count)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write((f"PUT /upload/trickle{n}.jpg HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                      f"Cookie: _xsrf={token}\r\nX-XSRFToken: {token}\r\nContent-Type: image/jpeg\r\n"
-                      f"Content-Length: {len(photo)}\r\n\r\n").encode())
-        for offset in range(0, len(photo), piece):
-            writer.write(photo[offset : offset + piece])
-            await writer.drain()
-            await asyncio.sleep(seconds / 2 / pieces)
-        head = await reader.readuntil(b"\r\n\r\n")
-        writer.close()
-        return head.startswith(b"HTTP/1.1 201 ")
+        async with RawConnection(client) as connection:
+            await connection.send_headers("PUT", f"/upload/trickle{n}.jpg",
+                                          ["Content-Type: image/jpeg", f"Content-Length: {len(photo)}"])
+            for offset in range(0, len(photo), piece):
+                await connection.send(photo[offset : offset + piece])
+                await asyncio.sleep(seconds / 2 / pieces)
+            status, _, _ = await connection.response(timeout=None)
+        return status == 201
 
     return sum(await asyncio.gather(*(upload(n) for n in range(count))))
 
 
 def measure(stage, connections, interval, seconds, uploads=0, idle=0, breakdown=False):
     """Serve `stage` on a fresh database and put it under load: its figures."""
-    with database() as (db_uri, db_name), tempfile.TemporaryFile() as log:
+    with database() as (db_uri, db_name):
         # Every upload held at once, not shed: the run measures what they cost.
-        server = Stage(stage, db_uri, db_name, log, breakdown, max_uploads=uploads or None)
-        try:
+        with Stage(stage, db_uri, db_name, breakdown, max_uploads=uploads or None) as server:
             figures = asyncio.run(load(server, connections, interval, seconds, uploads, idle))
-        finally:
-            served = server.stop()
+        served = server.figures()
         figures.update(pauses=served["pauses"], added=served["added"])
-        log.seek(0)
-        if b"Traceback" in log.read():
-            log.seek(0)
-            raise SystemExit(f"error: {stage} logged a traceback:\n{log.read().decode(errors='replace')}")
+        if "Traceback" in server.output():
+            raise SystemExit(f"error: {stage} logged a traceback:\n{server.output()}")
         return figures
 
 
@@ -251,7 +233,7 @@ async def load(server, connections, interval, seconds, uploads, idle):
     writer.close()
     await asyncio.sleep(0.5)
     figures = {"before": server.rss()}
-    reset_peak(server.process.pid)
+    server.reset_peak()
     server.snapshot()
 
     def connected():
@@ -264,7 +246,7 @@ async def load(server, connections, interval, seconds, uploads, idle):
     results = await asyncio.gather(*work)
     figures["latencies"], figures["errors"] = results[0]
     figures["stored"] = results[1] if uploads else None
-    figures["peak"] = status(server.process.pid, "VmHWM")
+    figures["peak"] = server.peak()
     return figures
 
 
@@ -294,8 +276,7 @@ def breakdown(quick):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="300 connections for 2 s, 10 uploads")
+    parser = command_line(__doc__, "300 connections for 2 s, 10 uploads")
     parser.add_argument("--connections", type=int, default=10_000, help="kept-alive connections (default 10,000)")
     parser.add_argument("--interval", type=float, default=10, help="seconds between two requests of a connection")
     parser.add_argument("--seconds", type=float, default=60, help="of requests (default 60)")
@@ -332,7 +313,7 @@ def main():
           f"{TARGETS['p99 ms']:7.1f} ms {'':>10} {TARGETS['errors']:7d}   (for part 4)")
     if args.uploads:
         figures = measure(STAGES["part4"], args.connections, args.interval, args.seconds, args.uploads)
-        part4 = course.load_stage("part4_production")
+        part4 = load_stage("part4_production")
         # What each may take: a connection its target; an upload a GridFS chunk waiting
         # to be whole, and the piece Tornado reads at a time; the thumbnails their budget.
         upload = part4.CHUNK_SIZE + 64 * 1024

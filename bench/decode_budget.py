@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tornado.httpclient import AsyncHTTPClient
-
-from harness import MB, MiB, Server, course, database, memory, reset_peak, status
+from coursekit.clients import Client
+from coursekit.stages import load_stage
+from harness import MB, MiB, Server, allow_requests, command_line, database, memory, reset_peak, status
 
 # (name, format, mode, what else save() is given): each kind decodes differently.
 KINDS = [
@@ -81,7 +81,7 @@ def decode(path):
     memory it took at its peak and decoding_cost()'s estimate, in bytes."""
     from PIL import Image
 
-    part4 = course.load_stage("part4_production")
+    part4 = load_stage("part4_production")
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as opened:
         pixels = opened.size[0] * opened.size[1]
@@ -119,13 +119,11 @@ def calibrate(megapixels):
 
 async def upload_at_once(base_url, data, count):
     """PUT `data` `count` times at once, as a script would (the XSRF cookie, then the token)."""
-    http = AsyncHTTPClient(force_instance=True, max_clients=count)
-    token = (await http.fetch(base_url + "/")).headers["Set-Cookie"].split("_xsrf=", 1)[1].split(";", 1)[0]
-    headers = {"Cookie": f"_xsrf={token}", "X-XSRFToken": token, "Content-Type": "image/png"}
+    allow_requests(count)
+    client = Client(base_url)
+    await client.visit()
     responses = await asyncio.gather(*(
-        http.fetch(f"{base_url}/upload/big{n}.png", method="PUT", body=data, headers=headers,
-                   raise_error=False, request_timeout=3600) for n in range(count)))
-    http.close()
+        client.fetch(f"/upload/big{n}.png", "PUT", data, {"Content-Type": "image/png"}) for n in range(count)))
     failed = [response.code for response in responses if response.code != 201]
     if failed:
         raise SystemExit(f"error: uploads got {failed}")
@@ -136,7 +134,7 @@ def estimate(data):
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as opened:
-        return course.load_stage("part4_production").decoding_cost(opened, opened.size[0] * opened.size[1])
+        return load_stage("part4_production").decoding_cost(opened, opened.size[0] * opened.size[1])
 
 
 def under_budget(megapixels, uploads, threads, budgets, untuned=False):
@@ -166,8 +164,7 @@ def under_budget(megapixels, uploads, threads, budgets, untuned=False):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small images, 4 uploads, 4 threads")
+    parser = command_line(__doc__, "small images, 4 uploads, 4 threads")
     parser.add_argument("--unbounded", action="store_true", help="also run with no budget (about 12 GB)")
     parser.add_argument("--untuned", action="store_true", help="also run with glibc's malloc untuned (about 9 GB)")
     parser.add_argument("--decode", help=argparse.SUPPRESS)  # the child process of the first table

@@ -10,14 +10,13 @@ connected. Meanwhile the first client asks again, and the lines the stage logs a
 the CPU time it burns are counted. Then the crowd goes away, and a new client tries.
 """
 
-import argparse
 import http.client
 import os
 import resource
 import socket
 import time
 
-from harness import Program, database
+from harness import Stage, command_line, database
 
 LIMIT = 64  # open files the stage may have
 CROWD = 150  # connections at once: more than the process can hold, fewer than its backlog
@@ -34,7 +33,7 @@ def cpu_seconds(pid):
 
 
 def measure(stage, seconds, db_uri, db_name):
-    with Program(stage, db_uri, db_name, preexec_fn=few_files) as program:
+    with Stage(stage, db_uri, db_name, preexec=few_files) as program:
         kept = http.client.HTTPConnection("127.0.0.1", program.port, timeout=30)
         kept.request("GET", "/")
         kept.getresponse().read()
@@ -67,8 +66,7 @@ def measure(stage, seconds, db_uri, db_name):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 s out of descriptors, not 5")
+    parser = command_line(__doc__, "1 s out of descriptors, not 5")
     args = parser.parse_args()
     seconds = 1 if args.quick else 5
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)  # the crowd

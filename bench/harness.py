@@ -1,5 +1,7 @@
-"""What the streaming benchmarks of part 3 share: a database, servers run in child
-processes (so that the memory measured is theirs alone), curl, and medians.
+"""What the benchmarks share: a database, servers run in child processes (so that
+the memory measured is theirs alone), their memory, curl, and medians. What they
+share with the tests and notebooks comes from coursekit: stages, programs, the
+XSRF-aware client, photos.
 
 The scripts start the servers they measure through this module:
 
@@ -20,7 +22,6 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -30,10 +31,14 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from mirakuru.exceptions import ExecutorError
+from tornado.httpclient import AsyncHTTPClient
 
-import course  # noqa: E402  (the embedded database)
+from coursekit.clients import Client
+from coursekit.database import scratch_db
+from coursekit.nginx import Nginx, nginx_executable
+from coursekit.processes import Program, StageProgram, free_port
+from coursekit.stages import load_stage
 
 SERVERS = ("part3", "gridfshandler", "static", "part2", "part4")
 # Stopped by SIGTERM (a timeout, kill): clean up as on Ctrl+C, the database included.
@@ -46,15 +51,21 @@ MiB = 1024 * 1024
 def database():
     """(uri, name) of a fresh database: at $MONGODB_URI if set, else in the embedded
     database started for the benchmark. The database is dropped at the end."""
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with course.scratch_db() as uri:
-        from pymongo import MongoClient
+    with scratch_db() as uri, fresh_database(uri) as name:
+        yield uri, name
 
-        try:
-            yield uri, name
-        finally:
-            with MongoClient(uri) as client:
-                client.drop_database(name)
+
+@contextlib.contextmanager
+def fresh_database(uri):
+    """The name of a database of its own at `uri`, dropped at the end."""
+    from pymongo import MongoClient
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    try:
+        yield name
+    finally:
+        with MongoClient(uri) as client:
+            client.drop_database(name)
 
 
 # --- Memory of a process, from /proc (Linux) ---
@@ -71,42 +82,6 @@ def reset_peak(pid):
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-class Server:
-    """`python bench/harness.py serve KIND ...` as a child process, until stop()."""
-
-    def __init__(self, kind, db_uri, db_name, files_dir=None, args=()):
-        self.kind, self.port = kind, course.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, __file__, "serve", kind, "--port", str(self.port),
-                   "--db-uri", db_uri, "--db-name", db_name, *args]
-        if files_dir:
-            command += ["--files-dir", str(files_dir)]
-        self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        if not course.listening(self.process, self.port):
-            self.log.seek(0)
-            raise SystemExit(f"error: the {kind} server did not start:\n{self.log.read().decode()}")
-
-    def rss(self):
-        return status(self.process.pid, "VmRSS")
-
-    def peak(self):
-        return status(self.process.pid, "VmHWM")
-
-    def reset_peak(self):
-        reset_peak(self.process.pid)
-
-    def stop(self):
-        course.stop(self.process)
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
 @contextlib.contextmanager
 def memory(server):
     """Measures how much `server`'s resident memory grows during the block: yields
@@ -118,51 +93,108 @@ def memory(server):
     figures["growth"] = server.peak() - figures["before"]
 
 
+# --- The programs measured: coursekit's Programs, watched ---
+
+
+class Measured:
+    """What a benchmark adds to a coursekit Program: its memory, from /proc; and a
+    start that, if the program does not listen, ends the benchmark with what the
+    program printed."""
+
+    def start(self):
+        try:
+            return super().start()
+        except ExecutorError as error:
+            raise SystemExit(f"error: it did not start. {error} It printed:\n{self.output()}") from None
+
+    def rss(self):
+        return status(self.process.pid, "VmRSS")
+
+    def peak(self):
+        return status(self.process.pid, "VmHWM")
+
+    def reset_peak(self):
+        reset_peak(self.process.pid)
+
+
+class Server(Measured, Program):
+    """`python bench/harness.py serve KIND ...` (see above), on a free port."""
+
+    def __init__(self, kind, db_uri, db_name, files_dir=None, args=()):
+        port = free_port()
+        command = [sys.executable, __file__, "serve", kind, "--port", port, "--db-uri", db_uri, "--db-name", db_name,
+                   *args, *(["--files-dir", files_dir] if files_dir else [])]
+        super().__init__(command, port)
+
+
+class Stage(Measured, StageProgram):
+    """A stage run as a program, `python <stage>/app.py ARGS`, as an operator runs it
+    (part 4's benchmarks); options as coursekit's StageProgram (`preexec` lowers its
+    limits, say)."""
+
+    def __init__(self, stage, db_uri, db_name, args=(), **options):
+        super().__init__(stage, db_uri, db_name, args, timeout=60, **options)
+
+
 @contextlib.contextmanager
 def nginx(files_dir):
     """nginx serving `files_dir` at /static/, yielding its URL, or None (with a
-    message) if nginx is not installed."""
-    executable = shutil.which("nginx") or next(
-        (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()), None)
-    if executable is None:
+    message) if nginx is not installed or does not start."""
+    if nginx_executable() is None:
         print("nginx is not installed: its figures are skipped (apt-get install nginx, brew install nginx).")
         yield None
         return
-    port = course.free_port()
+    port = free_port()
+    site = f"""
+        server {{
+            listen 127.0.0.1:{port};
+            access_log off;
+            sendfile on;
+            tcp_nopush on;
+            location /static/ {{ alias {files_dir}/; }}
+        }}
+    """
     with tempfile.TemporaryDirectory(prefix="bench-nginx-") as prefix:
-        # A worker may run as `nobody`: it must be able to read the files.
-        os.chmod(files_dir, 0o755)
-        for path in Path(files_dir).iterdir():
-            os.chmod(path, 0o644)
-        (Path(prefix) / "nginx.conf").write_text(f"""
-            worker_processes 1;
-            daemon off;
-            master_process off;
-            pid {prefix}/nginx.pid;
-            error_log {prefix}/error.log;
-            events {{ worker_connections 1024; }}
-            http {{
-                access_log off;
-                sendfile on;
-                tcp_nopush on;
-                client_body_temp_path {prefix}; proxy_temp_path {prefix}; fastcgi_temp_path {prefix};
-                uwsgi_temp_path {prefix}; scgi_temp_path {prefix};
-                server {{ listen 127.0.0.1:{port}; location /static/ {{ alias {files_dir}/; }} }}
-            }}
-        """)
-        process = subprocess.Popen([executable, "-p", prefix, "-c", f"{prefix}/nginx.conf"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = Nginx(site, port, prefix)
         try:
-            if course.listening(process, port, timeout=10):
-                yield f"http://127.0.0.1:{port}"
-            else:
-                print(f"nginx did not start (see {prefix}/error.log): its figures are skipped.")
-                yield None
+            server.start()
+        except ExecutorError:
+            print(f"nginx did not start ({server.output().strip()}): its figures are skipped.")
+            yield None
+            return
+        try:
+            yield server.url
         finally:
-            course.stop(process, signum=signal.SIGQUIT)  # nginx's graceful stop
+            server.stop()
+
+
+def process_on_port(port):
+    """The id of the process started with `port` in its command line (the embedded
+    database, say), read from /proc."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(port).encode() in cmdline.read_bytes().split(b"\0"):
+                return int(cmdline.parent.name)
+    raise SystemExit(f"error: no process was started for port {port}")
 
 
 # --- Clients ---
+
+
+def visitor(base_url):
+    """A coursekit Client that has opened the home page at `base_url`, as a visitor
+    does: it holds the XSRF cookie (xsrf_headers()) and knows where the upload form
+    posts (form_action)."""
+    client = Client(base_url)
+    asyncio.run(client.visit())
+    return client
+
+
+def allow_requests(at_once, timeout=3600):
+    """Let Tornado's AsyncHTTPClient, which coursekit's Client uses, have `at_once`
+    requests in flight, each given `timeout` seconds (its defaults: 10, and 20 s).
+    For the clients made after this, in an event loop that has none yet."""
+    AsyncHTTPClient.configure(None, max_clients=at_once, defaults={"request_timeout": timeout})
 
 
 def curl(url, *args, timeout=600):
@@ -184,33 +216,41 @@ def download(url, size, *args):
     return speed / MB
 
 
+def curl_upload(base_url, path, form=False, expected=(201,), timeout=600):
+    """Upload the file at `path` with curl, as a visitor who has opened the home page:
+    the XSRF cookie, and its token in X-XSRFToken (as part 3's lesson does). By PUT to
+    /upload/<name> (`curl -T`, part 3's way), or with `form` in the home page's upload
+    form (`curl -F`, part 2's). (seconds the upload took, the Location answered)."""
+    client = visitor(base_url)
+    headers = [option for name, value in client.xsrf_headers().items() for option in ("-H", f"{name}: {value}")]
+    if form:
+        url, sending = base_url + client.form_action, ["-F", f"file=@{path}"]
+    else:
+        url, sending = f"{base_url}/upload/{Path(path).name}", ["-T", path]
+    start = time.perf_counter()
+    result = subprocess.run(["curl", "-s", *headers, *sending, "--max-time", str(timeout),
+                             "-w", "\n%{http_code} %header{location}", url],
+                            capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    body, _, answer = result.stdout.rpartition("\n")
+    code, _, location = answer.partition(" ")
+    if int(code or 0) not in expected:
+        raise SystemExit(f"error: the upload of {path} to {url} gave {code or 'no answer'}: {body[:300]}")
+    return seconds, location
+
+
 def put_file(base_url, path, timeout=600):
-    """PUT a file to part 3 with curl, as the lesson does (XSRF cookie, then token):
-    (seconds taken, the upload's id)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        jar = Path(tmp) / "cookies"
-        subprocess.run(["curl", "-s", "-c", jar, "-o", "/dev/null", base_url + "/"], check=True)
-        token = re.search(r"_xsrf\t(\S+)", jar.read_text()).group(1)
-        start = time.perf_counter()
-        result = subprocess.run(
-            ["curl", "-s", "-b", jar, "-H", f"X-XSRFToken: {token}", "-T", path, "--max-time", str(timeout),
-             "-w", "\n%{http_code}", base_url + "/upload/" + Path(path).name],
-            capture_output=True, text=True, check=False,
-        )
-        seconds = time.perf_counter() - start
-    body, _, code = result.stdout.rpartition("\n")
-    if code != "201":
-        raise SystemExit(f"error: the upload of {path} gave {code}: {body[:300]}")
-    return seconds, re.search(r'"id": "(\w+)"', body).group(1)
+    """PUT a file to part 3 or 4 with curl, as the lesson does: (seconds taken, the
+    path of the stored file, the answer's Location)."""
+    return curl_upload(base_url, path, timeout=timeout)
 
 
-def gridfs_file_id(db_uri, db_name, upload_id):
-    """The GridFS id of the original file that part 3 stored for `upload_id`."""
-    from bson import ObjectId
+def gridfs_file_id(db_uri, db_name, filename):
+    """The GridFS id of the file stored under `filename` (the one upload of that name)."""
     from pymongo import MongoClient
 
     with MongoClient(db_uri) as client:
-        return client[db_name].imgs.find_one({"_id": ObjectId(upload_id)})["original"]
+        return client[db_name]["fs.files"].find_one({"filename": filename})["_id"]
 
 
 @contextlib.contextmanager
@@ -226,9 +266,9 @@ def gridfs_servers(path, db_uri, db_name):
     """Part 3 and Motor's GridFSHandler, each serving the file at `path` from GridFS
     (uploaded through part 3): yields {name: (server, the file's URL)}."""
     with Server("part3", db_uri, db_name) as part3, Server("gridfshandler", db_uri, db_name) as handler:
-        _, upload_id = put_file(part3.url, path)
-        file_id = gridfs_file_id(db_uri, db_name, upload_id)
-        yield {"part 3": (part3, f"{part3.url}/imgs/{upload_id}/orig"),
+        _, location = put_file(part3.url, path)
+        file_id = gridfs_file_id(db_uri, db_name, path.name)
+        yield {"part 3": (part3, part3.url + location),
                "Motor's GridFSHandler": (handler, f"{handler.url}/fs/{file_id}")}
 
 
@@ -241,54 +281,31 @@ def random_file(path, size):
     return path
 
 
+# --- The command line, and figures ---
+
+
+def command_line(doc, quick):
+    """The parser of a benchmark's options: the first paragraph of its docstring `doc`
+    as its description, and --quick, a small run that checks the script works
+    (`quick` says what it runs)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    return parser
+
+
 def median(values):
     return statistics.median(values)
 
 
+def percentile(samples, p):
+    """The p-th percentile of `samples` (p in 0..100), interpolated."""
+    if len(samples) == 1:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[p - 1]
+
+
 def ratio(a, b):
     return f"{a / b:5.2f}x" if b else "    -"
-
-
-# --- A stage run as a program, as an operator runs it (part 4's benchmarks) ---
-
-
-class Program:
-    """`python <stage>/app.py ARGS` as a child process, its log kept, until stop().
-    `preexec_fn` runs in the child before the stage does (to lower its limits, say)."""
-
-    def __init__(self, stage, db_uri, db_name, args=(), preexec_fn=None):
-        self.port = course.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PORT": str(self.port), "MONGODB_URI": db_uri, "MONGODB_DB": db_name}
-        self.log = tempfile.TemporaryFile("w+")
-        self.process = subprocess.Popen([sys.executable, ROOT / stage / "app.py", *args], env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
-        if not course.listening(self.process, self.port):
-            raise SystemExit(f"error: {stage} did not start:\n{self.output()}")
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self):
-        course.stop(self.process, timeout=60)
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def process_on_port(port):
-    """The id of the process started with `port` in its command line (the embedded
-    database, say), read from /proc."""
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            if str(port).encode() in cmdline.read_bytes().split(b"\0"):
-                return int(cmdline.parent.name)
-    raise SystemExit(f"error: no process was started for port {port}")
 
 
 # --- The child processes ---
@@ -301,13 +318,13 @@ def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=No
 
     def make_app(db):
         if kind == "part3":
-            return course.load_stage("part3_streaming").make_app(db, files_dir=files_dir)
+            return load_stage("part3_streaming").make_app(db, files_dir=files_dir)
         if kind == "part2":
-            return course.load_stage("part2_thumbnails").make_app(db)
+            return load_stage("part2_thumbnails").make_app(db)
         if kind == "part4":
             from concurrent.futures import ThreadPoolExecutor
 
-            part4 = course.load_stage("part4_production")
+            part4 = load_stage("part4_production")
             if not untuned:
                 part4.tune_the_process()  # as its serve() does
             budget = {"decode_budget": decode_budget} if decode_budget else {}  # else the stage's default

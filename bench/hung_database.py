@@ -11,19 +11,21 @@ the home page, the photo, the home page again. Then the database goes on
 (SIGCONT), and the time until the home page answers 200 again is timed too.
 """
 
-import argparse
 import http.client
 import os
 import signal
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from common import photo_jpeg
-from harness import Program, course, process_on_port, put_file
+from coursekit.database import embedded_db
+from coursekit.images import photo_jpeg
+from coursekit.processes import free_port
+from coursekit.waiting import wait_until
+from harness import Stage, command_line, process_on_port, put_file
 
 PAGES = ["/", "{photo}", "/"]
+RECOVERY = 120  # seconds the stage may take to answer 200 again, once the database goes on
 
 
 def ask(url, path, timeout):
@@ -43,29 +45,27 @@ def ask(url, path, timeout):
 
 
 def measure(stage, args, patience, storage):
-    port = course.free_port()
-    with course.embedded_db(port, storage / stage) as uri, \
-            Program(stage, uri, f"bench_{uuid.uuid4().hex[:8]}", args) as program:
+    port = free_port()
+    # The database of its own, under the stage's own name (MONGODB_DB unset).
+    with embedded_db(port, storage / stage) as uri, Stage(stage, uri, None, args) as program:
         photo = storage / "photo.jpg"
         photo.write_bytes(photo_jpeg(0.1))
-        _, upload_id = put_file(program.url, photo)
+        _, photo_path = put_file(program.url, photo)
         database = process_on_port(port)
         answers = []
         os.kill(database, signal.SIGSTOP)
         try:
             for path in PAGES:
-                answers.append(ask(program.url, path.format(photo=f"/imgs/{upload_id}/orig"), patience))
+                answers.append(ask(program.url, path.format(photo=photo_path), patience))
         finally:
             os.kill(database, signal.SIGCONT)
         start = time.perf_counter()
-        while ask(program.url, "/", patience)[0] != 200:
-            time.sleep(0.05)
+        wait_until(lambda: ask(program.url, "/", patience)[0] == 200, timeout=RECOVERY)
         return answers, time.perf_counter() - start
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="part 4 with --db_timeout=1, part 3 cut at 5 s")
+    parser = command_line(__doc__, "part 4 with --db_timeout=1, part 3 cut at 5 s")
     args = parser.parse_args()
     patience = 5 if args.quick else 60  # how long the client waits for an answer
     runs = [("part3_streaming", "part 3", []),

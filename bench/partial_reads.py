@@ -18,12 +18,11 @@ peak and once they are gone. A server that answers anything but 200, or grows by
 more than MEMORY_LIMIT, is stopped short, and the line says so.
 """
 
-import argparse
 import asyncio
 import time
 from urllib.parse import urlsplit
 
-from harness import MB, Server, big_file, gridfs_servers, memory
+from harness import MB, Server, big_file, command_line, gridfs_servers, memory
 
 CONCURRENCY = 20
 GRIDFSHANDLER_SHARE = 100  # GridFSHandler gets 1/100 of the clients (see above)
@@ -33,7 +32,6 @@ MEMORY_LIMIT = 3000  # MB
 
 class ServerError(Exception):
     """A status line other than 200."""
-
 
 async def read_one_byte(host, port, path):
     reader, writer = await asyncio.open_connection(host, port)
@@ -90,8 +88,7 @@ def measure(server, url, clients, timeout):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small file, fewer clients")
+    parser = command_line(__doc__, "a small file, fewer clients")
     args = parser.parse_args()
     size, clients = (8 * 10**6, 200) if args.quick else (100 * 10**6, 2000)
 

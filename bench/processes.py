@@ -22,7 +22,6 @@ what a second process buys here; the load average is printed too.
 
 import argparse
 import asyncio
-import http.client
 import json
 import os
 import re
@@ -32,32 +31,28 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
-from common import ROOT, course, photo_jpeg
+from coursekit.clients import Client
+from coursekit.database import scratch_db
+from coursekit.images import photo_jpeg
+from harness import Stage, command_line, fresh_database
 
-APP = ROOT / "part4_production" / "app.py"
 PHOTOS = 4  # uploaded, and their thumbnails asked for in turn
 
 
-def upload(port, photos):
+async def upload(base_url, photos):
     """PUT the `photos` (JPEG bytes), as a script would (the XSRF cookie, then the
     token as a header); return their thumbnails' paths."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    connection.request("GET", "/")
-    response = connection.getresponse()
-    response.read()
-    token = re.search(r"_xsrf=([^;]+)", response.getheader("Set-Cookie"))[1]
+    client = Client(base_url)
+    await client.visit()
     paths = []
     for n, photo in enumerate(photos):
-        connection.request("PUT", f"/upload/photo{n}.jpg", photo,
-                           {"Cookie": f"_xsrf={token}", "X-XSRFToken": token, "Content-Type": "image/jpeg"})
-        response = connection.getresponse()
-        body = response.read()
-        if response.status != 201:
-            raise SystemExit(f"error: an upload got {response.status}: {body[:300]!r}")
-        paths.append(f"/imgs/{json.loads(body)['id']}/thumb")
-    connection.close()
+        response = await client.fetch(f"/upload/photo{n}.jpg", "PUT", photo, {"Content-Type": "image/jpeg"},
+                                      request_timeout=60)
+        if response.code != 201:
+            raise SystemExit(f"error: an upload got {response.code}: {response.body[:300]!r}")
+        original = response.headers["Location"]  # where the photo is served; its thumbnail beside it
+        paths.append(original.removesuffix("/orig") + "/thumb")
     return paths
 
 
@@ -134,21 +129,14 @@ async def load(port, paths, clients, seconds, keep_alive):
 
 def requests_per_second(processes, photos, args, mongodb_uri, db_name, generate_load):
     """Serve part 4 with `processes` processes and measure it."""
-    port = course.free_port()
-    env = {**os.environ, "MONGODB_URI": mongodb_uri, "MONGODB_DB": db_name}
-    server = subprocess.Popen([sys.executable, APP, f"--port={port}", f"--processes={processes}",
-                               "--logging=warning"], env=env)  # no log line for each request
-    try:
-        if not course.listening(server, port):
-            raise SystemExit(f"error: part 4 did not start with {processes} process(es)")
-        paths = upload(port, photos)
-        generate_load(port, paths, args, 1)  # warm up: the processes' connections to the database, caches
-        answers, seconds, errors = generate_load(port, paths, args, args.seconds)
-        if errors:
-            raise SystemExit(f"error: {errors} of {answers} answers were not 200")
-        return answers / seconds
-    finally:
-        course.stop(server)
+    # --logging=warning: no log line for each request
+    with Stage("part4_production", mongodb_uri, db_name, [f"--processes={processes}", "--logging=warning"]) as app:
+        paths = asyncio.run(upload(app.url, photos))
+        generate_load(app.port, paths, args, 1)  # warm up: the processes' connections to the database, caches
+        answers, seconds, errors = generate_load(app.port, paths, args, args.seconds)
+    if errors:
+        raise SystemExit(f"error: {errors} of {answers} answers were not 200")
+    return answers / seconds
 
 
 def run(args, mongodb_uri):
@@ -159,17 +147,11 @@ def run(args, mongodb_uri):
           f"load average {os.getloadavg()[0]:.2f}")
     photos = [photo_jpeg(1, quality=80 + n) for n in range(PHOTOS)]
     rates = {1: [], 2: []}
-    from pymongo import MongoClient
-
-    with MongoClient(mongodb_uri) as client:
-        for _ in range(args.runs):
-            for processes in rates:  # in turn, so that a busy minute weighs on both
-                db_name = f"bench_{uuid.uuid4().hex[:8]}"
-                try:
-                    rates[processes].append(
-                        requests_per_second(processes, photos, args, mongodb_uri, db_name, generate_load))
-                finally:
-                    client.drop_database(db_name)
+    for _ in range(args.runs):
+        for processes in rates:  # in turn, so that a busy minute weighs on both
+            with fresh_database(mongodb_uri) as db_name:
+                rates[processes].append(requests_per_second(processes, photos, args, mongodb_uri, db_name,
+                                                            generate_load))
     for processes, label in ((1, "1 process  "), (2, "2 processes")):
         runs = ", ".join(f"{rate:.0f}" for rate in rates[processes])
         print(f"{label}: {statistics.median(rates[processes]):.0f} requests/s (median of: {runs})")
@@ -178,8 +160,7 @@ def run(args, mongodb_uri):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 s of load, one run each")
+    parser = command_line(__doc__, "2 s of load, one run each")
     parser.add_argument("--seconds", type=int, default=10, help="of load in a run (default 10)")
     parser.add_argument("--runs", type=int, default=3, help="of each: the median is printed (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="clients at once (default 16)")
@@ -192,7 +173,7 @@ def main():
         return
     if args.quick:
         args.seconds, args.runs = 2, 1
-    with course.scratch_db() as uri:
+    with scratch_db() as uri:
         run(args, uri)
 
 

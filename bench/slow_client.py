@@ -9,16 +9,13 @@ flush() without awaiting it) reads the file as fast as the database gives it, an
 keeps what the client has not taken yet in memory.
 """
 
-import argparse
-
-from harness import MB, big_file, download, gridfs_servers, memory
+from harness import MB, big_file, command_line, download, gridfs_servers, memory
 
 RATE = "20M"  # curl's --limit-rate: 20 MiB/s
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small file")
+    parser = command_line(__doc__, "a small file")
     args = parser.parse_args()
     size = 20 * 10**6 if args.quick else 200 * 10**6
 

@@ -10,21 +10,21 @@ the process's resident memory is measured at its peak, and the uploads refused
 (503, with Retry-After) are counted. The connections are opened 50 at a time.
 """
 
-import argparse
 import resource
 import socket
 import time
 
-from harness import MB, Program, database, reset_peak, status
+from harness import MB, Stage, command_line, database, memory, visitor
 
 SENT = 250 * 1024  # bytes of each upload: under a chunk
 DECLARED = 10 * 10**6
 
 
-def stall(port, token, count):
+def stall(port, xsrf_headers, count):
     """`count` uploads that send SENT bytes and stop; returns their sockets."""
-    head = (f"PUT /upload/stalled.bin HTTP/1.1\r\nHost: x\r\nContent-Length: {DECLARED}\r\n"
-            f"Cookie: _xsrf={token}\r\nX-XSRFToken: {token}\r\n\r\n").encode()
+    lines = ["PUT /upload/stalled.bin HTTP/1.1", "Host: x", f"Content-Length: {DECLARED}",
+             *(f"{name}: {value}" for name, value in xsrf_headers.items())]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
     body = bytes(SENT)
     uploads = []
     for n in range(count):
@@ -54,34 +54,20 @@ def refused(uploads):
 
 
 def measure(count, max_uploads, db_uri, db_name):
-    with Program("part4_production", db_uri, db_name, [f"--max_uploads={max_uploads}", "--logging=warning"]) as app:
-        token = xsrf_token(app.port)
-        pid = app.process.pid
+    with Stage("part4_production", db_uri, db_name, [f"--max_uploads={max_uploads}", "--logging=warning"]) as app:
+        xsrf_headers = visitor(app.url).xsrf_headers()
         time.sleep(0.5)
-        before = status(pid, "VmRSS")
-        reset_peak(pid)
-        uploads = stall(app.port, token, count)
-        time.sleep(2)  # the last bytes read
-        growth = status(pid, "VmHWM") - before
+        with memory(app) as figures:
+            uploads = stall(app.port, xsrf_headers, count)
+            time.sleep(2)  # the last bytes read
         answered = refused(uploads)
         for sock in uploads:
             sock.close()
-    return growth, answered
-
-
-def xsrf_token(port):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(65536)
-    sock.close()
-    return head.split(b"_xsrf=", 1)[1].split(b";", 1)[0].decode()
+    return figures["growth"], answered
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 uploads, not 1000")
+    parser = command_line(__doc__, "100 uploads, not 1000")
     args = parser.parse_args()
     count, bounds = (100, [100, 10]) if args.quick else (1000, [1000, 100])
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)

@@ -9,14 +9,15 @@ decoding work, then shrinks that. Both are timed with Pillow alone, on the same
 file, and then part 2's whole `make_thumbnail` (fast path, PNG encoding) for scale.
 """
 
-import argparse
 import io
 import statistics
 import time
 
 from PIL import Image
 
-from common import DETAIL, course, photo_jpeg
+from coursekit.images import DETAIL, photo_jpeg
+from coursekit.stages import load_stage
+from harness import command_line
 
 SIZE = (128, 128)
 
@@ -45,11 +46,10 @@ def timed(function, data, runs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small images, few runs")
+    parser = command_line(__doc__, "small images, few runs")
     args = parser.parse_args()
     megapixels, runs = (2, 3) if args.quick else (24, 9)
-    make_thumbnail = course.load_stage("part2_thumbnails").make_thumbnail
+    make_thumbnail = load_stage("part2_thumbnails").make_thumbnail
 
     print(f"Thumbnail ({SIZE[0]}x{SIZE[1]}) of a {megapixels}-megapixel JPEG, median of {runs} runs")
     print(f"{'photo':8} {'file':>8} {'naive':>9} {'fast':>8} {'ratio':>6} {'make_thumbnail':>15}")

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from support import ROOT
+from coursekit.stages import ROOT
 
 RUNS_ON = []  # the benchmarks start the stages they measure
 

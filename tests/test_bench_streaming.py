@@ -8,9 +8,7 @@ import os
 import re
 import sys
 
-import pytest
-
-from support import ROOT
+from coursekit.stages import ROOT
 
 RUNS_ON = []  # the benchmarks start the stages they measure
 
