@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from mirakuru import TCPExecutor
-from mirakuru.exceptions import ProcessFinishedWithError
+from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
 from .stages import ROOT
 
@@ -67,6 +67,14 @@ class Program(TCPExecutor):
         kwargs = super()._popen_kwargs
         del kwargs["preexec_fn"]
         return {**kwargs, "start_new_session": True, "preexec_fn": self.preexec}
+
+    def start(self):
+        try:
+            return super().start()
+        except ExecutorError as error:  # it exited, took too long, or found its port taken
+            with contextlib.suppress(OSError):  # a log opened for writing only cannot say
+                error.add_note(f"What it printed:\n{self.output()}")
+            raise
 
     def after_start_check(self):
         return self.ready() if self.ready else super().after_start_check()
