@@ -18,32 +18,27 @@ import course
 from coursekit.clients import Client
 from coursekit.database import redact
 from coursekit.images import image_bytes
-from coursekit.processes import free_port, port_open
+from coursekit.processes import Program, free_port, port_open
 from coursekit.stages import ROOT, STAGES
-from coursekit.waiting import wait_until
 
 RUNS_ON = STAGES  # every stage
 
 
-class RunCommand:
-    """`python3 course.py run STAGE` in a process group of its own, as in a terminal."""
+class RunCommand(Program):
+    """`python3 course.py run STAGE` in a process group of its own, as in a terminal,
+    its output in a log of the test's folder: start() returns once it serves (or says
+    what it printed), run_to_end() is for a run that must fail. It is stopped by
+    ctrl_c(), not by stop(): after its signal, stop() also ends what the command left
+    running, which is what these tests look for."""
 
     def __init__(self, stage, mongodb_uri, tmp_path, db_name):
-        self.port = free_port()
-        self.log = open(tmp_path / f"run-{time.monotonic_ns()}.log", "w+")
-        env = {**os.environ, "PORT": str(self.port), "MONGODB_URI": mongodb_uri,
-               "MONGODB_DB": db_name, "COURSE_DATA": str(tmp_path / "data")}
-        self.process = subprocess.Popen(
-            [sys.executable, ROOT / "course.py", "run", stage], env=env,
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self.client = Client(f"http://127.0.0.1:{self.port}")
+        port = free_port()
+        env = {"PORT": str(port), "MONGODB_URI": mongodb_uri, "MONGODB_DB": db_name,
+               "COURSE_DATA": str(tmp_path / "data")}
+        super().__init__([sys.executable, ROOT / "course.py", "run", stage], port, env, timeout=60,
+                         log=open(tmp_path / f"run-{time.monotonic_ns()}.log", "w+"))
+        self.client = Client(self.url)
         self.children = []
-
-    def wait_until_serving(self):
-        # Until it serves, or has exited (then the assertion shows why).
-        wait_until(lambda: port_open("127.0.0.1", self.port) or self.process.poll() is not None, timeout=60)
-        assert port_open("127.0.0.1", self.port), self.output()
 
     def ctrl_c(self):
         """SIGINT to the whole process group, as the terminal sends it."""
@@ -51,13 +46,9 @@ class RunCommand:
         os.killpg(self.process.pid, signal.SIGINT)
         return self.process.wait(timeout=30)
 
-    def output(self):
-        self.log.seek(0)
-        return self.log.read()
-
     def processes_left(self):
-        """The processes of this run still alive: course.py's group and its children."""
-        return [pid for pid in [self.process.pid, *self.children] if alive(pid)]
+        """The processes of this run still alive: course.py and its children."""
+        return [pid for pid in [*([self.process.pid] if self.process else []), *self.children] if alive(pid)]
 
 
 def children(pid):
@@ -85,13 +76,14 @@ def run_command(tmp_path, db_name):
     for run in started:
         for pid in run.processes_left():
             os.kill(pid, signal.SIGKILL)
+        run.kill()  # reaps it, and ends what else mirakuru finds of it
         run.log.close()
 
 
 async def test_run_starts_the_embedded_db_keeps_uploads_and_ctrl_c_stops_all(run_command, stage):
     uri = f"mongodb://localhost:{free_port()}"  # nothing answers there yet
     first = run_command(stage, uri)
-    first.wait_until_serving()
+    first.start()
     assert len(children(first.process.pid)) == 2  # the app and the database
     assert "starting the embedded database" in first.output()
     assert (await first.client.upload(image_bytes(), "kept.png")).code == 302
@@ -100,7 +92,7 @@ async def test_run_starts_the_embedded_db_keeps_uploads_and_ctrl_c_stops_all(run
     assert not port_open("127.0.0.1", int(uri.rsplit(":", 1)[1]))
 
     second = run_command(stage, uri)
-    second.wait_until_serving()
+    second.start()
     assert [name for _, name in await second.client.listed()] == ["kept.png"]
     second.ctrl_c()
     assert not second.processes_left()
@@ -109,7 +101,7 @@ async def test_run_starts_the_embedded_db_keeps_uploads_and_ctrl_c_stops_all(run
 
 async def test_run_uses_the_mongodb_that_answers(run_command, mongodb_uri):
     run = run_command(STAGES[0], mongodb_uri)
-    run.wait_until_serving()
+    run.start()
     assert (await run.client.fetch("/")).code == 200
     run.ctrl_c()
     assert "Using the MongoDB that answers" in run.output()
@@ -119,9 +111,9 @@ async def test_run_uses_the_mongodb_that_answers(run_command, mongodb_uri):
 def test_run_explains_when_a_remote_mongodb_does_not_answer(run_command):
     # Two hosts: not a single local server, so the embedded database is not started.
     uri = f"mongodb://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
-    run = run_command(STAGES[0], uri)
-    assert run.process.wait(timeout=30) == 1
-    assert run.output().strip() == (
+    status, output = run_command(STAGES[0], uri).run_to_end(timeout=30)
+    assert status == 1
+    assert output.strip() == (
         f"error: no MongoDB answers at {uri}. The embedded database only starts for a "
         "mongodb:// URI on localhost; check the URI, the network and the credentials."
     )
@@ -130,10 +122,10 @@ def test_run_explains_when_a_remote_mongodb_does_not_answer(run_command):
 def test_run_explains_when_the_database_port_is_taken(run_command):
     with socket.create_server(("127.0.0.1", 0)) as squatter:  # listens, but is no MongoDB
         port = squatter.getsockname()[1]
-        run = run_command(STAGES[0], f"mongodb://localhost:{port}")
-        assert run.process.wait(timeout=60) == 1
-    assert f"error: the embedded database did not start on 127.0.0.1:{port} (is the port taken?)" in run.output()
-    assert "Traceback" not in run.output()
+        status, output = run_command(STAGES[0], f"mongodb://localhost:{port}").run_to_end(timeout=60)
+        assert status == 1
+    assert f"error: the embedded database did not start on 127.0.0.1:{port} (is the port taken?)" in output
+    assert "Traceback" not in output
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ import tornado.web
 from PIL import Image, UnidentifiedImageError
 from pymongo.collection import Collection
 
-from support import ROOT, STAGES, load_stage
+from coursekit.stages import ROOT, STAGES, load_stage
 
 RUNS_ON = STAGES  # every stage
 
@@ -265,17 +265,15 @@ def test_finish_answers_304_only_without_an_etag_of_the_handlers_own():
     assert "if not self._headers_written:" in source
 
 
-async def test_the_stages_error_page_shows_no_traceback_even_with_serve_traceback(stage, db, monkeypatch):
+async def test_the_stages_error_page_shows_no_traceback_even_with_serve_traceback(stage_app, serve, monkeypatch):
     """Debug mode turns on serve_traceback: our write_error ignores it."""
-    from support import Client, served
 
     async def broken(self):
         raise RuntimeError("a detail for the log")
 
-    module = load_stage(stage)
-    monkeypatch.setattr(module.MainHandler, "get", broken)
-    async with served(module.make_app(db, serve_traceback=True)) as base_url:
-        response = await Client(base_url, db).fetch("/")
+    monkeypatch.setattr(stage_app.MainHandler, "get", broken)
+    client = await serve(serve_traceback=True, visit=False)
+    response = await client.fetch("/")
     assert response.code == 500 and "Traceback" not in response.body.decode()
 
 

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT, STAGES, image_bytes, load_stage
+from coursekit.images import image_bytes
+from coursekit.stages import ROOT, STAGES, load_stage
 
 RUNS_ON = STAGES  # every stage
 

@@ -12,7 +12,8 @@ import re
 
 from bson import ObjectId
 
-from support import answer, error_message, image_bytes
+from coursekit.clients import answer, error_message
+from coursekit.images import image_bytes
 
 RUNS_ON = ["part1_basic"]
 

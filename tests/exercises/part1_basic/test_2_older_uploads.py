@@ -11,8 +11,10 @@ it listens, it creates the index that this sort needs: [("uploadDate", -1), ("_i
 import re
 
 from bson import ObjectId
+from mirakuru.exceptions import ExecutorError
 
-from support import GalleryParser, answer, error_message, image_bytes, stage_program
+from coursekit.clients import GalleryParser, answer, error_message
+from coursekit.images import image_bytes
 
 RUNS_ON = ["part1_basic"]
 
@@ -69,10 +71,12 @@ async def test_a_bad_before_is_a_404(client):
             f'GET /{query} should get the 404 page of /imgs/<id>, "...{words}."; it got {answer(response)}')
 
 
-async def test_the_index_is_made_at_start_up(stage_dir, mongodb_uri, db, db_name):
-    with stage_program(stage_dir, mongodb_uri, db_name) as program:
-        assert program.process.poll() is None, f"the stage should start; it printed:\n{program.output()[-2000:]}"
-        indexes = await db.fs.files.index_information()
+async def test_the_index_is_made_at_start_up(program, db):
+    try:
+        program()  # once it listens
+    except ExecutorError as error:  # it stopped, or never listened
+        raise AssertionError(f"the stage should start; it printed:\n{error.executor.output()[-2000:]}") from None
+    indexes = await db.fs.files.index_information()
     keys = [list(index["key"]) for index in indexes.values()]
     assert [("uploadDate", -1), ("_id", -1)] in keys, (
         f'when the stage starts, fs.files should have the index [("uploadDate", -1), ("_id", -1)]; it has {keys}')

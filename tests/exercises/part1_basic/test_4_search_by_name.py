@@ -10,7 +10,8 @@ is no error. With no q, or an empty one, the page lists the newest, as before.
 import re
 from urllib.parse import quote
 
-from support import GalleryParser, answer, image_bytes
+from coursekit.clients import GalleryParser, answer
+from coursekit.images import image_bytes
 
 RUNS_ON = ["part1_basic"]
 

@@ -8,12 +8,12 @@ bounds, 16 and 1024, and a non-zero exit status.
 """
 
 import io
-import subprocess
-import sys
 
+from mirakuru.exceptions import ExecutorError
 from PIL import Image
 
-from support import Client, answer, image_bytes, stage_program
+from coursekit.clients import Client, answer
+from coursekit.images import image_bytes
 
 RUNS_ON = ["part2_thumbnails"]
 
@@ -32,27 +32,28 @@ async def thumbnail_side(program, db):
     return max(Image.open(io.BytesIO(thumbnail.body)).size)
 
 
-async def test_thumbnails_fit_the_size_asked_for(stage_dir, mongodb_uri, db, db_name):
+async def test_thumbnails_fit_the_size_asked_for(program, db):
     for args, side in [(["--thumbnail_size=16"], 16), (["--thumbnail_size=1024"], 300), ([], 128)]:
-        with stage_program(stage_dir, mongodb_uri, db_name, args=args) as program:
-            command = " ".join(["python app.py", *args])
-            assert program.process.poll() is None, (
-                f"`{command}` should start the stage; it stopped, saying: {last_line(program.output())}")
-            found = await thumbnail_side(program, db)
-            assert found == side, (
-                f"with `{command}`, a 300×200 image's thumbnail should be {side} pixels wide; it is {found}")
+        command = " ".join(["python app.py", *args])
+        try:
+            running = program(*args)  # once it listens
+        except ExecutorError as error:  # it stopped, or never listened
+            said = last_line(error.executor.output())
+            raise AssertionError(f"`{command}` should start the stage; it stopped, saying: {said}") from None
+        found = await thumbnail_side(running, db)
+        running.stop()
+        assert found == side, (
+            f"with `{command}`, a 300×200 image's thumbnail should be {side} pixels wide; it is {found}")
 
 
-def test_help_lists_the_option(stage_dir):
-    result = subprocess.run([sys.executable, stage_dir / "app.py", "--help"], capture_output=True, text=True)
-    assert "--thumbnail-size" in result.stdout + result.stderr, "`python app.py --help` should list --thumbnail_size"
+def test_help_lists_the_option(program):
+    _, output = program.run("--help")
+    assert "--thumbnail-size" in output, "`python app.py --help` should list --thumbnail_size"
 
 
-def test_a_size_out_of_bounds_is_refused_in_one_line(stage_dir, mongodb_uri, db_name):
+def test_a_size_out_of_bounds_is_refused_in_one_line(program):
     for size in (15, 1025):
-        with stage_program(stage_dir, mongodb_uri, db_name, args=[f"--thumbnail_size={size}"]) as program:
-            status = program.process.wait(timeout=15)
-            output = program.output()
+        status, output = program.run(f"--thumbnail_size={size}", timeout=15)
         lines = output.strip().splitlines()
         assert status != 0, f"`python app.py --thumbnail_size={size}` should not start the stage"
         assert len(lines) == 1 and lines[0].startswith("error: ") and all(

@@ -15,7 +15,7 @@ import io
 from bson import ObjectId
 from PIL import Image
 
-from support import Client, answer, error_message
+from coursekit.clients import Client, answer, error_message
 
 RUNS_ON = ["part2_thumbnails"]
 
@@ -88,7 +88,6 @@ async def test_a_jpeg_stays_a_jpeg(client):
 
 
 async def test_turning_no_image_is_a_404(client):
-    await client.fetch("/")  # the XSRF cookie
     for path, words in [("/imgs/not-an-id/rotate", "that id is not valid"),
                         (f"/imgs/{ObjectId()}/rotate", "no image with that id")]:
         response = await client.fetch(path, "POST", body=b"")

@@ -9,7 +9,8 @@ redirect to / (302), so the home page lists the photo once.
 
 import hashlib
 
-from support import answer, image_bytes
+from coursekit.clients import answer
+from coursekit.images import image_bytes
 
 RUNS_ON = ["part2_thumbnails"]
 

@@ -28,7 +28,8 @@ from urllib.parse import urlencode
 
 from bson import ObjectId
 
-from support import Client, answer, error_message, image_bytes
+from coursekit.clients import Client, answer, error_message
+from coursekit.images import image_bytes
 
 RUNS_ON = ["part2_thumbnails"]
 
@@ -45,7 +46,7 @@ async def sign_in(client, name, next_url=None):
 async def visitor(client, name=None):
     """A new visitor of the same site, signed in as `name` if given."""
     other = Client(client.base_url, client.db)
-    await other.fetch("/")
+    await other.visit()
     if name:
         response = await sign_in(other, name)
         assert response.code == 302, (

@@ -10,10 +10,11 @@ nothing either. (static/upload.js sends the form as it is; make it check the siz
 of all the files.)
 """
 
-import asyncio
 import os
 
-from support import answer, corrupt_png, error_message, eventually, image_bytes, multipart
+from coursekit.clients import RawConnection, answer, error_message, multipart
+from coursekit.images import corrupt_png, image_bytes
+from coursekit.waiting import eventually
 
 RUNS_ON = ["part3_streaming"]
 
@@ -21,10 +22,10 @@ LIMIT = 100_000  # --max_upload_size, in bytes
 
 
 async def post_form(client, files):
-    """POST / with a form of `files`, [(name, data, type)], each in a part named `file`."""
+    """POST the home page's form with `files`, [(name, data, type)], each in a part named `file`."""
+    assert client.form_action, "the home page should have its upload form, as before"
     body, content_type = multipart([("file", file) for file in files])
-    token = client.cookies["_xsrf"]
-    return await client.fetch(f"/?_xsrf={token}", "POST", body, {"Content-Type": content_type})
+    return await client.fetch(client.form_action, "POST", body, {"Content-Type": content_type})
 
 
 async def test_each_file_of_a_form_is_an_upload(serve):
@@ -50,19 +51,15 @@ async def test_each_file_of_a_form_is_an_upload(serve):
     client = await serve(max_upload_size=10_000_000)
     body, content_type = multipart([("file", ("first.bin", os.urandom(600_000), "application/octet-stream")),
                                     ("file", ("second.bin", os.urandom(600_000), "application/octet-stream"))])
-    host, port = client.base_url.removeprefix("http://").split(":")
-    _, writer = await asyncio.open_connection(host, int(port))
-    token = client.cookies["_xsrf"]
-    head = (f"POST /?_xsrf={token} HTTP/1.1\r\nHost: {host}\r\nCookie: _xsrf={token}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n")
-    writer.write(head.encode() + body[:900_000])  # the first file, and half the second
-    await writer.drain()
+    async with RawConnection(client) as connection:  # with the XSRF cookie and token
+        await connection.send_headers("POST", client.form_action,
+                                      [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"])
+        await connection.send(body[:900_000])  # the first file, and half the second
 
-    async def the_second_file_is_under_way():  # its first chunk is stored
-        return (await client.stored())["fs.chunks"] >= stored["fs.chunks"] + 3
+        async def the_second_file_is_under_way():  # its first chunk is stored
+            return (await client.stored())["fs.chunks"] >= stored["fs.chunks"] + 3
 
-    await eventually(the_second_file_is_under_way)
-    writer.close()
+        await eventually(the_second_file_is_under_way)
 
     async def nothing_of_the_form_is_left():
         return await client.stored() == stored

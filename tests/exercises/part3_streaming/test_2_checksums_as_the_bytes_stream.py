@@ -13,7 +13,8 @@ import base64
 import hashlib
 import os
 
-from support import answer, error_message, image_bytes, multipart
+from coursekit.clients import answer, error_message
+from coursekit.images import image_bytes
 
 RUNS_ON = ["part3_streaming"]
 
@@ -41,8 +42,7 @@ async def test_every_upload_has_its_digest(client):
         f"it sends {download.headers.get('Repr-Digest')!r}")
 
     photo = image_bytes(size=(300, 200))
-    body, content_type = multipart({"file": ("photo.png", photo, "image/png")})
-    response = await client.fetch(f"/?_xsrf={client.cookies['_xsrf']}", "POST", body, {"Content-Type": content_type})
+    response = await client.upload(photo, "photo.png")  # through the home page's form
     assert response.code == 302, f"a form's upload should work as before (302); it answered {answer(response)}"
     document = await client.db.imgs.find_one({"filename": "photo.png"})
     assert document.get("sha256") == hashlib.sha256(photo).hexdigest(), "a form's upload gets its sha256 too"

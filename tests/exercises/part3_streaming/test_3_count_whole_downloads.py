@@ -13,7 +13,8 @@ import os
 
 from bson import ObjectId
 
-from support import answer, eventually
+from coursekit.clients import RawConnection, answer
+from coursekit.waiting import eventually
 
 RUNS_ON = ["part3_streaming"]
 
@@ -34,11 +35,9 @@ async def test_only_whole_downloads_count(client):
     ranged = await client.fetch(path, headers={"Range": "bytes=0-99"})
     cached = await client.fetch(path, headers={"If-None-Match": head.headers["ETag"]})
     assert (head.code, ranged.code, cached.code) == (200, 206, 304), "HEAD, Range and If-None-Match work as before"
-    host, port = client.base_url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    await reader.readuntil(b"\r\n\r\n")
-    writer.close()  # gone, with the file hardly begun
+    async with RawConnection(client.base_url) as gone:  # gone after the headers, with the file hardly begun
+        await gone.send_headers("GET", path)
+        await gone.reader.readuntil(b"\r\n\r\n")
     whole = await client.fetch(path, request_timeout=120)
     assert whole.code == 200 and whole.body == data, "a GET of the original sends it whole, as before"
 

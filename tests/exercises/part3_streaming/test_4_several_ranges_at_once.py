@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from support import answer
+from coursekit.clients import answer
 
 RUNS_ON = ["part3_streaming"]
 

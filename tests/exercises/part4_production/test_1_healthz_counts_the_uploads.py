@@ -7,10 +7,10 @@ as before, Cache-Control: no-store). An upload counts from when its headers are 
 until it ends, stored, refused or cut short.
 """
 
-import asyncio
 import json
 
-from support import answer, eventually
+from coursekit.clients import RawConnection, answer
+from coursekit.waiting import eventually
 
 RUNS_ON = ["part4_production"]
 
@@ -32,15 +32,10 @@ async def health(client):
     return body
 
 
-async def start_an_upload(client, name):
+async def start_an_upload(connection, name):
     """A PUT whose headers and first bytes are sent, and then nothing: an upload under way."""
-    host, port = client.base_url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write((f"PUT /upload/{name} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                  f"Content-Length: 1000000\r\nCookie: _xsrf={client.cookies['_xsrf']}\r\n"
-                  f"X-XSRFToken: {client.cookies['_xsrf']}\r\n\r\n").encode() + b"x" * 1000)
-    await writer.drain()
-    return reader, writer
+    await connection.send_headers("PUT", f"/upload/{name}", ["Content-Length: 1000000"])
+    await connection.send(b"x" * 1000)
 
 
 async def counts_soon(client, count, when):
@@ -60,11 +55,11 @@ async def test_healthz_counts_the_uploads_under_way(client):
     assert body == {"status": "ok", "uploads": 0}, (
         f'with no upload under way, GET /healthz should answer {{"status": "ok", "uploads": 0}}; it answered {body!r}')
 
-    connections = [await start_an_upload(client, f"slow{n}.bin") for n in range(2)]
-    await counts_soon(client, 2, "with two uploads under way")
-
-    for _, writer in connections:
-        writer.close()  # gone: the uploads are cut short
+    async with RawConnection(client) as first, RawConnection(client) as second:  # with the XSRF cookie and token
+        await start_an_upload(first, "slow0.bin")
+        await start_an_upload(second, "slow1.bin")
+        await counts_soon(client, 2, "with two uploads under way")
+    # gone: the uploads are cut short
     await counts_soon(client, 0, "once the uploads are cut short")
     response = await client.fetch("/upload/quick.txt", "PUT", b"hello")
     assert response.code == 201, f"an upload still works (201); it answered {answer(response)}"

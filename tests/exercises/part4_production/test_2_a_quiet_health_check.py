@@ -12,7 +12,8 @@ import logging
 
 from motor.motor_tornado import MotorClient
 
-from support import Client, answer, free_port, served
+from coursekit.clients import answer
+from coursekit.processes import free_port
 
 RUNS_ON = ["part4_production"]
 
@@ -21,7 +22,7 @@ def access_lines(caplog):
     return [record.getMessage() for record in caplog.records if record.name == "tornado.access"]
 
 
-async def test_only_the_failing_health_checks_are_logged(client, stage_app, caplog):
+async def test_only_the_failing_health_checks_are_logged(client, serve, caplog):
     caplog.set_level(logging.INFO, logger="tornado.access")
     caplog.clear()
     response = await client.fetch("/healthz")
@@ -43,9 +44,9 @@ async def test_only_the_failing_health_checks_are_logged(client, stage_app, capl
 
     down = MotorClient(f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=300)  # nobody there
     with contextlib.closing(down):
-        async with served(stage_app.make_app(down.unreachable)) as base_url:
-            caplog.clear()
-            response = await Client(base_url).fetch("/healthz")
+        unreachable = await serve(db=down.unreachable, visit=False)
+        caplog.clear()
+        response = await unreachable.fetch("/healthz")
     assert response.code == 503, (
         f"with the database down, GET /healthz should answer 503; it answered {answer(response)}")
     errors = [record.getMessage() for record in caplog.records

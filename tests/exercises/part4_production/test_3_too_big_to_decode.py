@@ -8,7 +8,8 @@ fs.chunks and imgs as before the upload), by the form (POST /) as by PUT /upload
 An image that needs up to twice the budget is stored as before.
 """
 
-from support import answer, image_bytes
+from coursekit.clients import answer
+from coursekit.images import image_bytes
 
 RUNS_ON = ["part4_production"]
 
