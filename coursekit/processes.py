@@ -49,7 +49,7 @@ class Program(TCPExecutor):
 
     def __init__(self, command, port, env=None, timeout=30, stop_signal=signal.SIGINT, preexec=None, ready=None,
                  log=None, host="127.0.0.1"):
-        self.log = log or tempfile.TemporaryFile("w+")
+        self.log, self.own_log, self.last_output = log or tempfile.TemporaryFile("w+"), log is None, None
         super().__init__([str(part) for part in command], host=host, port=port, envvars=env or {},
                          timeout=timeout, stop_signal=stop_signal,
                          stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
@@ -85,10 +85,19 @@ class Program(TCPExecutor):
             super().stop(stop_signal, expected_returncode)
         if process is not None:
             self.returncode = process.returncode
+        self.close_log()
         return self
+
+    def close_log(self):
+        """Close the log this program made itself, keeping what it holds for output()."""
+        if self.own_log and not self.log.closed:
+            self.last_output = self.output()
+            self.log.close()
 
     def output(self):
         """What the program has printed so far."""
+        if self.log.closed:
+            return self.last_output
         self.log.flush()
         self.log.seek(0)
         text = self.log.read()
@@ -97,6 +106,7 @@ class Program(TCPExecutor):
     def run_to_end(self, timeout=60):
         """Run the command to its end instead (--help, or a run that must fail): its
         (exit status, output)."""
+        self.close_log()  # not used: the output is returned
         result = subprocess.run(self.command_parts, env=self.envvars, stdin=subprocess.DEVNULL,
                                 capture_output=True, text=True, timeout=timeout, preexec_fn=self.preexec)
         return result.returncode, result.stdout + result.stderr
