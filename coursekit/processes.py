@@ -72,6 +72,7 @@ class Program(TCPExecutor):
         try:
             return super().start()
         except ExecutorError as error:  # it exited, took too long, or found its port taken
+            self.close_log()
             with contextlib.suppress(OSError):  # a log opened for writing only cannot say
                 error.add_note(f"What it printed:\n{self.output()}")
             raise
