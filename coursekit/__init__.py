@@ -10,6 +10,8 @@
     images      sound, photo-like, damaged and crafted images
     waiting     waiting, with a bound, for something to become true (tenacity)
     browser     the Chromium the browser tests drive
+    soak        many clients at once, hostile ones among them, on a stage run as a
+                program; `python -m coursekit.soak` from the command line
 
 `python3 course.py` installs the repository into .venv/ as an editable package
 (pyproject.toml), so `import coursekit` works from the tests, from a benchmark

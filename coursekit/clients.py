@@ -165,12 +165,14 @@ class RawConnection:
     def close(self):
         self.writer.close()
 
-    async def send_headers(self, method, path, headers=()):
-        """The request line and headers, then the blank line that ends them."""
+    async def send_headers(self, method, path, headers=(), body=b""):
+        """The request line and headers, then the blank line that ends them; then `body`,
+        if given, in the same write: a server that answers from the headers alone and
+        closes finds no bytes unread, so the answer is not lost to a reset."""
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}", *headers]
         if self.client:
             lines += [f"{name}: {value}" for name, value in self.client.xsrf_headers().items()]
-        await self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        await self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     async def send(self, data):
         self.writer.write(data)

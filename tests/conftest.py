@@ -98,10 +98,13 @@ def stage_app(stage):
 async def serve(stage_app, db):
     """serve(**settings): a Client of the stage's make_app(db, **settings), served on a
     free port of 127.0.0.1, that has visited the home page. `db=` serves another
-    database; `visit=False` leaves the client as new, with no cookie."""
+    database; `visit=False` leaves the client as new, with no cookie. The client's
+    `app` is the Application served, for a test that changes its settings."""
     async with contextlib.AsyncExitStack() as servers:
         async def start(db=db, visit=True, **settings):
-            client = Client(await servers.enter_async_context(served(stage_app.make_app(db, **settings))), db)
+            app = stage_app.make_app(db, **settings)
+            client = Client(await servers.enter_async_context(served(app)), db)
+            client.app = app
             if visit:
                 await client.visit()
             return client

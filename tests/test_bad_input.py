@@ -5,7 +5,6 @@ no error, with the answer the README's table says); afterwards no GridFS file,
 chunk or `imgs` document has been added and the server still answers. The README's
 "Bad input" table is made from CASES: a test checks that they agree."""
 
-import asyncio
 import dataclasses
 import datetime
 import re
@@ -16,9 +15,10 @@ import pytest
 from bson import ObjectId
 from motor.motor_tornado import MotorGridFSBucket
 
-from support import (ORIGINAL_PATHS, ROOT, STAGES, Client, corrupt_png, error_message, image_bytes, load_stage,
-                     multipart, png_header, png_with_a_broken_chunk_list, png_with_a_text_bomb,
-                     png_with_a_truncated_header, served, truncated_jpeg)
+from coursekit.clients import UPLOAD_COLLECTIONS, Client, RawConnection, error_message, multipart
+from coursekit.images import (corrupt_png, image_bytes, png_header, png_with_a_broken_chunk_list,
+                              png_with_a_text_bomb, png_with_a_truncated_header, truncated_jpeg)
+from coursekit.stages import ORIGINAL_PATHS, ROOT, STAGES
 
 RUNS_ON = STAGES  # every stage
 
@@ -41,15 +41,14 @@ class Case:
 
 
 @pytest.fixture
-async def client(stage, db, tmp_path):
-    """The stage served on a free port, as conftest's `client`; parts 3 and 4 with a
+async def client(stage, serve, tmp_path):
+    """conftest's `client` (it has visited the home page: it holds the XSRF cookie,
+    where the stage sets one, and knows where the form posts); parts 3 and 4 with a
     small --max_upload_size and a --files_dir that holds a loop of symbolic links."""
-    settings = {}
-    if stage in STREAMING:
-        (tmp_path / "loop").symlink_to(tmp_path / "loop")
-        settings = {"max_upload_size": LIMIT, "files_dir": str(tmp_path)}
-    async with served(load_stage(stage).make_app(db, **settings)) as base_url:
-        yield Client(base_url, db)
+    if stage not in STREAMING:
+        return await serve()
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    return await serve(max_upload_size=LIMIT, files_dir=str(tmp_path))
 
 
 # --- How each case is sent ---
@@ -72,67 +71,62 @@ async def upload(client, data, filename="image.png", content_type="image/png", *
 
 
 async def put(client, data):
-    await client.fetch("/")  # the XSRF cookie
     response = await client.fetch("/upload/big.bin", "PUT", data)
     return response.code, response.body.decode(errors="replace")
 
 
-async def post_form(client, content_type, body, headers=None, form_page=True):
-    if form_page:
-        await client.fetch("/")  # the XSRF cookie, where there is one
-    response = await client.fetch("/", "POST", body, {"Content-Type": content_type, **(headers or {})})
+def form_path(client):
+    """Where the home page's form posts, without the query: from part 3 on, the form's
+    action carries the client's XSRF token, and the XSRF cases send their own."""
+    return urlsplit(client.form_action).path
+
+
+async def post_form(client, content_type, body, headers=None, sender=None):
+    """POST `body` where the home page's form posts, by `client` or by `sender`, another
+    client (one that has not seen the home page, say)."""
+    response = await (sender or client).fetch(form_path(client), "POST", body,
+                                              {"Content-Type": content_type, **(headers or {})})
     return response.code, response.body.decode(errors="replace")
+
+
+async def anothers_xsrf_token(client):
+    """The token of another visitor's _xsrf cookie: of the right form, but not this client's."""
+    other = Client(client.base_url)
+    await other.visit()
+    return other.cookies["_xsrf"]
 
 
 async def post_with_anothers_xsrf_token(client):
     """A token of the right form, but not the one in this client's cookie."""
-    other = Client(client.base_url)
-    await other.fetch("/")
-    return await post_form(client, *A_FORM, headers={"X-XSRFToken": other.cookies["_xsrf"]})
+    return await post_form(client, *A_FORM, headers={"X-XSRFToken": await anothers_xsrf_token(client)})
 
 
 async def post_with_a_planted_token(client):
     """As a sibling subdomain can: it sets our _xsrf cookie for the parent domain (no
     SameSite stops that: it is the same site), then posts the same token from its page."""
-    other = Client(client.base_url)
-    await other.fetch("/")
-    planted = other.cookies["_xsrf"]
-    form_type, body = A_FORM
-    response = await Client(client.base_url).fetch("/", "POST", body, {
-        "Content-Type": form_type, "Cookie": f"_xsrf={planted}", "X-XSRFToken": planted,
+    planted = await anothers_xsrf_token(client)
+    return await post_form(client, *A_FORM, sender=Client(client.base_url), headers={
+        "Cookie": f"_xsrf={planted}", "X-XSRFToken": planted,
         "Sec-Fetch-Site": "same-site", "Origin": "http://sibling.example.com"})
-    return response.code, response.body.decode(errors="replace")
 
 
-async def raw_request(client, head, body=b""):
-    """Send bytes as they are, as a misbehaving client would; (status, page).
-
-    `head` is the request line and headers without the blank line that ends them; the
-    client's XSRF cookie and token are added, where the stage has them."""
-    await client.fetch("/")
-    if token := client.cookies.get("_xsrf"):
-        head += f"Cookie: _xsrf={token}\r\nX-XSRFToken: {token}\r\n"
-    head += "\r\n"
-    address = urlsplit(client.base_url)
-    reader, writer = await asyncio.open_connection(address.hostname, address.port)
-    try:
-        writer.write(head.encode("latin-1") + body)
-        await writer.drain()
-        status_line = await reader.readline()
-        rest = await reader.read()
-    finally:
-        writer.close()
-    return int(status_line.split()[1]), rest.decode(errors="replace")
+async def raw_post(client, headers, body=b""):
+    """POST `headers` and `body` as they are, where the form posts, as a misbehaving
+    client would; (status, page). The client's XSRF cookie and token go with them,
+    where the stage has them."""
+    async with RawConnection(client) as connection:
+        await connection.send_headers("POST", form_path(client), headers, body)
+        status, _, page = await connection.response()
+    return status, page.decode(errors="replace")
 
 
 async def forget_everything(client):
-    for name in ("fs.files", "fs.chunks", "imgs"):
+    for name in UPLOAD_COLLECTIONS:
         await client.db[name].delete_many({})
 
 
 async def with_a_stored_file(client, headers):
     """GET a stored file of ten digits with `headers`, then delete it: (status, page)."""
-    await client.fetch("/")  # the XSRF cookie
     response = await client.fetch("/upload/digits.txt", "PUT", b"0123456789")
     assert response.code == 201
     try:
@@ -201,6 +195,7 @@ async def an_html_file_another_program_stored(client, stage):
         await forget_everything(client)
 
 
+FORM_HEADER = "Content-Type: multipart/form-data; boundary=x"  # the boundary of FILE_PART
 FILE_PART = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
 TOO_BIG = 5 * 1024**3  # over Tornado's default max_body_size (100 MB), and part 3's 4 GiB
 IMAGES_ONLY = "not a PNG, JPEG, GIF or WebP"
@@ -286,13 +281,11 @@ CASES = [
     Case("enormous dimensions in a tiny file (over Pillow's pixel limit)",
          lambda c, s: upload(c, png_header(10_000, 10_000), "huge.png"), from_part2(400, "too many pixels")),
     Case("a declared body over the size limit",
-         lambda c, s: raw_request(c, f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {TOO_BIG}\r\n"
-                                     "Content-Type: multipart/form-data; boundary=x\r\n"),
+         lambda c, s: raw_post(c, [f"Content-Length: {TOO_BIG}", FORM_HEADER]),
          answers(TORNADO_400, TORNADO_400, (413, "too big"))),
     # No Content-Length: the body is sent in chunks, and the first one is too big.
     Case("an undeclared (chunked) body over the size limit",
-         lambda c, s: raw_request(c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                                     "Content-Type: multipart/form-data; boundary=x\r\n", f"{TOO_BIG:x}\r\n".encode()),
+         lambda c, s: raw_post(c, ["Transfer-Encoding: chunked", FORM_HEADER], f"{TOO_BIG:x}\r\n".encode()),
          answers(TORNADO_400, TORNADO_400, TORNADO_400)),
     Case(f"a file one byte over `--max_upload_size` ({LIMIT} here), through the form",
          lambda c, s: upload(c, b"x" * (LIMIT + 1), "big.bin", "application/octet-stream"),
@@ -300,12 +293,10 @@ CASES = [
     Case(f"a file one byte over `--max_upload_size` ({LIMIT} here), by PUT",
          lambda c, s: put(c, b"x" * (LIMIT + 1)), answers(part3=(413, "too big"))),
     Case("a Content-Length of non-ASCII digits (`²`)",
-         lambda c, s: raw_request(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n"
-                                     "Content-Type: multipart/form-data; boundary=x\r\n", b"xx"),
+         lambda c, s: raw_post(c, ["Content-Length: \u00b2", FORM_HEADER], b"xx"),
          every_stage(*TORNADO_400)),
     Case("a Content-Length of 5000 digits",
-         lambda c, s: raw_request(c, f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {'9' * 5000}\r\n"
-                                     "Content-Type: multipart/form-data; boundary=x\r\n"),
+         lambda c, s: raw_post(c, [f"Content-Length: {'9' * 5000}", FORM_HEADER]),
          every_stage(*TORNADO_400)),
     Case("multipart with no boundary",
          lambda c, s: post_form(c, "multipart/form-data", FILE_PART + b"abc\r\n--x--\r\n"),
@@ -316,7 +307,7 @@ CASES = [
     Case("multipart with an unterminated part",
          lambda c, s: post_form(c, "multipart/form-data; boundary=x", FILE_PART + image_bytes()),
          answers((400, "no final boundary"), (400, "no final boundary"), (400, "malformed"))),
-    Case("no XSRF token", lambda c, s: post_form(c, *A_FORM, form_page=False),
+    Case("no XSRF token", lambda c, s: post_form(c, *A_FORM, sender=Client(c.base_url)),  # no cookie either
          from_part2(403, "'_xsrf' argument missing"), NO_XSRF),
     Case("a wrong XSRF token", lambda c, s: post_with_anothers_xsrf_token(c),
          from_part2(403, "XSRF cookie does not match"), NO_XSRF),
@@ -383,7 +374,8 @@ def applicable():
             for stage in STAGES for case in CASES if stage in case.answers]
 
 
-@pytest.mark.parametrize("stage, case", applicable())
+# In module scope, as conftest parametrizes `stage`: the stage's fixtures are per module.
+@pytest.mark.parametrize("stage, case", applicable(), scope="module")
 async def test_bad_input_gets_a_clear_4xx_and_leaves_no_trace(stage, case, client):
     status, page = await case.send(client, stage)
     expected_status, words = case.answers[stage]

@@ -3,10 +3,10 @@
 import pytest
 from motor.motor_tornado import MotorGridFSBucket
 
-from support import error_message, image_bytes
+from coursekit.clients import error_message
+from coursekit.images import image_bytes
 
 RUNS_ON = ["part1_basic"]
-
 
 
 @pytest.mark.parametrize("content_type", ["text/html", "image/svg+xml", "application/octet-stream"])

@@ -2,34 +2,26 @@
 uploads checked by Pillow, and the original and thumbnail saved together or not at all."""
 
 import asyncio
-import contextlib
 import io
-import os
 import re
-import subprocess
-import sys
-import tempfile
 import threading
-import time
-import uuid
 from functools import cache
 
 import pytest
 from motor.motor_tornado import MotorClient, MotorGridFSBucket
 from PIL import ExifTags, Image
 from tornado.httpclient import AsyncHTTPClient
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
-from support import ROOT, Client, course, error_message, free_port, image_bytes, load_stage, multipart
+from coursekit.clients import Client, error_message, multipart
+from coursekit.images import image_bytes
+from coursekit.processes import free_port
+from coursekit.stages import ORIGINAL_PATHS
 
 RUNS_ON = ["part2_thumbnails"]
 
-APP = ROOT / "part2_thumbnails" / "app.py"
-part2 = load_stage("part2_thumbnails")
 GALLERY_ITEM = re.compile(r'<a class="original" href="([^"]+)">\s*<img src="([^"]+)" alt="([^"]*)"')
 NOTHING = {"fs.files": 0, "fs.chunks": 0, "imgs": 0}
-
+A_FORM = {"file": ("a.png", image_bytes(), "image/png")}
 
 
 # --- Helpers ---
@@ -66,49 +58,12 @@ async def upload_and_get_thumbnail(client, data, filename="image.png", content_t
     return image
 
 
-@contextlib.asynccontextmanager
-async def serving(app, db):
-    """A Client for `app`, served on a free port of 127.0.0.1."""
-    [sock] = bind_sockets(0, "127.0.0.1")
-    server = HTTPServer(app)
-    server.add_sockets([sock])
-    try:
-        yield Client(f"http://127.0.0.1:{sock.getsockname()[1]}", db)
-    finally:
-        server.stop()
-        await server.close_all_connections()
-
-
-@contextlib.contextmanager
-def program(args, port, **env):
-    """`python part2_thumbnails/app.py ARGS` with `env` added, once it listens on `port`."""
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen([sys.executable, APP, *args], env={**os.environ, **env},
-                                   stdout=log, stderr=log, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while not course.port_open("127.0.0.1", port):
-                assert process.poll() is None, log.seek(0) or log.read()
-                assert time.monotonic() < deadline, f"nothing listens on {port}"
-                time.sleep(0.05)
-            yield Client(f"http://127.0.0.1:{port}")
-        finally:
-            course.stop(process, timeout=20)
-
-
-def run_app(*args, **env):
-    """Run app.py to its end; its exit status and what it printed."""
-    result = subprocess.run([sys.executable, APP, *args], env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=60)
-    return result.returncode, result.stdout + result.stderr
-
-
 # --- Options ---
 
 
-def test_help_lists_the_options_with_defaults_from_the_environment():
-    status, output = run_app("--help", PORT="8123", MONGODB_URI="mongodb://db.example:27017",
-                             MONGODB_DB="pictures", COOKIE_SECRET="never-print-me")
+def test_help_lists_the_options_with_defaults_from_the_environment(program):
+    status, output = program.run("--help", env={"PORT": "8123", "MONGODB_URI": "mongodb://db.example:27017",
+                                                "MONGODB_DB": "pictures", "COOKIE_SECRET": "never-print-me"})
     assert status == 0
     text = " ".join(output.split())  # --help wraps long lines
     for flag in ("--port", "--db-uri", "--db-name", "--debug", "--config", "--cookie-secret"):
@@ -119,29 +74,29 @@ def test_help_lists_the_options_with_defaults_from_the_environment():
     assert "never-print-me" not in text
 
 
-async def test_the_environment_gives_the_defaults(mongodb_uri, db):
-    port = free_port()
-    with program([], port, PORT=str(port), MONGODB_URI=mongodb_uri, MONGODB_DB=db.name) as client:
-        assert (await client.upload(image_bytes())).code == 302
+async def test_the_environment_gives_the_defaults(program, db):
+    # PORT, MONGODB_URI and MONGODB_DB name the port it listens on and the test's database.
+    client = Client(program().url)
+    assert (await client.upload(image_bytes())).code == 302
     assert await db.imgs.count_documents({}) == 1
 
 
-async def test_a_config_file_sets_options_over_the_environment(tmp_path, mongodb_uri, db):
+async def test_a_config_file_sets_options_over_the_environment(tmp_path, program, db):
     port = free_port()
     config = tmp_path / "part2.conf"
     config.write_text(f"port = {port}\ndb_name = {db.name!r}\n")
-    env = {"PORT": str(free_port()), "MONGODB_URI": mongodb_uri, "MONGODB_DB": "not_this_one"}
-    with program([f"--config={config}"], port, **env) as client:
-        assert (await client.upload(image_bytes())).code == 302
+    client = Client(program(f"--config={config}", port=port,
+                            env={"PORT": str(free_port()), "MONGODB_DB": "not_this_one"}).url)
+    assert (await client.upload(image_bytes())).code == 302
     assert await db.imgs.count_documents({}) == 1
 
 
-async def test_an_option_after_the_config_file_wins(tmp_path, mongodb_uri):
+async def test_an_option_after_the_config_file_wins(tmp_path, program):
     port = free_port()
     config = tmp_path / "part2.conf"
     config.write_text(f"port = {free_port()}\n")
-    with program([f"--config={config}", f"--port={port}"], port, MONGODB_URI=mongodb_uri) as client:
-        assert (await client.fetch("/")).code == 200
+    client = Client(program(f"--config={config}", f"--port={port}", port=port, env={"PORT": None}).url)
+    assert (await client.fetch("/")).code == 200
 
 
 @pytest.mark.parametrize("args, message", [
@@ -149,25 +104,26 @@ async def test_an_option_after_the_config_file_wins(tmp_path, mongodb_uri):
     (["--config=/no/such/file.conf"], "error: [Errno 2] No such file or directory: '/no/such/file.conf'"),
     (["--colour=blue"], "error: Unrecognized command line option: 'colour'"),
 ])
-def test_a_bad_option_gets_one_clear_line(args, message):
-    status, output = run_app(*args)
+def test_a_bad_option_gets_one_clear_line(program, args, message):
+    status, output = program.run(*args)
     assert status == 1
     assert output.strip().splitlines()[-1] == message
     assert "Traceback" not in output
 
 
-async def test_the_cookie_secret_is_generated_unless_given(db):
-    first, second = part2.make_app(db), part2.make_app(db)
+async def test_the_cookie_secret_is_generated_unless_given(stage_app, db):
+    first, second = stage_app.make_app(db), stage_app.make_app(db)
     assert first.settings["cookie_secret"] != second.settings["cookie_secret"]
     assert len(first.settings["cookie_secret"]) >= 32
-    assert part2.make_app(db, cookie_secret="from the config").settings["cookie_secret"] == "from the config"
+    assert stage_app.make_app(db, cookie_secret="from the config").settings["cookie_secret"] == "from the config"
 
 
 # --- XSRF ---
 
 
-async def test_the_form_carries_the_xsrf_token(client):
-    response = await client.fetch("/")
+async def test_the_form_carries_the_xsrf_token(serve):
+    client = await serve(visit=False)
+    response = await client.visit()
     assert re.search(r'<form[^>]*>\s*<input type="hidden" name="_xsrf" value="[^"]+"', response.body.decode())
     assert "_xsrf" in client.cookies
 
@@ -177,23 +133,19 @@ async def test_a_post_without_a_valid_token_gets_403_and_stores_nothing(client, 
     forger = Client(client.base_url, db)
     headers = {}
     if visitor != "no cookie, no token":
-        await forger.fetch("/")
+        await forger.visit()
         headers["X-XSRFToken"] = ""
     if visitor == "someone else's token":
-        await client.fetch("/")
         headers["X-XSRFToken"] = client.cookies["_xsrf"]
-    body, form_type = multipart({"file": ("a.png", image_bytes(), "image/png")})
-    response = await forger.fetch("/", "POST", body, {**headers, "Content-Type": form_type})
+    body, form_type = multipart(A_FORM)
+    response = await forger.fetch(client.form_action, "POST", body, {**headers, "Content-Type": form_type})
     assert response.code == 403
     assert "xsrf" in error_message(response.body.decode()).lower()
     assert await client.stored() == NOTHING
 
 
 async def test_a_script_sending_the_header_is_accepted(client):
-    await client.fetch("/")
-    body, form_type = multipart({"file": ("a.png", image_bytes(), "image/png")})
-    response = await client.fetch("/", "POST", body, {"Content-Type": form_type,
-                                                      "X-XSRFToken": client.cookies["_xsrf"]})
+    response = await client.upload(image_bytes(), "a.png", headers={"X-XSRFToken": client.cookies["_xsrf"]})
     assert response.code == 302
     assert await client.db.imgs.count_documents({}) == 1
 
@@ -201,17 +153,12 @@ async def test_a_script_sending_the_header_is_accepted(client):
 async def test_a_form_sending_the_field_is_accepted(client):
     page = (await client.fetch("/")).body.decode()
     [token] = re.findall(r'name="_xsrf" value="([^"]+)"', page)
-    boundary = uuid.uuid4().hex
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="_xsrf"\r\n\r\n{token}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
-        f"Content-Type: image/png\r\n\r\n"
-    ).encode() + image_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    # As a browser posts the form: the cookie and the form's field, no header.
+    body, form_type = multipart([("_xsrf", token), *A_FORM.items()])
+    # As a browser posts the form: the cookie and the form's field, no header (which
+    # the Client would add).
     response = await AsyncHTTPClient().fetch(
-        client.base_url + "/", method="POST", body=body, follow_redirects=False, raise_error=False,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
-                 "Cookie": f"_xsrf={client.cookies['_xsrf']}"},
+        client.base_url + client.form_action, method="POST", body=body, follow_redirects=False, raise_error=False,
+        headers={"Content-Type": form_type, "Cookie": f"_xsrf={client.cookies['_xsrf']}"},
     )
     assert response.code == 302
     assert await client.db.imgs.count_documents({}) == 1
@@ -338,11 +285,11 @@ async def test_the_type_served_is_the_one_pillow_detected(client, data, claimed,
     assert response.body == data
 
 
-async def test_an_image_whose_file_was_deleted_gets_404(client):
+async def test_an_image_whose_file_was_deleted_gets_404(client, stage):
     await client.upload(image_bytes())
     image = await client.db.imgs.find_one()
     await MotorGridFSBucket(client.db).delete(image["original"])
-    response = await client.fetch(f"/imgs/{image['_id']}/orig")
+    response = await client.fetch(ORIGINAL_PATHS[stage].format(image["_id"]))
     assert response.code == 404
     assert "missing" in error_message(response.body.decode())
     assert (await client.fetch(f"/imgs/{image['_id']}/thumb")).code == 200
@@ -351,20 +298,20 @@ async def test_an_image_whose_file_was_deleted_gets_404(client):
 # --- Off the event loop ---
 
 
-async def test_thumbnails_are_made_on_the_thumbnail_threads(client, monkeypatch):
+async def test_thumbnails_are_made_on_the_thumbnail_threads(client, stage_app, monkeypatch):
     threads = []
 
     def make_thumbnail(data):
         threads.append(threading.current_thread().name)
         return real_make_thumbnail(data)
 
-    real_make_thumbnail = part2.make_thumbnail
-    monkeypatch.setattr(part2, "make_thumbnail", make_thumbnail)
+    real_make_thumbnail = stage_app.make_thumbnail
+    monkeypatch.setattr(stage_app, "make_thumbnail", make_thumbnail)
     assert (await client.upload(image_bytes())).code == 302
     assert len(threads) == 1 and threads[0].startswith("thumbnail")
 
 
-async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, monkeypatch):
+async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, stage_app, monkeypatch):
     started, finish = threading.Event(), threading.Event()
 
     def slow_make_thumbnail(data):
@@ -372,9 +319,8 @@ async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, 
         finish.wait(30)  # as long as a huge photo would take, or longer
         return real_make_thumbnail(data)
 
-    real_make_thumbnail = part2.make_thumbnail
-    monkeypatch.setattr(part2, "make_thumbnail", slow_make_thumbnail)
-    await client.fetch("/")
+    real_make_thumbnail = stage_app.make_thumbnail
+    monkeypatch.setattr(stage_app, "make_thumbnail", slow_make_thumbnail)
     upload = asyncio.ensure_future(client.upload(image_bytes()))
     assert await asyncio.to_thread(started.wait, 30)
     assert (await client.fetch("/")).code == 200  # served while the thumbnail is still in the making
@@ -383,17 +329,17 @@ async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, 
     assert (await upload).code == 302
 
 
-async def test_without_an_executor_thumbnails_are_made_on_the_loop(db, monkeypatch):
+async def test_without_an_executor_thumbnails_are_made_on_the_loop(serve, stage_app, monkeypatch):
     threads = []
 
     def make_thumbnail(data):
         threads.append(threading.current_thread())
         return real_make_thumbnail(data)
 
-    real_make_thumbnail = part2.make_thumbnail
-    monkeypatch.setattr(part2, "make_thumbnail", make_thumbnail)
-    async with serving(part2.make_app(db, thumbnail_executor=None), db) as client:
-        thumbnail = await upload_and_get_thumbnail(client, image_bytes(size=(300, 200)))
+    real_make_thumbnail = stage_app.make_thumbnail
+    monkeypatch.setattr(stage_app, "make_thumbnail", make_thumbnail)
+    client = await serve(thumbnail_executor=None)
+    thumbnail = await upload_and_get_thumbnail(client, image_bytes(size=(300, 200)))
     assert threads == [threading.main_thread()]
     assert thumbnail.size == (128, 85)
 
@@ -475,37 +421,33 @@ def unreachable_db():
 
 
 @pytest.mark.parametrize("failing", [("original",), ("thumbnail",), ("original", "thumbnail")])
-async def test_when_a_save_fails_nothing_is_left_behind(db, unreachable_db, failing):
+async def test_when_a_save_fails_nothing_is_left_behind(client, unreachable_db, failing):
     data = image_bytes(size=(300, 200))
-    app = part2.make_app(db)
-    uploads = app.settings["fs"] = FailingUploads(app.settings["fs"], unreachable_db, data, failing)
-    async with serving(app, db) as client:
-        response = await client.upload(data)
+    settings = client.app.settings
+    uploads = settings["fs"] = FailingUploads(settings["fs"], unreachable_db, data, failing)
+    response = await client.upload(data)
     assert response.code == 503
     assert "not stored" in error_message(response.body.decode())
     assert len(uploads.stored) == 2 - len(failing)  # the other save happened...
     assert await client.stored() == NOTHING  # ...and was undone
 
 
-async def test_when_the_document_cannot_be_saved_the_files_are_deleted(db, unreachable_db):
+async def test_when_the_document_cannot_be_saved_the_files_are_deleted(client, unreachable_db):
     data = image_bytes(size=(300, 200))
-    app = part2.make_app(db)
-    uploads = app.settings["fs"] = FailingUploads(app.settings["fs"], unreachable_db, data)
-    async with serving(app, db) as client:
-        await client.fetch("/")  # the XSRF cookie, while the database answers
-        app.settings["db"] = unreachable_db
-        response = await client.upload(data)
+    settings = client.app.settings
+    uploads = settings["fs"] = FailingUploads(settings["fs"], unreachable_db, data)
+    settings["db"] = unreachable_db  # the client has its XSRF cookie, from while the database answered
+    response = await client.upload(data)
     assert response.code == 503
     assert len(uploads.stored) == 2
     assert await client.stored() == NOTHING
 
 
-async def test_files_that_cannot_be_deleted_are_logged(db, unreachable_db, caplog):
+async def test_files_that_cannot_be_deleted_are_logged(client, unreachable_db, caplog):
     data = image_bytes(size=(300, 200))
-    app = part2.make_app(db)
-    app.settings["fs"] = FailingUploads(app.settings["fs"], unreachable_db, data, ["thumbnail"], deletes_fail=True)
-    async with serving(app, db) as client:
-        response = await client.upload(data)
+    settings = client.app.settings
+    settings["fs"] = FailingUploads(settings["fs"], unreachable_db, data, ["thumbnail"], deletes_fail=True)
+    response = await client.upload(data)
     assert response.code == 503
     [record] = [record for record in caplog.records if "left behind" in record.getMessage()]
     assert record.levelname == "ERROR"

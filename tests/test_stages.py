@@ -8,7 +8,8 @@ import signal
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from support import course, free_port, image_bytes, stage_program
+from coursekit.images import image_bytes
+from coursekit.processes import free_port
 from coursekit.stages import STAGES
 
 RUNS_ON = STAGES  # every stage
@@ -49,13 +50,10 @@ async def test_home_page_lists_the_20_newest_newest_first(client):
     assert names == [f"img{n:02}.png" for n in range(20, 0, -1)]
 
 
-def test_each_stage_has_a_database_of_its_own_by_default(stage, mongodb_uri):
+def test_each_stage_has_a_database_of_its_own_by_default(stage, program):
     # Nothing is written: the stage says at start which database it uses.
-    with stage_program(stage, mongodb_uri, db_name=None) as program:
-        assert course.listening(program.process, int(program.url.rsplit(":", 1)[1]))
-        program.process.send_signal(signal.SIGINT)
-        program.process.wait(timeout=15)
-        assert f"database '{stage}'" in program.output()
+    app = program(env={"MONGODB_DB": None}).stop()
+    assert f"database '{stage}'" in app.output()
 
 
 async def test_the_site_has_an_icon(client):
@@ -68,27 +66,24 @@ async def test_the_site_has_an_icon(client):
         assert response.body[:4] == b"\0\0\1\0"  # an ICO file
 
 
-def test_exits_with_one_clear_line_when_no_database_answers(stage, db_name):
+def test_exits_with_one_clear_line_when_no_database_answers(program):
     unreachable = f"mongodb://127.0.0.1:{free_port()}"  # nothing listens there
-    with stage_program(stage, unreachable, db_name) as program:
-        program.process.wait(timeout=15)
-        assert program.process.returncode != 0
-        output = program.output().strip()
-    assert output.splitlines() == [f"error: no MongoDB answers at {unreachable} (ServerSelectionTimeoutError)"]
+    status, output = program.run(env={"MONGODB_URI": unreachable}, timeout=15)
+    assert status != 0
+    assert output.strip().splitlines() == [f"error: no MongoDB answers at {unreachable} (ServerSelectionTimeoutError)"]
 
 
-async def test_runs_as_a_program_and_stops_cleanly_on_ctrl_c(stage, mongodb_uri, db_name):
-    with stage_program(stage, mongodb_uri, db_name) as program:
-        response = await AsyncHTTPClient().fetch(program.url + "/")
-        assert response.code == 200
-        program.process.send_signal(signal.SIGINT)
-        assert program.process.wait(timeout=15) == 0
-        assert "Traceback" not in program.output()
+async def test_runs_as_a_program_and_stops_cleanly_on_ctrl_c(program):
+    app = program()
+    response = await AsyncHTTPClient().fetch(app.url + "/")
+    assert response.code == 200
+    app.process.send_signal(signal.SIGINT)  # Ctrl+C
+    assert app.process.wait(timeout=15) == 0
+    assert "Traceback" not in app.output()
 
 
-def test_exits_with_one_clear_line_when_the_port_is_taken(stage, mongodb_uri, db_name):
-    with stage_program(stage, mongodb_uri, db_name) as first:
-        port = first.url.rsplit(":", 1)[1]
-        with stage_program(stage, mongodb_uri, db_name, port=int(port)) as second:
-            assert second.process.wait(timeout=15) != 0
-            assert second.output().strip().endswith(f"error: cannot listen on port {port}: Address already in use")
+def test_exits_with_one_clear_line_when_the_port_is_taken(program):
+    first = program()
+    status, output = program.run(port=first.port, timeout=15)
+    assert status != 0
+    assert output.strip().endswith(f"error: cannot listen on port {first.port}: Address already in use")

@@ -1,16 +1,16 @@
 """Soak a stage: many concurrent uploads and downloads of random files, mixed with
 hostile requests, for a bounded time, on 127.0.0.1; every file checked by SHA-256.
 
-    .venv/bin/python tests/soak.py                      # part3_streaming for 60 s
-    .venv/bin/python tests/soak.py part1_basic --seconds 30 --clients 8
+    .venv/bin/python -m coursekit.soak                  # the last stage, part4_production, for 60 s
+    .venv/bin/python -m coursekit.soak part1_basic --seconds 30 --clients 8
 
-It serves the stage as a program (`python <stage>/app.py`), on MONGODB_URI or the
+It runs the stage as a program (`python <stage>/app.py`), on MONGODB_URI or the
 embedded database, and prints the counts that must all be zero (server errors,
 answered or logged; mismatched downloads; lost files) and the app's memory at the
 start and the end. Hostile requests (damaged images, disguised names, odd headers,
 cross-site posts) are a share of all (`--hostile`); any answer but a 5xx or silence
 will do for them. tests/test_soak.py runs a short soak of every stage in the test
-suite."""
+suite, through soak()."""
 
 import argparse
 import asyncio
@@ -22,7 +22,6 @@ import re
 import sys
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
@@ -30,10 +29,12 @@ from PIL import Image
 from pymongo import MongoClient
 from tornado.httpclient import AsyncHTTPClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support import (ORIGINAL_PATHS, STAGES, Client, corrupt_png, course, image_bytes, png_header,  # noqa: E402
-                     png_with_a_broken_chunk_list, png_with_a_text_bomb, png_with_a_truncated_header, stage_program,
-                     truncated_jpeg)
+from .clients import Client, RawConnection
+from .database import scratch_db
+from .images import (corrupt_png, image_bytes, png_header, png_with_a_broken_chunk_list, png_with_a_text_bomb,
+                     png_with_a_truncated_header, truncated_jpeg)
+from .processes import StageProgram
+from .stages import ORIGINAL_PATHS, STAGES
 
 DAMAGED_IMAGES = [png_with_a_text_bomb(), png_with_a_broken_chunk_list(), png_with_a_truncated_header(),
                   truncated_jpeg(), corrupt_png(), png_header(20_000, 20_000)]
@@ -55,6 +56,9 @@ class Counts:
     logged_server_errors: int = 0  # in the app's log
     mismatches: int = 0
     lost: int = 0
+    seconds: float = 0  # how long it ran
+    memory_start: float = 0  # the app's, in MB
+    memory_end: float = 0
 
     def failures(self):
         return self.server_errors + self.logged_server_errors + self.mismatches + self.lost
@@ -149,15 +153,17 @@ class Soak:
             self.counts.server_errors += 1
 
     async def raw_post(self, client, header):
-        """POST / with `header` as it is, over a socket: the status, or None if no answer came."""
-        address = urlsplit(self.base_url)
-        reader, writer = await asyncio.open_connection(address.hostname, address.port)
-        try:
-            writer.write(f"POST / HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n".encode("latin-1") + b"zz\r\n")
-            status_line = await asyncio.wait_for(reader.readline(), 30)
-        finally:
-            writer.close()
-        return int(status_line.split()[1]) if status_line else None
+        """POST `header` as it is, with no XSRF token, where the home page's form posts:
+        the status, or None if no answer came."""
+        if client.form_action is None:
+            await client.visit()
+        async with RawConnection(self.base_url) as connection:
+            await connection.send_headers("POST", urlsplit(client.form_action).path, [header], b"zz\r\n")
+            try:
+                status, _, _ = await connection.response(timeout=30)
+            except asyncio.IncompleteReadError:  # closed with no answer
+                return None
+        return status
 
     async def run(self):
         AsyncHTTPClient.configure(None, max_clients=self.clients)
@@ -169,37 +175,40 @@ class Soak:
         return self.counts
 
 
-def soak(stage, uri, seconds, clients, max_side, seed=1, hostile=0.2):
-    """Serve `stage` on the MongoDB at `uri`, soak it, print and return the counts and
-    the app's memory (in MB) at the start and the end."""
-    db_name = f"soak_{uuid.uuid4().hex[:8]}"
-    with stage_program(stage, uri, db_name) as program, MongoClient(uri) as mongo:
-        app = psutil.Process(program.process.pid)
-        memory_start = app.memory_info().rss / 1e6
-        started = time.monotonic()
-        counts = asyncio.run(Soak(stage, program.url, mongo[db_name], seconds, clients, max_side, seed, hostile).run())
-        elapsed = time.monotonic() - started
-        memory_end = app.memory_info().rss / 1e6
-        counts.logged_server_errors = len(LOGGED_SERVER_ERROR.findall(program.output()))
-        mongo.drop_database(db_name)
-    print(f"{stage}: {elapsed:.0f} s, {clients} clients, {counts.uploads} uploads, {counts.downloads} downloads, "
-          f"{counts.hostile} hostile requests, {counts.bytes_moved / 1e6:.0f} MB moved")
-    print(f"  server errors {counts.server_errors} (logged: {counts.logged_server_errors}), "
-          f"mismatches {counts.mismatches}, lost files {counts.lost}")
-    print(f"  app memory {memory_start:.0f} MB at the start, {memory_end:.0f} MB at the end")
-    return counts, memory_start, memory_end
+def soak(stage, program, db, seconds, clients, max_side, seed=1, hostile=0.2):
+    """Soak `stage`, running as `program` (a StageProgram, started) on the pymongo
+    database `db`; return the Counts, the app's memory at the start and the end with them."""
+    app = psutil.Process(program.process.pid)
+    memory_start = app.memory_info().rss / 1e6
+    started = time.monotonic()
+    counts = asyncio.run(Soak(stage, program.url, db, seconds, clients, max_side, seed, hostile).run())
+    counts.seconds = time.monotonic() - started
+    counts.memory_start, counts.memory_end = memory_start, app.memory_info().rss / 1e6
+    counts.logged_server_errors = len(LOGGED_SERVER_ERROR.findall(program.output()))
+    return counts
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m coursekit.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", nargs="?", default=STAGES[-1], choices=STAGES)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--max-side", type=int, default=1200, help="largest image side, in pixels")
     parser.add_argument("--hostile", type=float, default=0.2, help="the share of hostile requests (0.2)")
-    args = parser.parse_args()
-    with course.scratch_db() as uri:
-        counts, _, _ = soak(args.stage, uri, args.seconds, args.clients, args.max_side, hostile=args.hostile)
+    args = parser.parse_args(argv)
+    db_name = f"soak_{uuid.uuid4().hex[:8]}"
+    with scratch_db() as uri, MongoClient(uri) as mongo:
+        try:
+            with StageProgram(args.stage, uri, db_name) as program:
+                counts = soak(args.stage, program, mongo[db_name], args.seconds, args.clients, args.max_side,
+                              hostile=args.hostile)
+        finally:
+            mongo.drop_database(db_name)
+    print(f"{args.stage}: {counts.seconds:.0f} s, {args.clients} clients, {counts.uploads} uploads, "
+          f"{counts.downloads} downloads, {counts.hostile} hostile requests, {counts.bytes_moved / 1e6:.0f} MB moved")
+    print(f"  server errors {counts.server_errors} (logged: {counts.logged_server_errors}), "
+          f"mismatches {counts.mismatches}, lost files {counts.lost}")
+    print(f"  app memory {counts.memory_start:.0f} MB at the start, {counts.memory_end:.0f} MB at the end")
     return 1 if counts.failures() else 0
 
 
