@@ -3,7 +3,10 @@ each test's own, and the stage served in two ways.
 
 Every test module says at its top which stages it runs on, in `RUNS_ON` (a list of
 stage names, empty for a module about no stage): a test that takes `stage`, or a
-fixture that does, runs once for each of them. Then a test asks for
+fixture that does, runs once for each of them. One test may run on fewer, marked
+`@pytest.mark.runs_on("part3_streaming", ...)`; one whose stage goes with another
+parameter parametrizes both itself (`parametrize("stage, case", ..., scope="module")`).
+Then a test asks for
 
 - `serve(**settings)`: the stage's `make_app(db, **settings)` served by this
   process on a free port, over real HTTP; it returns a coursekit Client that has
@@ -39,13 +42,20 @@ def pytest_addoption(parser):
                           "as `python3 course.py check` does")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "runs_on(*stages): this test runs on these of its module's RUNS_ON only")
+
+
 def pytest_generate_tests(metafunc):
+    module = metafunc.module.__name__
     runs_on = getattr(metafunc.module, "RUNS_ON", None)
-    assert runs_on is not None, f"{metafunc.module.__name__} should say which stages it runs on: RUNS_ON = [...]"
-    assert set(runs_on) <= set(STAGES), f"{metafunc.module.__name__}: RUNS_ON names no stage: {runs_on}"
-    # A test of the module may run on fewer of them: its own parametrize("stage", ...).
-    own = [marker for marker in metafunc.definition.iter_markers("parametrize") if "stage" in argnames(marker)]
-    if "stage" in metafunc.fixturenames and not own:
+    assert runs_on is not None, f"{module} should say which stages it runs on: RUNS_ON = [...]"
+    assert set(runs_on) <= set(STAGES), f"{module}: RUNS_ON names no stage: {runs_on}"
+    if marker := metafunc.definition.get_closest_marker("runs_on"):
+        assert set(marker.args) <= set(runs_on), f"{metafunc.definition.name}: runs_on outside {module}'s RUNS_ON"
+        runs_on = list(marker.args)
+    parametrized = any("stage" in argnames(marker) for marker in metafunc.definition.iter_markers("parametrize"))
+    if "stage" in metafunc.fixturenames and not parametrized:
         metafunc.parametrize("stage", runs_on, scope="module")
 
 

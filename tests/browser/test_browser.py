@@ -77,7 +77,7 @@ def test_upload_through_the_form_then_see_and_open_the_image(page, stage):
     assert page.evaluate("[document.images[0].naturalWidth, document.images[0].naturalHeight]") == [300, 200]
 
 
-@pytest.mark.parametrize("stage", ["part3_streaming"], scope="module")  # module scope, as conftest's `stage`
+@pytest.mark.runs_on("part3_streaming")
 def test_a_big_file_goes_up_with_a_progress_bar_and_comes_back_identical(page):
     data = os.urandom(8 * 1024 * 1024)
     page.goto("/")
