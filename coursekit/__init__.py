@@ -12,6 +12,10 @@
     browser     the Chromium the browser tests drive
     soak        many clients at once, hostile ones among them, on a stage run as a
                 program; `python -m coursekit.soak` from the command line
+    lab         what a notebook's cells use: a Session that owns what the notebook
+                starts, the plots' colours, the exercises' checks
+    notebooks   the notebooks run headless, each in a kernel of its own, on nbclient
+                (the tests; notebooks/execute.py, which saves them)
 
 `python3 course.py` installs the repository into .venv/ as an editable package
 (pyproject.toml), so `import coursekit` works from the tests, from a benchmark

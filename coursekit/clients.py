@@ -36,6 +36,16 @@ def multipart(fields):
     return body.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
+def multipart_around(field, filename, content_type):
+    """A form of one file, for a file too big to hold in memory: (before, after,
+    Content-Type), to send as `before`, the file's bytes as they are read, `after`.
+    before + data + after is multipart({field: (filename, data, content_type)})."""
+    marker = uuid.uuid4().hex.encode()
+    body, form_type = multipart({field: (filename, marker, content_type)})
+    before, after = body.split(marker)
+    return before, after, form_type
+
+
 class GalleryParser(HTMLParser):
     """Collects (href, alt) for each `<a class="original"><img alt=...>` on a page, and
     the action of its upload form."""

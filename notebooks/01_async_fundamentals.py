@@ -84,7 +84,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.queues import Queue
 
-import lab  # this folder's helpers: the Session that starts and stops things, the colours
+from coursekit import lab  # the course's toolkit: the Session that starts and stops things, the colours
 
 # %% [markdown]
 # ## A small web site to talk to

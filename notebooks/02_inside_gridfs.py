@@ -59,11 +59,11 @@ from IPython.display import Image as ShowImage
 from motor.motor_tornado import MotorGridFSBucket
 from PIL import Image
 from pymongo.errors import PyMongoError
-from tornado.httpclient import AsyncHTTPClient
+from coursekit import lab  # the course's toolkit: the Session that starts and stops things, the colours
+from coursekit.clients import Client, multipart
+from coursekit.stages import load_stage
 
-import lab  # this folder's helpers: the Session that starts and stops things, the colours
-
-part1 = lab.course.load_stage("part1_basic")
+part1 = load_stage("part1_basic")
 
 # %% [markdown]
 # ## Start the database and part 1
@@ -90,25 +90,26 @@ print("Part 1 serves at", base_url)
 #
 # A browser sends the upload form as `multipart/form-data`: each field between two
 # boundary lines, with a small header saying its name, file name and type.
-# `lab.multipart_form()` builds that body; here it is for a file of five bytes:
+# `multipart()`, from the course's toolkit, builds that body from the form's fields,
+# a file being (its name, its bytes, its type); here it is for a file of five bytes:
 
 # %%
-body, form_type = lab.multipart_form("file", "hello.txt", b"hello", "text/plain")
+body, form_type = multipart({"file": ("hello.txt", b"hello", "text/plain")})
 print("Content-Type:", form_type)
 print(body.decode())
 
 # %% [markdown]
-# We POST such a body, as the form would, with a small PNG made here. Part 1 answers
-# `302 Found`, a redirect back to the home page.
+# We POST such a body, as the form would, with a small PNG made here. The toolkit's
+# `Client` does it as a browser does: it opens the home page, reads where the upload
+# form posts, and sends the file there in such a body. Part 1 answers `302 Found`, a
+# redirect back to the home page.
 
 # %%
-http = AsyncHTTPClient()
+visitor = Client(base_url)
 
 
 async def upload(filename, data, content_type="image/png"):
-    body, form_type = lab.multipart_form("file", filename, data, content_type)
-    response = await http.fetch(f"{base_url}/", method="POST", body=body, headers={"Content-Type": form_type},
-                                follow_redirects=False, raise_error=False)
+    response = await visitor.upload(data, filename, content_type)
     print(f"POST {filename} ({len(data):,} bytes): {response.code} {response.reason}")
     return response
 
@@ -128,9 +129,9 @@ response = await upload("gradient.png", picture)
 # the file's `_id` in GridFS. Download the newest back and compare:
 
 # %%
-home = (await http.fetch(f"{base_url}/")).body.decode()
+home = (await visitor.fetch("/")).body.decode()
 image_path = re.search(r"/imgs/[0-9a-f]{24}", home).group()
-downloaded = (await http.fetch(base_url + image_path)).body
+downloaded = (await visitor.fetch(image_path)).body
 print(f"GET {image_path}: {len(downloaded):,} bytes, identical to the upload: {downloaded == picture}")
 ShowImage(downloaded)
 
@@ -269,7 +270,7 @@ print(f"byte {middle:,} is in chunk {n}, at position {position:,}: "
 #
 # Unless `MONGODB_URI` is set, the database here is
 # [SecantusDB](https://pypi.org/project/secantusdb/) 0.7.0b3, started by
-# `course.scratch_db()` as a separate process (`secantusd-py`, its Python server).
+# `coursekit.database.scratch_db()` as a separate process (`secantusd-py`, its Python server).
 # It speaks MongoDB's wire protocol, so Motor and PyMongo talk to it as to a
 # `mongod`, and it stores its data with WiredTiger, MongoDB's own storage engine.
 # It is one node: no replica set, no sharding. Here is what it says it is:

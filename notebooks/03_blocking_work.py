@@ -66,12 +66,14 @@ import time
 import matplotlib.pyplot as plt
 from motor.motor_tornado import MotorClient, MotorGridFSBucket
 from PIL import Image
-from tornado.httpclient import AsyncHTTPClient
 from tornado.ioloop import IOLoop
 
-import lab  # this folder's helpers: the Session that starts and stops things, the colours
+from coursekit import lab  # the course's toolkit: the Session that starts and stops things, the colours
+from coursekit.clients import Client
+from coursekit.database import local_address
+from coursekit.stages import load_stage
 
-part2 = lab.course.load_stage("part2_thumbnails")
+part2 = load_stage("part2_thumbnails")
 print(f"{os.cpu_count()} cores; part 2 makes thumbnails on {part2.THUMBNAIL_THREADS} thread(s)")
 
 # %% [markdown]
@@ -157,9 +159,10 @@ print(f"idle: {len(idle)} wake-ups in 0.5 s, lag median {statistics.median(idle)
 # ## Upload while the probe runs
 #
 # Part 2 protects its form against cross-site request forgery, so a script uploads
-# as a careful client would: `lab.xsrf_headers()` fetches the home page once, keeps
-# the `_xsrf` cookie, and sends the token back in the `X-XSRFToken` header. The
-# uploads go from this kernel to the server in this kernel, over `AsyncHTTPClient`.
+# as a careful client would: the toolkit's `Client` opens the home page once, keeps
+# the `_xsrf` cookie, and sends the token back in the `X-XSRFToken` header with each
+# upload. The uploads go from this kernel to the server in this kernel, over Tornado's
+# `AsyncHTTPClient`.
 #
 # Each run: the probe alone for 0.2 s, then the uploads, one starting every `stagger`
 # seconds as visitors would arrive, then the probe alone again. Same photos, same
@@ -171,31 +174,25 @@ print(f"idle: {len(idle)} wake-ups in 0.5 s, lag median {statistics.median(idle)
 # at worst? And on the pool?
 
 # %%
-http = AsyncHTTPClient()
-
-
-async def upload(base_url, headers, filename, data):
-    body, form_type = lab.multipart_form("file", filename, data, "image/jpeg")
-    response = await http.fetch(base_url + "/", method="POST", body=body, follow_redirects=False,
-                                headers={**headers, "Content-Type": form_type}, raise_error=False)
+async def upload(visitor, filename, data):
+    response = await visitor.upload(data, filename, "image/jpeg")
     assert response.code == 302, (response.code, response.body[:200])  # stored, back to the home page
 
 
-async def upload_later(delay, base_url, headers, filename, data):
+async def upload_later(delay, visitor, filename, data):
     await asyncio.sleep(delay)
-    await upload(base_url, headers, filename, data)
+    await upload(visitor, filename, data)
 
 
 async def lag_during_uploads(mode, stagger):
     """The probe's samples while the photos are uploaded to part 2 `mode`, and when the uploads ran."""
-    base_url = base_urls[mode]
-    headers = await lab.xsrf_headers(base_url)
-    await upload(base_url, headers, "warm-up.jpg", photos[0])  # threads, connections and decoders ready
+    visitor = Client(base_urls[mode])
+    await upload(visitor, "warm-up.jpg", photos[0])  # threads, connections and decoders ready
     stop, start = asyncio.Event(), time.perf_counter()
     probe = asyncio.create_task(lag_probe(stop, start))
     await asyncio.sleep(0.2)
     began = time.perf_counter() - start
-    await asyncio.gather(*(upload_later(n * stagger, base_url, headers, f"photo-{n}.jpg", photo)
+    await asyncio.gather(*(upload_later(n * stagger, visitor, f"photo-{n}.jpg", photo)
                            for n, photo in enumerate(photos)))
     ended = time.perf_counter() - start
     await asyncio.sleep(0.2)
@@ -338,7 +335,7 @@ class DelayingProxy:
 original = photos[0]
 thumbnail = part2.make_thumbnail(original)[3]
 buckets = {"on this machine": MotorGridFSBucket(db)}
-if address := lab.course.local_address(session.uri):  # a database we can put a proxy in front of
+if address := local_address(session.uri):  # a database we can put a proxy in front of
     proxy = DelayingProxy(*address, NETWORK_DELAY_MS / 1000)
     await session.keep("the delaying proxy", proxy, proxy.close)
     far_client = MotorClient(f"mongodb://127.0.0.1:{await proxy.start()}", directConnection=True,

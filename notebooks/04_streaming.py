@@ -60,7 +60,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from urllib.parse import urlsplit
 
 import matplotlib.pyplot as plt
@@ -70,9 +69,12 @@ import tornado.web
 from bson import ObjectId
 from tornado.httpclient import AsyncHTTPClient
 
-import lab  # this folder's helpers: the Session that starts and stops things, the colours
+from coursekit import lab  # the course's toolkit: the Session that starts and stops things, the colours
+from coursekit.clients import Client, RawConnection, multipart_around
+from coursekit.stages import load_stage
+from coursekit.waiting import eventually
 
-part2, part3 = lab.course.load_stage("part2_thumbnails"), lab.course.load_stage("part3_streaming")
+part2, part3 = load_stage("part2_thumbnails"), load_stage("part3_streaming")
 
 # %% [markdown]
 # ## Start the database, part 2, part 3 and Motor's `GridFSHandler`
@@ -167,9 +169,11 @@ print(f"the kernel holds {idle[0][1]:.0f} MB; idle for 0.5 s it grew by {growth(
 #
 # Part 3 takes it as `PUT /upload/<name>`, the body being the file (`curl -T`).
 # Part 2 takes files in a form only, so it gets the same bytes wrapped in a
-# `multipart/form-data` body. Both stages protect themselves against cross-site
-# request forgery: a first `GET` gives us the `_xsrf` cookie, and its token goes
-# back in the `X-XSRFToken` header.
+# `multipart/form-data` body: `multipart_around()`, from the course's toolkit, gives
+# what goes before the file's bytes and what goes after. Both stages protect
+# themselves against cross-site request forgery: a first `GET` gives us the `_xsrf`
+# cookie, and its token goes back in the `X-XSRFToken` header. The toolkit's `Client`
+# does both, as a browser would.
 
 # %%
 folder = await session.temporary_folder()
@@ -181,6 +185,7 @@ size = big_file.stat().st_size
 print(f"{big_file.name}: {size:,} bytes")
 
 http = AsyncHTTPClient()
+visitors = {name: Client(base_urls[name]) for name in ("part 2", "part 3")}
 
 
 def send_file(path, before=b"", after=b""):
@@ -196,26 +201,20 @@ def send_file(path, before=b"", after=b""):
 
 async def put_streamed(path):
     """PUT the file to part 3; it answers 201 and the id of the upload, in JSON."""
-    base_url = base_urls["part 3"]
-    headers = {**await lab.xsrf_headers(base_url), "Content-Length": str(path.stat().st_size)}
-    response = await http.fetch(f"{base_url}/upload/{path.name}", method="PUT", headers=headers,
-                                body_producer=send_file(path), request_timeout=300, raise_error=False)
-    return response
+    visitor = visitors["part 3"]
+    await visitor.visit()  # the _xsrf cookie
+    return await visitor.fetch(f"/upload/{path.name}", "PUT", headers={"Content-Length": str(path.stat().st_size)},
+                               body_producer=send_file(path), request_timeout=300)
 
 
 async def post_form(path):
     """POST the file to part 2, in a form as a browser would."""
-    base_url = base_urls["part 2"]
-    boundary = uuid.uuid4().hex
-    before = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-              f"Content-Type: application/octet-stream\r\n\r\n").encode()
-    after = f"\r\n--{boundary}--\r\n".encode()
-    headers = {**await lab.xsrf_headers(base_url), "Content-Type": f"multipart/form-data; boundary={boundary}",
-               "Content-Length": str(len(before) + path.stat().st_size + len(after))}
-    response = await http.fetch(base_url + "/", method="POST", headers=headers, follow_redirects=False,
-                                body_producer=send_file(path, before, after), request_timeout=300,
-                                raise_error=False)
-    return response
+    visitor = visitors["part 2"]
+    await visitor.visit()  # the _xsrf cookie, and where the form posts
+    before, after, form_type = multipart_around("file", path.name, "application/octet-stream")
+    headers = {"Content-Type": form_type, "Content-Length": str(len(before) + path.stat().st_size + len(after))}
+    return await visitor.fetch(visitor.form_action, "POST", headers=headers,
+                               body_producer=send_file(path, before, after), request_timeout=300)
 
 # %% [markdown]
 # Now the two uploads, one after the other, each with the probe running. Part 3 first:
@@ -281,8 +280,9 @@ plt.show()
 # The 2012 blog post that started this course asked: what if many clients ask for a
 # big file, read its first byte, and go? A server that reads the file faster than
 # clients take it, or goes on reading after they have gone, pays in memory and in
-# database reads. Each of our clients speaks HTTP over a bare socket, reads the head
-# and one byte of the body, and closes the connection, `CONCURRENCY` of them at a time.
+# database reads. Each of our clients speaks HTTP by hand over a connection of its own
+# (the toolkit's `RawConnection`), reads the head and one byte of the body, and closes
+# the connection, `CONCURRENCY` of them at a time.
 #
 # Beside part 3 we serve the same file the 2014 way, with Motor's `GridFSHandler`,
 # started with the others: it reads chunk after chunk and never waits for the client
@@ -299,15 +299,12 @@ for name, url in storm_urls.items():
 # %%
 async def read_one_byte(url):
     """GET `url` by hand, read the head and one byte of the body, and hang up."""
-    parts = urlsplit(url)
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    try:
-        writer.write(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}\r\n\r\n".encode())
-        head = await reader.readuntil(b"\r\n\r\n")
+    # The connection is closed at the end with the rest unread: the server sees it reset.
+    async with RawConnection(url) as connection:
+        await connection.send_headers("GET", urlsplit(url).path)
+        head = await connection.reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 "), head
-        await reader.readexactly(1)
-    finally:
-        writer.close()  # with the rest unread: the server sees the connection reset
+        await connection.reader.readexactly(1)
 
 
 async def storm(url, clients):
@@ -325,8 +322,7 @@ async def until_finished(name, requests):
     """Wait until GridFSHandler has finished `requests`, each once it has read the whole
     file, client gone or not. Part 3 stops reading when a client goes: nothing to wait for."""
     if name == "GridFSHandler":
-        while GridFSHandlerById.finished < requests:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: GridFSHandlerById.finished >= requests, timeout=300)
         GridFSHandlerById.finished = 0
 
 
@@ -398,24 +394,20 @@ Answer = collections.namedtuple("Answer", "status headers body size")
 async def exchange(method, path, *headers, server="part 3", keep=64):
     """Send one request and print it, then the answer's head: return an Answer, its
     `body` the first `keep` bytes of the body and its `size` the body's length."""
-    parts = urlsplit(base_urls[server])
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    try:
-        request = [f"{method} {path} HTTP/1.1", f"Host: {parts.hostname}", "Connection: close", *headers]
+    async with RawConnection(base_urls[server]) as connection:
+        request = [f"{method} {path} HTTP/1.1", f"Host: {connection.host}", "Connection: close", *headers]
         print("\n".join(f"> {line}" for line in request))
-        writer.write(("\r\n".join(request) + "\r\n\r\n").encode())
-        status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode().strip().split("\r\n")
+        await connection.send(("\r\n".join(request) + "\r\n\r\n").encode())
+        status_line, *lines = (await connection.reader.readuntil(b"\r\n\r\n")).decode().strip().split("\r\n")
         answer_headers = dict(line.split(": ", 1) for line in lines)
         print(f"< {status_line}")
         for name, value in answer_headers.items():
             if name.lower() in SHOWN:
                 print(f"< {name}: {value}")
         body, length = b"", 0
-        while method != "HEAD" and (piece := await reader.read(256 * 1024)):  # until the server closes
+        while method != "HEAD" and (piece := await connection.reader.read(256 * 1024)):  # until the server closes
             body += piece[:keep - len(body)]
             length += len(piece)
-    finally:
-        writer.close()
     print(f"({length:,} bytes of body)\n")
     return Answer(int(status_line.split()[1]), {name.lower(): value for name, value in answer_headers.items()},
                   body, length)

@@ -73,7 +73,7 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.web import Application, HTTPError, RequestHandler
 
-import lab  # this folder's helpers: the Session that starts and stops things
+from coursekit import lab  # the course's toolkit: the Session that starts and stops things
 
 print(f"Motor {motor.version}, PyMongo {pymongo.version}")
 

@@ -65,7 +65,6 @@ import base64
 import hashlib
 import hmac
 import html.parser
-import http.cookies
 import os
 import secrets
 import statistics
@@ -80,7 +79,8 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.ioloop import IOLoop
 from tornado.web import Application, HTTPError, RequestHandler, StaticFileHandler, UIModule, authenticated
 
-import lab  # this folder's helpers: the Session that starts and stops things, the colours
+from coursekit import lab  # the course's toolkit: the Session that starts and stops things, the colours
+from coursekit.clients import cookie_values
 
 print(f"Tornado {tornado.version}")
 
@@ -486,10 +486,7 @@ def make_cookie_app(cookie_secret, **settings):
 
 def set_cookies(response):
     """{name: value} of the cookies a response sets."""
-    jar = http.cookies.SimpleCookie()
-    for header in response.headers.get_list("Set-Cookie"):
-        jar.load(header)
-    return {name: morsel.value for name, morsel in jar.items()}
+    return cookie_values(response.headers.get_list("Set-Cookie"))
 
 
 async def whoami(base_url, cookie_header):

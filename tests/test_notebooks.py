@@ -4,33 +4,23 @@ their two forms say the same; each is a place to explore, built the same way.
 Each notebook in notebooks/ is executed in a fresh kernel from a copy in memory,
 with the small parameters below injected after its `parameters` cell (as papermill
 does): the committed .ipynb, with the outputs of the default parameters, is never
-rewritten here."""
+rewritten here. The kernel is coursekit.notebooks' (nbclient's, driven directly:
+that module says what nbmake and nbval would not do here)."""
 
 import ast
 import difflib
-import importlib.util
 import inspect
 import json
 import re
-from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 
-from support import ROOT, STAGES
+from coursekit import lab, notebooks
+from coursekit.stages import ROOT, STAGES
 
 RUNS_ON = STAGES  # every stage
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"notebooks_{name}", ROOT / "notebooks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-notebooks, lab = load("execute"), load("lab")
 
 NOTEBOOKS = notebooks.notebook_paths()
 STAGES_WITHOUT_NOTEBOOK = {"part4_production"}  # part 3's notebooks serve it too
@@ -350,7 +340,7 @@ def slug(heading):
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-@pytest.mark.parametrize("path", [*NOTEBOOKS, ROOT / "notebooks" / "README.md"], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", [*NOTEBOOKS, notebooks.FOLDER / "README.md"], ids=lambda path: path.name)
 def test_the_links_lead_somewhere(path):
     text = markdown(saved(path)) if path.suffix == ".ipynb" else path.read_text()
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
@@ -375,8 +365,8 @@ def test_the_stage_lesson_links_its_notebooks(stage):
 
 
 def test_the_readme_gives_the_order_and_the_embedded_database_note():
-    readme = (ROOT / "notebooks" / "README.md").read_text()
+    readme = (notebooks.FOLDER / "README.md").read_text()
     linked = re.findall(r"\]\((\d\d_\w+)\.ipynb\)", readme)
     assert linked[:len(NOTEBOOKS)] == [path.stem for path in NOTEBOOKS]
     assert "MONGODB_URI" in readme and "SecantusDB" in readme
-    assert "SecantusDB" in markdown(saved(ROOT / "notebooks" / "02_inside_gridfs.ipynb"))
+    assert "SecantusDB" in markdown(saved(notebooks.FOLDER / "02_inside_gridfs.ipynb"))

@@ -1,5 +1,6 @@
-"""What the notebooks share: a Session that owns what a notebook starts, small HTTP
-helpers, the plots' colours, and the checks of the exercises.
+"""What the notebooks share: a Session that owns what a notebook starts, the plots'
+colours, and the checks of the exercises. A notebook imports it as
+`from coursekit import lab`; for HTTP it uses coursekit.clients, as the tests do.
 
 A notebook runs in a kernel that outlives its cells: a cell run twice starts its
 server twice, and a server nobody stops goes on listening. So everything a
@@ -16,24 +17,17 @@ setup cell can be run again at any time, and so can the whole notebook.
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import os
-import sys
 import tempfile
 import threading
 import uuid
 from pathlib import Path
 
-from tornado.httpclient import AsyncHTTPClient
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import course  # noqa: E402  (the repository root is not a package)
+from .database import redact, scratch_db
+from .serving import served
 
 # Okabe and Ito's palette, which readers with any common colour blindness tell apart.
 BLUE, ORANGE, SKY, GREEN, VERMILLION, PURPLE, GREY = (
@@ -65,11 +59,11 @@ class Session:
 
     def start_database(self):
         stack = contextlib.ExitStack()
-        self.uri = stack.enter_context(course.scratch_db())
+        self.uri = stack.enter_context(scratch_db())
         if "MONGODB_URI" not in os.environ:  # else the database is not ours to stop
             self._closers["the embedded database"] = stack.close
         self.db_name = f"notebook_{uuid.uuid4().hex[:8]}"  # ours alone, dropped by close()
-        print("The database:", course.redact(self.uri), "| our database:", self.db_name)
+        print("The database:", redact(self.uri), "| our database:", self.db_name)
 
     async def keep(self, name, thing, close):
         """Own `thing` under `name`, stopped by `close()`. What had that name is stopped
@@ -77,6 +71,17 @@ class Session:
         await self.stop(name)
         self._closers[name] = close
         return thing
+
+    async def enter(self, name, context):
+        """Enter `context`, a context manager (async or not), and own it under `name`:
+        it is exited when `name` is stopped. Returns what it gives."""
+        await self.stop(name)
+        stack = contextlib.AsyncExitStack()
+        if hasattr(context, "__aenter__"):
+            thing = await stack.enter_async_context(context)
+        else:
+            thing = stack.enter_context(context)
+        return await self.keep(name, thing, stack.aclose)
 
     async def stop(self, name):
         """Stop what `name` names, if anything, and first what was started after it."""
@@ -116,71 +121,35 @@ class Session:
         return await self.keep(name, client, drop_and_close)
 
     async def serve(self, name, app, **server_options):
-        """Serve `app` from this kernel's event loop on a free port of 127.0.0.1; its URL."""
-        await self.stop(name)
-        [sock] = bind_sockets(0, "127.0.0.1")
-        server = HTTPServer(app, **server_options)
-        server.add_sockets([sock])
-
-        async def close():
-            server.stop()
-            await server.close_all_connections()
-
-        await self.keep(name, server, close)
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+        """Serve `app` from this kernel's event loop on a free port of 127.0.0.1
+        (coursekit.serving.served, as the tests serve a stage); its URL."""
+        return await self.enter(name, served(app, **server_options))
 
     async def serve_in_thread(self, name, app):
         """Serve `app` from a thread with an event loop of its own, as a server on another
         machine would be: it answers even while this kernel's loop is blocked. Its URL."""
         await self.stop(name)
-        ready, url = threading.Event(), []
+        started = concurrent.futures.Future()  # the thread's (URL, event loop, event that stops it)
 
         async def serve():
-            [sock] = bind_sockets(0, "127.0.0.1")
-            server = HTTPServer(app)
-            server.add_sockets([sock])
-            loop, stopping = asyncio.get_running_loop(), asyncio.Event()
-            url.append((f"http://127.0.0.1:{sock.getsockname()[1]}", loop, stopping))
-            ready.set()
-            await stopping.wait()
-            server.stop()
-            await server.close_all_connections()
+            async with served(app) as url:
+                stopping = asyncio.Event()
+                started.set_result((url, asyncio.get_running_loop(), stopping))
+                await stopping.wait()
 
         thread = threading.Thread(target=asyncio.run, args=[serve()], name=name, daemon=True)
         thread.start()
-        ready.wait()
-        address, loop, stopping = url[0]
+        url, loop, stopping = started.result()
 
         def close():
             loop.call_soon_threadsafe(stopping.set)
             thread.join()
 
-        await self.keep(name, thread, close)
-        return address
+        return await self.keep(name, url, close)
 
     async def temporary_folder(self, name="the temporary folder"):
         """A folder of our own, deleted with all it holds by close()."""
-        folder = tempfile.TemporaryDirectory(prefix="notebook-")
-        return Path(await self.keep(name, folder.name, folder.cleanup))
-
-
-# --- HTTP, as a browser speaks it ---
-
-
-def multipart_form(field, filename, data, content_type):
-    """The body a browser sends for a form with one file field, and its Content-Type."""
-    boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n")
-    return head.encode() + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-async def xsrf_headers(base_url):
-    """The cookie and header a POST to parts 2 and 3 needs: the token of a first visit."""
-    response = await AsyncHTTPClient().fetch(base_url + "/")
-    token = response.headers["Set-Cookie"].split("_xsrf=", 1)[1].split(";", 1)[0]
-    return {"Cookie": f"_xsrf={token}", "X-XSRFToken": token}
+        return Path(await self.enter(name, tempfile.TemporaryDirectory(prefix="notebook-")))
 
 
 # --- Exercises ---
