@@ -30,6 +30,8 @@ from PIL import Image
 from pymongo import MongoClient
 from tornado.httpclient import AsyncHTTPClient
 
+from coursekit.stages import FORM_PATHS, RECORDS
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support import (ORIGINAL_PATHS, STAGES, Client, corrupt_png, course, image_bytes, png_header,  # noqa: E402
                      png_with_a_broken_chunk_list, png_with_a_text_bomb, png_with_a_truncated_header, stage_program,
@@ -79,7 +81,8 @@ class Soak:
 
     def original_path(self, name):
         """Where the stage serves the file uploaded as `name`, or None if it has no record."""
-        document = self.db.imgs.find_one({"filename": name}) or self.db.fs.files.find_one({"filename": name})
+        document = self.db[RECORDS[self.stage]].find_one({"filename": name}) or self.db.fs.files.find_one(
+            {"filename": name})
         return document and ORIGINAL_PATHS[self.stage].format(document["_id"])
 
     async def worker(self):
@@ -149,11 +152,13 @@ class Soak:
             self.counts.server_errors += 1
 
     async def raw_post(self, client, header):
-        """POST / with `header` as it is, over a socket: the status, or None if no answer came."""
+        """POST to the form's path with `header` as it is, over a socket: the status, or None
+        if no answer came."""
         address = urlsplit(self.base_url)
         reader, writer = await asyncio.open_connection(address.hostname, address.port)
         try:
-            writer.write(f"POST / HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n".encode("latin-1") + b"zz\r\n")
+            head = f"POST {FORM_PATHS[self.stage]} HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n"
+            writer.write(head.encode("latin-1") + b"zz\r\n")
             status_line = await asyncio.wait_for(reader.readline(), 30)
         finally:
             writer.close()

@@ -1,9 +1,9 @@
 """The bad-input catalogue: each case runs against every stage it applies to.
 
 A case is answered with a specific 4xx and a clear message (or, where the input is
-no error, with the answer the README's table says); afterwards no GridFS file,
-chunk or `imgs` document has been added and the server still answers. The README's
-"Bad input" table is made from CASES: a test checks that they agree."""
+no error, with the answer the README's table says); afterwards no GridFS file, chunk
+or record (`imgs`, from part 3 `uploads`) has been added and the server still
+answers. The README's "Bad input" table is made from CASES: a test checks that they agree."""
 
 import asyncio
 import dataclasses
@@ -16,6 +16,8 @@ import pytest
 from bson import ObjectId
 from motor.motor_tornado import MotorGridFSBucket
 
+from coursekit.clients import upload_collections
+from coursekit.stages import FORM_PATHS, RECORDS
 from support import (ORIGINAL_PATHS, ROOT, STAGES, Client, corrupt_png, error_message, image_bytes, load_stage,
                      multipart, png_header, png_with_a_broken_chunk_list, png_with_a_text_bomb,
                      png_with_a_truncated_header, served, truncated_jpeg)
@@ -49,7 +51,7 @@ async def client(stage, db, tmp_path):
         (tmp_path / "loop").symlink_to(tmp_path / "loop")
         settings = {"max_upload_size": LIMIT, "files_dir": str(tmp_path)}
     async with served(load_stage(stage).make_app(db, **settings)) as base_url:
-        yield Client(base_url, db)
+        yield Client(base_url, db, upload_collections(stage))
 
 
 # --- How each case is sent ---
@@ -77,28 +79,28 @@ async def put(client, data):
     return response.code, response.body.decode(errors="replace")
 
 
-async def post_form(client, content_type, body, headers=None, form_page=True):
+async def post_form(client, stage, content_type, body, headers=None, form_page=True):
     if form_page:
         await client.fetch("/")  # the XSRF cookie, where there is one
-    response = await client.fetch("/", "POST", body, {"Content-Type": content_type, **(headers or {})})
+    response = await client.fetch(FORM_PATHS[stage], "POST", body, {"Content-Type": content_type, **(headers or {})})
     return response.code, response.body.decode(errors="replace")
 
 
-async def post_with_anothers_xsrf_token(client):
+async def post_with_anothers_xsrf_token(client, stage):
     """A token of the right form, but not the one in this client's cookie."""
     other = Client(client.base_url)
     await other.fetch("/")
-    return await post_form(client, *A_FORM, headers={"X-XSRFToken": other.cookies["_xsrf"]})
+    return await post_form(client, stage, *A_FORM, headers={"X-XSRFToken": other.cookies["_xsrf"]})
 
 
-async def post_with_a_planted_token(client):
+async def post_with_a_planted_token(client, stage):
     """As a sibling subdomain can: it sets our _xsrf cookie for the parent domain (no
     SameSite stops that: it is the same site), then posts the same token from its page."""
     other = Client(client.base_url)
     await other.fetch("/")
     planted = other.cookies["_xsrf"]
     form_type, body = A_FORM
-    response = await Client(client.base_url).fetch("/", "POST", body, {
+    response = await Client(client.base_url).fetch(FORM_PATHS[stage], "POST", body, {
         "Content-Type": form_type, "Cookie": f"_xsrf={planted}", "X-XSRFToken": planted,
         "Sec-Fetch-Site": "same-site", "Origin": "http://sibling.example.com"})
     return response.code, response.body.decode(errors="replace")
@@ -126,7 +128,7 @@ async def raw_request(client, head, body=b""):
 
 
 async def forget_everything(client):
-    for name in ("fs.files", "fs.chunks", "imgs"):
+    for name in ("fs.files", "fs.chunks", "imgs", "uploads"):
         await client.db[name].delete_many({})
 
 
@@ -155,10 +157,11 @@ async def upload_then_fetch(client, data, filename, content_type):
         await forget_everything(client)
 
 
-async def home_page_with(client, files=(), imgs=()):
-    """The home page while GridFS's `fs.files` and the `imgs` collection hold these
-    documents, written by another stage, a tool or a person; deleted afterwards."""
-    for collection, documents in (("fs.files", files), ("imgs", imgs)):
+async def home_page_with(client, stage, files=(), records=()):
+    """The home page while GridFS's `fs.files` and the stage's records (`imgs`, from part
+    3 `uploads`) hold these documents, written by another stage, a tool or a person;
+    deleted afterwards."""
+    for collection, documents in (("fs.files", files), (RECORDS[stage], records)):
         if documents:
             await client.db[collection].insert_many([dict(document) for document in documents])
     try:
@@ -181,7 +184,7 @@ ODD_FILES = [{"filename": 42, "length": 1, "chunkSize": 261120, "uploadDate": NO
              {"_id": "by-hand", "filename": "a.png", "length": 1, "chunkSize": 261120, "uploadDate": NOW,
               "metadata": {"contentType": "image/png"}},
              {"filename": "b.png", "length": 1, "chunkSize": 261120, "uploadDate": NOW, "metadata": "PNG"}]
-ODD_IMGS = [{}, {"filename": 42, "thumbnail": ObjectId(), "width": 1, "height": 1},
+ODD_RECORDS = [{}, {"filename": 42, "thumbnail": ObjectId(), "width": 1, "height": 1},
             {"filename": "a.png", "thumbnail": "none", "width": "wide", "height": 1, "length": 1,
              "contentType": "image/png"},
             {"filename": "b.png", "thumbnail": None, "length": "big", "contentType": "image/png"},
@@ -190,10 +193,12 @@ ODD_IMGS = [{}, {"filename": 42, "thumbnail": ObjectId(), "width": 1, "height": 
 
 async def an_html_file_another_program_stored(client, stage):
     """GET the address of an HTML file that another program stored in GridFS, with a
-    record in `imgs` that lists it (and no thumbnail); then delete both."""
+    record where the stage keeps them (`imgs`, from part 3 `uploads`) that lists it (and
+    no thumbnail); then delete both."""
     file_id = await MotorGridFSBucket(client.db).upload_from_stream(
         "page.html", b"<script>alert(1)</script>", metadata={"contentType": "text/html"})
-    record = await client.db.imgs.insert_one({"filename": "page.html", "contentType": "text/html", "original": file_id})
+    record = await client.db[RECORDS[stage]].insert_one(
+        {"filename": "page.html", "contentType": "text/html", "original": file_id})
     try:
         path_id = file_id if stage == "part1_basic" else record.inserted_id
         return await get_file(client, ORIGINAL_PATHS[stage].format(path_id))
@@ -243,9 +248,9 @@ CASES = [
     Case("an id that is not an ObjectId", lambda c, s: get(c, ORIGINAL_PATHS[s].format("not-an-id")),
          every_stage(404, "not valid")),
     Case("an unknown id", lambda c, s: get(c, ORIGINAL_PATHS[s].format(ObjectId())),
-         every_stage(404, "no image with that id")),
+         answers((404, "no image with that id"), (404, "no image with that id"), (404, "no file with that id"))),
     Case("no `file` field in the form",
-         lambda c, s: post_form(c, *reversed(multipart({"picture": ("a.png", image_bytes(), "image/png")}))),
+         lambda c, s: post_form(c, s, *reversed(multipart({"picture": ("a.png", image_bytes(), "image/png")}))),
          every_stage(400, "missing")),
     Case("an empty file", lambda c, s: upload(c, b""), every_stage(400, "empty")),
     Case("a text file sent as image/png", lambda c, s: upload_then_fetch(c, b"just some words\n", "a.png", "image/png"),
@@ -286,12 +291,12 @@ CASES = [
     Case("enormous dimensions in a tiny file (over Pillow's pixel limit)",
          lambda c, s: upload(c, png_header(10_000, 10_000), "huge.png"), from_part2(400, "too many pixels")),
     Case("a declared body over the size limit",
-         lambda c, s: raw_request(c, f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {TOO_BIG}\r\n"
+         lambda c, s: raw_request(c, f"POST {FORM_PATHS[s]} HTTP/1.1\r\nHost: x\r\nContent-Length: {TOO_BIG}\r\n"
                                      "Content-Type: multipart/form-data; boundary=x\r\n"),
          answers(TORNADO_400, TORNADO_400, (413, "too big"))),
     # No Content-Length: the body is sent in chunks, and the first one is too big.
     Case("an undeclared (chunked) body over the size limit",
-         lambda c, s: raw_request(c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         lambda c, s: raw_request(c, f"POST {FORM_PATHS[s]} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                                      "Content-Type: multipart/form-data; boundary=x\r\n", f"{TOO_BIG:x}\r\n".encode()),
          answers(TORNADO_400, TORNADO_400, TORNADO_400)),
     Case(f"a file one byte over `--max_upload_size` ({LIMIT} here), through the form",
@@ -300,37 +305,37 @@ CASES = [
     Case(f"a file one byte over `--max_upload_size` ({LIMIT} here), by PUT",
          lambda c, s: put(c, b"x" * (LIMIT + 1)), answers(part3=(413, "too big"))),
     Case("a Content-Length of non-ASCII digits (`²`)",
-         lambda c, s: raw_request(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n"
+         lambda c, s: raw_request(c, f"POST {FORM_PATHS[s]} HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n"
                                      "Content-Type: multipart/form-data; boundary=x\r\n", b"xx"),
          every_stage(*TORNADO_400)),
     Case("a Content-Length of 5000 digits",
-         lambda c, s: raw_request(c, f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {'9' * 5000}\r\n"
+         lambda c, s: raw_request(c, f"POST {FORM_PATHS[s]} HTTP/1.1\r\nHost: x\r\nContent-Length: {'9' * 5000}\r\n"
                                      "Content-Type: multipart/form-data; boundary=x\r\n"),
          every_stage(*TORNADO_400)),
     Case("multipart with no boundary",
-         lambda c, s: post_form(c, "multipart/form-data", FILE_PART + b"abc\r\n--x--\r\n"),
+         lambda c, s: post_form(c, s, "multipart/form-data", FILE_PART + b"abc\r\n--x--\r\n"),
          answers((400, "boundary not found"), (400, "boundary not found"), (400, "multipart/form-data form"))),
     Case("multipart with the wrong boundary",
-         lambda c, s: post_form(c, "multipart/form-data; boundary=y", FILE_PART + b"abc\r\n--x--\r\n"),
+         lambda c, s: post_form(c, s, "multipart/form-data; boundary=y", FILE_PART + b"abc\r\n--x--\r\n"),
          answers((400, "no final boundary"), (400, "no final boundary"), (400, "malformed"))),
     Case("multipart with an unterminated part",
-         lambda c, s: post_form(c, "multipart/form-data; boundary=x", FILE_PART + image_bytes()),
+         lambda c, s: post_form(c, s, "multipart/form-data; boundary=x", FILE_PART + image_bytes()),
          answers((400, "no final boundary"), (400, "no final boundary"), (400, "malformed"))),
-    Case("no XSRF token", lambda c, s: post_form(c, *A_FORM, form_page=False),
+    Case("no XSRF token", lambda c, s: post_form(c, s, *A_FORM, form_page=False),
          from_part2(403, "'_xsrf' argument missing"), NO_XSRF),
-    Case("a wrong XSRF token", lambda c, s: post_with_anothers_xsrf_token(c),
+    Case("a wrong XSRF token", lambda c, s: post_with_anothers_xsrf_token(c, s),
          from_part2(403, "XSRF cookie does not match"), NO_XSRF),
     Case("a POST that another site starts (`Sec-Fetch-Site: cross-site`), valid token and all",
-         lambda c, s: post_form(c, *A_FORM, headers={"Sec-Fetch-Site": "cross-site",
+         lambda c, s: post_form(c, s, *A_FORM, headers={"Sec-Fetch-Site": "cross-site",
                                                      "Origin": "https://elsewhere.example"}),
          from_part2(403, "not allowed"), NO_XSRF),
     Case("an XSRF token planted by a sibling subdomain (`Sec-Fetch-Site: same-site`)",
-         lambda c, s: post_with_a_planted_token(c), from_part2(403, "not allowed"), NO_XSRF),
+         lambda c, s: post_with_a_planted_token(c, s), from_part2(403, "not allowed"), NO_XSRF),
     Case("a POST from another origin, by a browser without Fetch Metadata (`Origin` only)",
-         lambda c, s: post_form(c, *A_FORM, headers={"Origin": "http://elsewhere.example"}),
+         lambda c, s: post_form(c, s, *A_FORM, headers={"Origin": "http://elsewhere.example"}),
          from_part2(403, "not allowed"), NO_XSRF),
     Case("a file name with CR/LF in it (RFC 2231 encoded)",
-         lambda c, s: post_form(c, "multipart/form-data; boundary=x",
+         lambda c, s: post_form(c, s, "multipart/form-data; boundary=x",
                                 with_filename(b"filename*=UTF-8''evil%0D%0ASet-Cookie%3A%20x.png")),
          every_stage(400, "control characters")),
     Case("a file name with a C1 control character (U+0085, a line break to some)",
@@ -342,7 +347,7 @@ CASES = [
     Case("a file name of 1000 characters", lambda c, s: upload(c, image_bytes(), "n" * 996 + ".png"),
          every_stage(400, "too long")),
     Case("a `filename*=` in a charset Python has no decoder for (`idna`)",
-         lambda c, s: post_form(c, "multipart/form-data; boundary=x", with_filename(b"filename*=idna''%ff.png")),
+         lambda c, s: post_form(c, s, "multipart/form-data; boundary=x", with_filename(b"filename*=idna''%ff.png")),
          answers((400, "Invalid multipart/form-data"), (400, "Invalid multipart/form-data"),
                  (400, "cannot be decoded"))),
     Case("a Range of non-ASCII digits (`bytes=\u00b2-\u00b3`)",
@@ -364,11 +369,11 @@ CASES = [
     Case("a `/files/` path through a loop of symbolic links", lambda c, s: get(c, "/files/loop/x"),
          answers(part3=(404, "no such file"))),
     Case("the home page, with another stage's records where it looks (part 3's 300 MB video)",
-         lambda c, s: home_page_with(c, [A_VIDEO], [A_VIDEOS_RECORD]),
+         lambda c, s: home_page_with(c, s, [A_VIDEO], [A_VIDEOS_RECORD]),
          answers((200, "Nothing uploaded yet"), (200, "Nothing uploaded yet")),
          {"part1_basic": "not listed", "part2_thumbnails": "not listed", **part3("its own kind: listed, a download")}),
     Case("the home page, with records written by hand: fields missing or of the wrong type",
-         lambda c, s: home_page_with(c, ODD_FILES, ODD_IMGS), every_stage(200, "Nothing uploaded yet"),
+         lambda c, s: home_page_with(c, s, ODD_FILES, ODD_RECORDS), every_stage(200, "Nothing uploaded yet"),
          dict.fromkeys(STAGE_TITLES, "none listed")),
     Case("the address of an HTML file that another program stored",
          lambda c, s: an_html_file_another_program_stored(c, s),

@@ -273,7 +273,8 @@ async def test_the_stages_error_page_shows_no_traceback_even_with_serve_tracebac
         raise RuntimeError("a detail for the log")
 
     module = load_stage(stage)
-    monkeypatch.setattr(module.MainHandler, "get", broken)
+    home = getattr(module, "HomeHandler", None) or module.MainHandler  # GET /'s handler: HomeHandler from part 3
+    monkeypatch.setattr(home, "get", broken)
     async with served(module.make_app(db, serve_traceback=True)) as base_url:
         response = await Client(base_url, db).fetch("/")
     assert response.code == 500 and "Traceback" not in response.body.decode()
