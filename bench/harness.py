@@ -210,7 +210,7 @@ def gridfs_file_id(db_uri, db_name, upload_id):
     from pymongo import MongoClient
 
     with MongoClient(db_uri) as client:
-        return client[db_name].imgs.find_one({"_id": ObjectId(upload_id)})["original"]
+        return client[db_name].uploads.find_one({"_id": ObjectId(upload_id)})["original"]
 
 
 @contextlib.contextmanager
@@ -228,7 +228,7 @@ def gridfs_servers(path, db_uri, db_name):
     with Server("part3", db_uri, db_name) as part3, Server("gridfshandler", db_uri, db_name) as handler:
         _, upload_id = put_file(part3.url, path)
         file_id = gridfs_file_id(db_uri, db_name, upload_id)
-        yield {"part 3": (part3, f"{part3.url}/imgs/{upload_id}/orig"),
+        yield {"part 3": (part3, f"{part3.url}/uploads/{upload_id}/orig"),
                "Motor's GridFSHandler": (handler, f"{handler.url}/fs/{file_id}")}
 
 

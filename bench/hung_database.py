@@ -54,7 +54,7 @@ def measure(stage, args, patience, storage):
         os.kill(database, signal.SIGSTOP)
         try:
             for path in PAGES:
-                answers.append(ask(program.url, path.format(photo=f"/imgs/{upload_id}/orig"), patience))
+                answers.append(ask(program.url, path.format(photo=f"/uploads/{upload_id}/orig"), patience))
         finally:
             os.kill(database, signal.SIGCONT)
         start = time.perf_counter()
