@@ -628,10 +628,10 @@ def to_the_second(date):
 
 
 # ==== Carried over from part 2 ====
-# What changed: the options --max_upload_size and --files_dir; the home page lists
-# any file (LISTED), and has a handler of its own, HomeHandler, for GET / alone;
-# make_thumbnail() reads a file, and returns None for one that is no image; make_app()
-# routes the lesson's handlers.
+# What changed: the options --max_upload_size and --files_dir, which main() passes on
+# to make_app(), which routes the lesson's handlers; the home page lists any file
+# (LISTED), from a handler of its own, HomeHandler, for GET / alone; make_thumbnail()
+# reads a file, and returns None for one that is no image.
 
 HERE = Path(__file__).parent
 

@@ -486,8 +486,9 @@ class HealthHandler(BaseHandler):
 # What changed: StreamedUpload counts the uploads under way (--max_uploads), closes
 # one gone silent (its idle timer) and ends one cut short in abandon(); GridFSUpload
 # keeps a record of each in uploads_in_progress for the sweep (heartbeat());
-# make_thumbnail() decodes within the DecodeBudget; part 4's options; make_app()
-# takes their settings and routes /healthz; main() is the lesson's.
+# make_thumbnail() decodes within the DecodeBudget that thumbnail_from_gridfs() passes
+# on; part 4's options; make_app() takes their settings and routes /healthz; main()
+# is the lesson's.
 
 # --- Uploads, streamed into GridFS as they arrive ---
 
