@@ -3,7 +3,7 @@
     python bench/big_downloads.py            # 1 GiB, 5 runs of each
     python bench/big_downloads.py --quick    # 32 MiB, 2 runs: checks the script works
 
-From GridFS: part 3 (/imgs/<id>/orig) beside Motor's GridFSHandler, and beside
+From GridFS: part 3 (/uploads/<id>/orig) beside Motor's GridFSHandler, and beside
 the driver alone reading the same file with readchunk(), no HTTP at all. From
 disk: part 3 (/files/<name>) beside Tornado's StaticFileHandler, and nginx when it
 is installed. Runs take turns, after a warm-up, and the medians are printed, with
@@ -53,7 +53,7 @@ def main():
             file_id = gridfs_file_id(db_uri, db_name, path.name)
 
             gridfs = [
-                measure("part 3, /imgs/<id>/orig", runs, lambda: download(part3.url + location, size),
+                measure("part 3, /uploads/<id>/orig", runs, lambda: download(part3.url + location, size),
                         part3),
                 measure("Motor's GridFSHandler", runs, lambda: download(f"{handler.url}/fs/{file_id}", size), handler),
                 measure("the driver alone (readchunk)", runs, lambda: read_with_driver(db_uri, db_name, file_id)),

@@ -5,7 +5,7 @@
 
 Part 4 runs as a learner runs it, `python part4_production/app.py --processes=N`,
 on 127.0.0.1. A few photos are uploaded, then a load generator asks for their
-thumbnails (`GET /imgs/<id>/thumb`, small PNGs) from 16 clients at once, each
+thumbnails (`GET /uploads/<id>/thumb`, small PNGs) from 16 clients at once, each
 asking again as soon as its answer is in, for a fixed time. The load generator is
 a process of its own: wrk if it is installed (Debian: `apt install wrk`), else a
 small asyncio client, this script run with `--load`.
@@ -142,7 +142,7 @@ def requests_per_second(processes, photos, args, mongodb_uri, db_name, generate_
 def run(args, mongodb_uri):
     generate_load, generator = (run_wrk, "wrk") if shutil.which("wrk") else (run_python_client, "asyncio client")
     connections = "kept-alive connections" if args.keep_alive else "clients, a new connection per request"
-    print(f"GET /imgs/<id>/thumb of {PHOTOS} photos for {args.seconds} s from {args.connections} {connections}, "
+    print(f"GET /uploads/<id>/thumb of {PHOTOS} photos for {args.seconds} s from {args.connections} {connections}, "
           f"{args.runs} run(s) each; load generator: {generator}; {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.2f}")
     photos = [photo_jpeg(1, quality=80 + n) for n in range(PHOTOS)]

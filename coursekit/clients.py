@@ -13,7 +13,15 @@ from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient
 
-UPLOAD_COLLECTIONS = ("fs.files", "fs.chunks", "imgs")  # where an upload leaves documents
+from .stages import RECORDS
+
+UPLOAD_COLLECTIONS = ("fs.files", "fs.chunks", "imgs")  # where an upload leaves documents (parts 1 and 2)
+
+
+def upload_collections(stage):
+    """Where an upload to `stage` leaves documents: GridFS's two collections, and the
+    stage's records (imgs, or from part 3, which keeps any file, uploads)."""
+    return ("fs.files", "fs.chunks", RECORDS[stage])
 
 
 def multipart(fields):
@@ -96,10 +104,12 @@ class Client:
 
     Like a script that has read Tornado's docs, it sends the `_xsrf` cookie back as
     the X-XSRFToken header, so the same tests run on stages with XSRF protection.
-    `db`, if given, is the stage's database (a Motor one), for stored()."""
+    `db`, if given, is the stage's database (a Motor one), for stored(), which counts
+    the documents of `collections` (upload_collections(stage) gives a stage's)."""
 
-    def __init__(self, base_url, db=None):
+    def __init__(self, base_url, db=None, *, collections=UPLOAD_COLLECTIONS):
         self.base_url, self.db, self.cookies = base_url, db, {}
+        self.collections = collections
         self.form_action = None  # where the home page's upload form posts, once seen
 
     async def fetch(self, path, method="GET", body=None, headers=None, **kwargs):
@@ -146,7 +156,7 @@ class Client:
 
     async def stored(self):
         """How many documents the upload collections hold."""
-        return {name: await self.db[name].count_documents({}) for name in UPLOAD_COLLECTIONS}
+        return {name: await self.db[name].count_documents({}) for name in self.collections}
 
 
 class RawConnection:

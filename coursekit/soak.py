@@ -34,7 +34,7 @@ from .database import scratch_db
 from .images import (corrupt_png, image_bytes, png_header, png_with_a_broken_chunk_list, png_with_a_text_bomb,
                      png_with_a_truncated_header, truncated_jpeg)
 from .processes import StageProgram
-from .stages import ORIGINAL_PATHS, STAGES
+from .stages import ORIGINAL_PATHS, RECORDS, STAGES
 
 DAMAGED_IMAGES = [png_with_a_text_bomb(), png_with_a_broken_chunk_list(), png_with_a_truncated_header(),
                   truncated_jpeg(), corrupt_png(), png_header(20_000, 20_000)]
@@ -83,7 +83,7 @@ class Soak:
 
     def original_path(self, name):
         """Where the stage serves the file uploaded as `name`, or None if it has no record."""
-        document = self.db.imgs.find_one({"filename": name}) or self.db.fs.files.find_one({"filename": name})
+        document = self.db[RECORDS[self.stage]].find_one({"filename": name}) or self.db.fs.files.find_one({"filename": name})
         return document and ORIGINAL_PATHS[self.stage].format(document["_id"])
 
     async def worker(self):

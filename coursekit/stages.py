@@ -12,8 +12,23 @@ STAGES = sorted(path.parent.name for path in ROOT.glob("part*/app.py"))
 ORIGINAL_PATHS = {
     "part1_basic": "/imgs/{}",
     "part2_thumbnails": "/imgs/{}/orig",
-    "part3_streaming": "/imgs/{}/orig",
-    "part4_production": "/imgs/{}/orig",
+    "part3_streaming": "/uploads/{}/orig",
+    "part4_production": "/uploads/{}/orig",
+}
+# Where each stage's upload form posts (parts 3 and 4 add the `?_xsrf=` of the page).
+FORM_PATHS = {
+    "part1_basic": "/",
+    "part2_thumbnails": "/",
+    "part3_streaming": "/upload",
+    "part4_production": "/upload",
+}
+# The collection of each stage's records of its uploads, beside GridFS's own two. Part 1
+# keeps none: it lists fs.files itself (and part 2's name stays empty there).
+RECORDS = {
+    "part1_basic": "imgs",
+    "part2_thumbnails": "imgs",
+    "part3_streaming": "uploads",
+    "part4_production": "uploads",
 }
 
 

@@ -1,5 +1,11 @@
 """Part 3: uploads streamed into GridFS, and big files served in chunks.
 
+This file reads as its lesson, README.md: first what part 3 adds (the streamed
+upload, then the chunked download, then the small helpers they use), then, under
+one banner, what is carried over from part 2. Part 2's BaseHandler alone comes
+before the lesson: the lesson's handlers subclass it, and Python needs a class
+defined before its subclasses.
+
 Run it with `python part3_streaming/app.py`; `--help` lists its options. Their
 defaults come from the environment variables PORT (8000), MONGODB_URI
 (mongodb://localhost:27017), MONGODB_DB (part3_streaming, the stage's name) and
@@ -38,218 +44,8 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
-HERE = Path(__file__).parent
 
-# Our own registry, not tornado.options.options: the tests import every stage into
-# one process, and a global registry refuses a second `port`.
-options = tornado.options.OptionParser()
-options.define("port", default=int(os.environ.get("PORT", "8000")), help="the port to listen on (env PORT)")
-options.define("db_uri", default=os.environ.get("MONGODB_URI", "mongodb://localhost:27017"),
-               help="the MongoDB to use (env MONGODB_URI)")
-# A database of the stage's own: each stage stores its files its own way.
-options.define("db_name", default=os.environ.get("MONGODB_DB", HERE.name),
-               help="the database to use (env MONGODB_DB)")
-options.define("debug", default=False, help="reload when the code or a template changes")
-# No default here, or --help would print the secret.
-options.define("cookie_secret", type=str,
-               help="the key that signs cookies (env COOKIE_SECRET, else a random one at each start)")
-options.define("max_upload_size", default=4 * 1024**3, help="the largest upload accepted, in bytes (4 GiB)")
-options.define("files_dir", type=str, help="a directory whose files are served at /files/ (none by default)")
-options.define("config", type=str, help="a Python file of option values, such as: port = 8001",
-               callback=lambda path: options.parse_config_file(path, final=False))
-
-NEWEST = 20  # how many uploads the home page lists
-# The formats we accept, as Pillow names them, and the type we serve each as:
-# image types that cannot carry scripts (no SVG, no HTML).
-IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
-# What the home page lists: files as this stage stores them. Another stage, a tool or
-# a person may have put other documents in the same collection: those are not listed.
-LISTED = {"_id": {"$type": "objectId"}, "filename": {"$type": "string"}, "length": {"$type": "number"},
-          "contentType": {"$type": "string"},
-          "$or": [{"thumbnail": {"$type": "null"}},
-                  {"thumbnail": {"$type": "objectId"}, "width": {"$type": "number"}, "height": {"$type": "number"}}]}
-# How the files of those formats begin: only those are read back to be thumbnailed.
-IMAGE_START = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff|GIF8[79]a|RIFF....WEBP", re.DOTALL)
-THUMBNAIL_SIZE = (128, 128)
-QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that show the image on its side
-DAMAGED = "That image is truncated or damaged: it cannot be decoded."
-# How much a download reads at a time, at most: 8 GridFS chunks (of 255 KiB), or
-# 1 MiB of a file on disk; and how many reads run ahead of what is being sent: one,
-# then two once the client has taken 4 MiB (measured: see the lesson).
-CHUNKS_PER_READ = 8
-DISK_READ_SIZE = 1024 * 1024
-READS_AHEAD = 2
-READ_AHEAD_FROM = 4 * 1024 * 1024
-CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 MB
-# A form's body is its file and a little more: boundaries, the part's headers, other fields.
-FORM_OVERHEAD = 64 * 1024
-A_YEAR = 365 * 24 * 3600
-DATABASE_FAILED = "The database failed: the file was not stored. Please try again."
-
-# Making a thumbnail is CPU work. It runs on a few threads of our own, which Pillow
-# keeps busy without holding Python's lock, while the event loop goes on serving.
-# One per core, less one left for the event loop: more would only queue for the
-# same cores, and a burst of uploads waits its turn in the pool's queue.
-THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
-thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
-
-MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
-# Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
-BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# Our pages load only our own files and run no inline script: whatever an upload's
-# name holds, the browser runs nothing from it.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-
-log = logging.getLogger("part3")
-
-
-class NotAnImage(ValueError):
-    """An upload we refuse: its message says why, for the visitor."""
-
-
-def check_filename(filename):
-    """Refuse a file name that is too long, or holds a control character (a line break
-    could forge a header or a log line) or a bidirectional override or isolate, which
-    can disguise its extension. Every other character people use is fine: spaces of
-    every kind, accents, emoji and their joiners."""
-    if len(filename) > MAX_NAME_LENGTH:
-        raise tornado.web.HTTPError(400, f"That file name is too long: the limit is {MAX_NAME_LENGTH} characters.")
-    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in filename):
-        raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
-
-
-def make_thumbnail(file):
-    """Read `file` as an image; return its type, width, height, and a PNG thumbnail.
-
-    None if it is no image we know: it is then kept as a plain file. This blocks
-    for as long as reading and decoding take: run it on a thread, not on the loop."""
-    try:
-        image = Image.open(file, formats=list(IMAGE_TYPES))
-    except Image.DecompressionBombError:  # not an OSError
-        raise NotAnImage("That image has too many pixels to be decoded safely.")
-    except Image.UnidentifiedImageError:  # no format we accept
-        return None
-    except Exception as error:
-        # Pillow raises more than OSError on hostile files: ValueError (text chunks
-        # past its limits, a truncated header, tiles outside the image), SyntaxError
-        # (broken PNG chunk lists), struct.error, EOFError... The image is damaged.
-        raise NotAnImage(DAMAGED) from error
-    with image:
-        # Pillow calls a JPEG holding a second picture, as some cameras write, an MPO.
-        image_type = IMAGE_TYPES["JPEG" if image.format == "MPO" else image.format]
-        width, height = image.size
-        # Pillow refuses only above twice this limit (and only warns between).
-        if width * height > Image.MAX_IMAGE_PIXELS:
-            raise NotAnImage("That image has too many pixels to be decoded safely.")
-        try:
-            # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
-            image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
-            image.load()  # decode it all now, so that a damaged file is caught here
-            if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
-                width, height = height, width  # as a browser shows it
-            thumbnail = for_png(image)
-            thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
-            thumbnail = ImageOps.exif_transpose(thumbnail)
-            png = io.BytesIO()
-            thumbnail.save(png, "PNG")
-        except Exception as error:  # whatever Pillow raises, as above
-            raise NotAnImage(DAMAGED) from error
-        return image_type, width, height, png.getvalue()
-
-
-def for_png(image):
-    """`image` in a mode that resizes smoothly and saves as PNG: L, LA, RGB or RGBA."""
-    if image.mode == "I;16":  # 16-bit grey: convert("L") would clip it, not scale it
-        return image.point(lambda value: value / 256).convert("L")
-    if image.mode in ("L", "LA", "RGB", "RGBA") and "transparency" not in image.info:
-        return image
-    # P and 1 would be resized without smoothing, PNG cannot hold CMYK, and a
-    # transparent colour is best kept as an alpha channel.
-    return image.convert("RGBA" if image.has_transparency_data else "RGB")
-
-
-def thumbnail_from_gridfs(bucket, file_id):
-    """make_thumbnail() of a file read back from GridFS with PyMongo's blocking API,
-    which fits a thread: Motor is PyMongo run on threads, with the same client."""
-    with bucket.open_download_stream(file_id) as file:
-        return make_thumbnail(file)
-
-
-def http_date(value):
-    """The date an HTTP header gives, in UTC; None if there is none."""
-    try:
-        date = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):  # no header, or not a date
-        return None
-    return date if date.tzinfo else date.replace(tzinfo=datetime.UTC)
-
-
-def to_the_second(date):
-    """A date of ours (in UTC, aware or not) as precise as an HTTP date: to the second."""
-    return date.replace(microsecond=0, tzinfo=datetime.UTC)
-
-
-def human_size(size):
-    """A size as people read it: 1536 -> '1.5 KiB'."""
-    if size < 1024:
-        return f"{size} bytes"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        size /= 1024
-        if size < 1024 or unit == "TiB":
-            return f"{size:.1f} {unit}"
-
-
-def part_filename(part):
-    """The file name of a form's part, read as Tornado reads it, as the email package
-    does: quotes, backslashes and RFC 2231's `filename*=` included."""
-    message = email.message.Message()
-    message["Content-Disposition"] = part.header("Content-Disposition", "")
-    try:
-        return message.get_filename()
-    except ValueError:  # a `filename*=` charset Python has no decoder for, as idna: a UnicodeError
-        raise tornado.web.HTTPError(400, "That file name cannot be decoded: send it in UTF-8.")
-
-
-def claimed_type(content_type, filename):
-    """The type a client gave a file (or its name suggests), if it looks like one."""
-    content_type = parse_options_header(content_type or "")[0]
-    if re.fullmatch(r"[\w.+-]+/[\w.+-]+", content_type):
-        return content_type
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
-
-
-def attachment(filename):
-    """A Content-Disposition that makes browsers save the file, under its name (RFC 6266):
-    printable ASCII in `filename`, and every character, percent-encoded, in `filename*`."""
-    fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
-
-
-def requested_range(header, size):
-    """The bytes that a `Range: bytes=...` header asks of `size` bytes, as (start, end),
-    end excluded; start >= end if none of them exist (416).
-
-    None if it is not one byte range: the whole file is then sent, as RFC 9110 allows."""
-    match = re.fullmatch(r"bytes=([0-9]*)-([0-9]*)", header.strip())  # \d would take "٣" too
-    if not match or match.groups() == ("", ""):
-        return None
-    first, last = (byte_number(digits) if digits else None for digits in match.groups())
-    if first is None:  # bytes=-500: the last 500 bytes
-        return max(size - last, 0), size
-    if last is not None and last < first:
-        return None
-    return first, min(last + 1, size) if last is not None else size
-
-
-def byte_number(digits):
-    """A number of a Range header. Past 18 digits it is beyond the end of any file,
-    whatever its value: int() refuses strings of over 4300 digits."""
-    digits = digits.lstrip("0") or "0"
-    return int(digits) if len(digits) <= 18 else 10**18
-
-
+# Part 2's, unchanged: here, above the lesson, because the lesson's handlers subclass it.
 class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
@@ -289,50 +85,17 @@ class BaseHandler(tornado.web.RequestHandler):
         self.render("error.html", status_code=self.get_status(), message=message)
 
 
-class GridFSUpload:
-    """A new GridFS file, written a chunk at a time as its bytes come, each insert
-    awaited. The two documents are GridFS's own: any driver or tool can read them.
+# ==== What part 3 adds ====
 
-    Motor's open_upload_stream() writes the same documents, but PyMongo's GridIn
-    gathers up to 48 MB of chunks before it inserts any: that much memory for each
-    upload, and no waiting for the database until then (measured: see the lesson)."""
+# --- Uploads, streamed into GridFS as they arrive ---
 
-    def __init__(self, db, filename, content_type):
-        self.db = db
-        self.file = {"_id": ObjectId(), "filename": filename, "chunkSize": CHUNK_SIZE, "length": 0,
-                     "metadata": {"contentType": content_type}}
-        self.pending = bytearray()  # less than a chunk, waiting for the rest
-        self.start = b""  # how the file begins: enough to tell an image
-
-    @property
-    def size(self):
-        return self.file["length"] + len(self.pending)
-
-    async def write(self, data):
-        self.pending += data
-        while len(self.pending) >= CHUNK_SIZE:
-            await self.insert_chunk(CHUNK_SIZE)
-
-    async def insert_chunk(self, size):
-        data = bytes(self.pending[:size])
-        del self.pending[:size]
-        n = self.file["length"] // CHUNK_SIZE
-        if n == 0:  # the index reads need, as PyMongo makes it for its own uploads
-            await self.db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
-        await self.db.fs.chunks.insert_one({"files_id": self.file["_id"], "n": n, "data": data})
-        self.start = self.start or data[:12]
-        self.file["length"] += size
-
-    async def close(self):
-        """Insert the last chunk, then the file's document: only now is the file listed."""
-        if self.pending:
-            await self.insert_chunk(len(self.pending))
-        self.file.update(length=Int64(self.file["length"]), uploadDate=datetime.datetime.now(datetime.UTC))
-        await self.db.fs.files.insert_one(self.file)
-
-    async def abort(self):
-        await self.db.fs.chunks.delete_many({"files_id": self.file["_id"]})
-        await self.db.fs.files.delete_one({"_id": self.file["_id"]})
+# How the files of the formats we accept (IMAGE_TYPES) begin: only those are read back
+# to be thumbnailed.
+IMAGE_START = re.compile(rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff|GIF8[79]a|RIFF....WEBP", re.DOTALL)
+CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 MB
+# A form's body is its file and a little more: boundaries, the part's headers, other fields.
+FORM_OVERHEAD = 64 * 1024
+DATABASE_FAILED = "The database failed: the file was not stored. Please try again."
 
 
 @tornado.web.stream_request_body
@@ -345,14 +108,12 @@ class StreamedUpload(BaseHandler):
     # Also when Tornado refuses the request before prepare() (XSRF, size), and the
     # connection then closes: there is nothing to delete.
     upload = None  # the GridFS file being written
+    overhead = 0  # bytes a body may hold besides its file: a subclass sets its own
 
     def prepare(self):
         self.received = 0
-        if self.request.method == "GET":
-            self.request.connection.set_max_body_size(0)  # a GET has no body: Tornado refuses one
-            return
-        # The limit is the file's: a form's body holds a little more than its file.
-        limit = self.settings["max_upload_size"] + (FORM_OVERHEAD if self.request.method == "POST" else 0)
+        # The limit is the file's: a body may hold a little more than its file (a form's does).
+        limit = self.settings["max_upload_size"] + self.overhead
         declared = self.request.headers.get("Content-Length", "")
         # Only ASCII digits ("²".isdigit() is true too), and 19 of them are more than
         # any disk holds: Tornado answers anything else with a bare 400.
@@ -377,6 +138,12 @@ class StreamedUpload(BaseHandler):
         if self.upload.size + len(data) > self.settings["max_upload_size"]:
             raise self.too_big()
         await self.upload.write(data)
+
+    async def receive(self, chunk):
+        """Take this piece of the body: what a subclass must provide, as only it knows
+        where the file's bytes are. It writes them with write_file(), once start_file()
+        has begun the file; an HTTPError it raises refuses the upload."""
+        raise NotImplementedError
 
     async def data_received(self, chunk):
         # Awaited by Tornado: it reads no more of the body, and the client's sending
@@ -439,7 +206,7 @@ class StreamedUpload(BaseHandler):
                 thumbnail_id = await self.fs.upload_from_stream(
                     f"{file['filename']}.thumbnail.png", thumbnail, metadata={"contentType": "image/png"})
                 document.update(contentType=image_type, width=width, height=height, thumbnail=thumbnail_id)
-            result = await self.db.imgs.insert_one(document)
+            result = await self.db.uploads.insert_one(document)
         except Exception as error:
             await self.delete_files(upload, thumbnail_id)
             if isinstance(error, NotAnImage):
@@ -460,23 +227,65 @@ class StreamedUpload(BaseHandler):
                 log.error("could not delete a file of %r, left behind: %r", upload.file["filename"], result)
 
 
-class MainHandler(StreamedUpload):
-    SUPPORTED_METHODS = ("GET", "POST")
+class GridFSUpload:
+    """A new GridFS file, written a chunk at a time as its bytes come, each insert
+    awaited. The two documents are GridFS's own: any driver or tool can read them.
 
-    async def get(self):
-        cursor = self.db.imgs.find(LISTED).sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
-        uploads = await cursor.to_list(None)
-        self.render("index.html", uploads=uploads, human_size=human_size,
-                    max_upload_size=self.settings["max_upload_size"])
+    Motor's open_upload_stream() writes the same documents, but PyMongo's GridIn
+    gathers up to 48 MB of chunks before it inserts any: that much memory for each
+    upload, and no waiting for the database until then (measured: see the lesson)."""
+
+    def __init__(self, db, filename, content_type):
+        self.db = db
+        self.file = {"_id": ObjectId(), "filename": filename, "chunkSize": CHUNK_SIZE, "length": 0,
+                     "metadata": {"contentType": content_type}}
+        self.pending = bytearray()  # less than a chunk, waiting for the rest
+        self.start = b""  # how the file begins: enough to tell an image
+
+    @property
+    def size(self):
+        return self.file["length"] + len(self.pending)
+
+    async def write(self, data):
+        self.pending += data
+        while len(self.pending) >= CHUNK_SIZE:
+            await self.insert_chunk(CHUNK_SIZE)
+
+    async def insert_chunk(self, size):
+        data = bytes(self.pending[:size])
+        del self.pending[:size]
+        n = self.file["length"] // CHUNK_SIZE
+        if n == 0:  # the index reads need, as PyMongo makes it for its own uploads
+            await self.db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+        await self.db.fs.chunks.insert_one({"files_id": self.file["_id"], "n": n, "data": data})
+        self.start = self.start or data[:12]
+        self.file["length"] += size
+
+    async def close(self):
+        """Insert the last chunk, then the file's document: only now is the file listed."""
+        if self.pending:
+            await self.insert_chunk(len(self.pending))
+        self.file.update(length=Int64(self.file["length"]), uploadDate=datetime.datetime.now(datetime.UTC))
+        await self.db.fs.files.insert_one(self.file)
+
+    async def abort(self):
+        await self.db.fs.chunks.delete_many({"files_id": self.file["_id"]})
+        await self.db.fs.files.delete_one({"_id": self.file["_id"]})
+
+
+class FormUploadHandler(StreamedUpload):
+    """POST /upload: the home page's form, parsed as it streams in."""
+
+    SUPPORTED_METHODS = ("POST",)
+    overhead = FORM_OVERHEAD
 
     def prepare(self):
         super().prepare()
-        if self.request.method == "POST":
-            form_type, params = parse_options_header(self.request.headers.get("Content-Type", ""))
-            if form_type != "multipart/form-data" or not params.get("boundary"):
-                raise tornado.web.HTTPError(400, "Send the file in a multipart/form-data form, as the page does.")
-            self.form = PushMultipartParser(params["boundary"])
-            self.in_file = False  # whether the bytes parsed now are the file's
+        form_type, params = parse_options_header(self.request.headers.get("Content-Type", ""))
+        if form_type != "multipart/form-data" or not params.get("boundary"):
+            raise tornado.web.HTTPError(400, "Send the file in a multipart/form-data form, as the page does.")
+        self.form = PushMultipartParser(params["boundary"])
+        self.in_file = False  # whether the bytes parsed now are the file's
 
     async def receive(self, chunk):
         """Parse this piece of the form as it comes, writing the file's bytes to GridFS."""
@@ -501,10 +310,10 @@ class MainHandler(StreamedUpload):
             await self.discard()
             raise tornado.web.HTTPError(400, f"That form data is malformed: {error}")
         await self.store()
-        self.redirect(self.reverse_url("main"))
+        self.redirect(self.reverse_url("home"))
 
 
-class UploadHandler(StreamedUpload):
+class PutUploadHandler(StreamedUpload):
     """PUT /upload/<filename>: the body is the file, as `curl -T` sends it."""
 
     SUPPORTED_METHODS = ("PUT",)
@@ -519,58 +328,20 @@ class UploadHandler(StreamedUpload):
     async def put(self, filename):
         upload_id = await self.store()
         self.set_status(201)
-        self.set_header("Location", self.reverse_url("show_image", upload_id, "orig"))
+        self.set_header("Location", self.reverse_url("download", upload_id, "orig"))
         self.write({"id": str(upload_id)})
 
 
-class GridFSRange:
-    """Reads bytes start..end of a GridFS file, a few chunks at a time.
+# --- Downloads, sent a piece at a time ---
 
-    Each read asks fs.chunks for the next chunks by their number, the first read for
-    the chunk holding `start`. (A GridOut's cursor would fetch up to 16 MB at once.)
-    Reads may run side by side: each takes its chunks before it awaits them."""
-
-    def __init__(self, chunks, grid_out, start, end):
-        self.chunks, self.file_id, self.chunk_size = chunks, grid_out._id, grid_out.chunk_size
-        self.start, self.end = start, end
-        self.next, self.last = start // self.chunk_size, (end - 1) // self.chunk_size
-        self.count = 1  # chunks to read next: doubled each time, up to CHUNKS_PER_READ
-
-    async def read(self):
-        """The next pieces of the range, a list of bytes: empty at the end."""
-        if self.next > self.last:
-            return []
-        first, last = self.next, min(self.last, self.next + self.count - 1)
-        self.next, self.count = last + 1, min(2 * self.count, CHUNKS_PER_READ)
-        query = {"files_id": self.file_id, "n": {"$gte": first, "$lte": last}}
-        chunks = await self.chunks.find(query, sort=[("n", 1)]).to_list(None)
-        pieces = []
-        for n, chunk in enumerate(chunks, first):
-            offset = n * self.chunk_size  # of the chunk's first byte in the file
-            piece = chunk["data"][max(self.start - offset, 0) : self.end - offset]
-            if chunk["n"] != n or len(piece) != min(self.end, offset + self.chunk_size) - max(self.start, offset):
-                raise CorruptGridFile(f"chunk {n} of file {self.file_id} is missing or the wrong size")
-            pieces.append(piece)
-        if len(pieces) < last - first + 1:
-            raise CorruptGridFile(f"chunk {first + len(pieces)} of file {self.file_id} is missing")
-        return pieces
-
-
-class FileRange:
-    """Reads bytes start..end of an open file, DISK_READ_SIZE at a time. On the event
-    loop, as StaticFileHandler does: from the page cache, a read is quicker than
-    handing it to a thread (measured: see the lesson)."""
-
-    def __init__(self, file, start, end):
-        self.file, self.left = file, end - start
-        file.seek(start)
-
-    async def read(self):
-        piece = self.file.read(min(self.left, DISK_READ_SIZE))
-        if self.left and not piece:  # cut short since its size was sent: the client must know
-            raise OSError(f"{self.file.name} shrank during the download: {self.left} bytes are missing")
-        self.left -= len(piece)
-        return [piece] if piece else []
+# How much a download reads at a time, at most: 8 GridFS chunks (of 255 KiB), or
+# 1 MiB of a file on disk; and how many reads run ahead of what is being sent: one,
+# then two once the client has taken 4 MiB (measured: see the lesson).
+CHUNKS_PER_READ = 8
+DISK_READ_SIZE = 1024 * 1024
+READS_AHEAD = 2
+READ_AHEAD_FROM = 4 * 1024 * 1024
+A_YEAR = 365 * 24 * 3600
 
 
 class ChunkedDownload(BaseHandler):
@@ -657,26 +428,28 @@ class ChunkedDownload(BaseHandler):
             log.info("client gone: stopped sending %s", self.request.path)
 
 
-class ShowImageHandler(ChunkedDownload):
-    async def get(self, image_id, version, include_body=True):
+class DownloadHandler(ChunkedDownload):
+    """GET /uploads/<id>/orig, an upload's file; /uploads/<id>/thumb, its thumbnail."""
+
+    async def get(self, upload_id, version, include_body=True):
         try:
-            image = await self.db.imgs.find_one({"_id": ObjectId(image_id)})
+            upload = await self.db.uploads.find_one({"_id": ObjectId(upload_id)})
         except InvalidId:
-            raise tornado.web.HTTPError(404, "There is no image here: that id is not valid.")
-        if image is None:
-            raise tornado.web.HTTPError(404, "There is no image with that id.")
-        file_id = image.get("original" if version == "orig" else "thumbnail")
+            raise tornado.web.HTTPError(404, "There is no file here: that id is not valid.")
+        if upload is None:
+            raise tornado.web.HTTPError(404, "There is no file with that id.")
+        file_id = upload.get("original" if version == "orig" else "thumbnail")
         if version == "thumb" and file_id is None:
             raise tornado.web.HTTPError(404, "That file is not an image: it has no thumbnail.")
         try:
             grid_out = await self.fs.open_download_stream(file_id)
         except NoFile:  # the document outlived its file, or another program wrote it without one
-            log.warning("image %s lists file %r, which does not exist", image_id, file_id)
-            raise tornado.web.HTTPError(404, "That image's file is missing from the database.")
-        claimed = image.get("contentType")
+            log.warning("upload %s lists file %r, which does not exist", upload_id, file_id)
+            raise tornado.web.HTTPError(404, "That upload's file is missing from the database.")
+        claimed = upload.get("contentType")
         if version == "thumb":
             self.set_header("Content-Type", "image/png")
-        elif image.get("thumbnail") is not None and claimed in IMAGE_TYPES.values():
+        elif upload.get("thumbnail") is not None and claimed in IMAGE_TYPES.values():
             self.set_header("Content-Type", claimed)  # the type Pillow found
         else:  # not an image: a download, never a page of this site
             # Not served with the type it claims (the listing shows that one), but with
@@ -684,7 +457,7 @@ class ShowImageHandler(ChunkedDownload):
             # loads it with <script src> or <link rel=stylesheet> ignores the attachment.
             text = isinstance(claimed, str) and claimed.startswith("text/")
             self.set_header("Content-Type", "text/plain" if text else "application/octet-stream")
-            self.set_header("Content-Disposition", attachment(str(image.get("filename", "download"))))
+            self.set_header("Content-Disposition", attachment(str(upload.get("filename", "download"))))
             self.set_header("Content-Security-Policy", f"{CONTENT_SECURITY_POLICY}; sandbox")
         # This URL names one file forever: browsers and proxies may keep it a year.
         self.set_header("Cache-Control", f"public, max-age={A_YEAR}, immutable")
@@ -692,8 +465,8 @@ class ShowImageHandler(ChunkedDownload):
                              lambda start, end: GridFSRange(self.db.fs.chunks, grid_out, start, end),
                              include_body)
 
-    def head(self, image_id, version):
-        return self.get(image_id, version, include_body=False)
+    def head(self, upload_id, version):
+        return self.get(upload_id, version, include_body=False)
 
 
 class FileHandler(ChunkedDownload):
@@ -722,6 +495,272 @@ class FileHandler(ChunkedDownload):
         return self.get(path, include_body=False)
 
 
+class GridFSRange:
+    """Reads bytes start..end of a GridFS file, a few chunks at a time.
+
+    Each read asks fs.chunks for the next chunks by their number, the first read for
+    the chunk holding `start`. (A GridOut's cursor would fetch up to 16 MB at once.)
+    Reads may run side by side: each takes its chunks before it awaits them."""
+
+    def __init__(self, chunks, grid_out, start, end):
+        self.chunks, self.file_id, self.chunk_size = chunks, grid_out._id, grid_out.chunk_size
+        self.start, self.end = start, end
+        self.next, self.last = start // self.chunk_size, (end - 1) // self.chunk_size
+        self.count = 1  # chunks to read next: doubled each time, up to CHUNKS_PER_READ
+
+    async def read(self):
+        """The next pieces of the range, a list of bytes: empty at the end."""
+        if self.next > self.last:
+            return []
+        first, last = self.next, min(self.last, self.next + self.count - 1)
+        self.next, self.count = last + 1, min(2 * self.count, CHUNKS_PER_READ)
+        query = {"files_id": self.file_id, "n": {"$gte": first, "$lte": last}}
+        chunks = await self.chunks.find(query, sort=[("n", 1)]).to_list(None)
+        pieces = []
+        for n, chunk in enumerate(chunks, first):
+            offset = n * self.chunk_size  # of the chunk's first byte in the file
+            piece = chunk["data"][max(self.start - offset, 0) : self.end - offset]
+            if chunk["n"] != n or len(piece) != min(self.end, offset + self.chunk_size) - max(self.start, offset):
+                raise CorruptGridFile(f"chunk {n} of file {self.file_id} is missing or the wrong size")
+            pieces.append(piece)
+        if len(pieces) < last - first + 1:
+            raise CorruptGridFile(f"chunk {first + len(pieces)} of file {self.file_id} is missing")
+        return pieces
+
+
+class FileRange:
+    """Reads bytes start..end of an open file, DISK_READ_SIZE at a time. On the event
+    loop, as StaticFileHandler does: from the page cache, a read is quicker than
+    handing it to a thread (measured: see the lesson)."""
+
+    def __init__(self, file, start, end):
+        self.file, self.left = file, end - start
+        file.seek(start)
+
+    async def read(self):
+        piece = self.file.read(min(self.left, DISK_READ_SIZE))
+        if self.left and not piece:  # cut short since its size was sent: the client must know
+            raise OSError(f"{self.file.name} shrank during the download: {self.left} bytes are missing")
+        self.left -= len(piece)
+        return [piece] if piece else []
+
+
+# --- The small helpers they use ---
+
+def human_size(size):
+    """A size as people read it: 1536 -> '1.5 KiB'."""
+    if size < 1024:
+        return f"{size} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
+
+
+def claimed_type(content_type, filename):
+    """The type a client gave a file (or its name suggests), if it looks like one."""
+    content_type = parse_options_header(content_type or "")[0]
+    if re.fullmatch(r"[\w.+-]+/[\w.+-]+", content_type):
+        return content_type
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def part_filename(part):
+    """The file name of a form's part, read as Tornado reads it, as the email package
+    does: quotes, backslashes and RFC 2231's `filename*=` included."""
+    message = email.message.Message()
+    message["Content-Disposition"] = part.header("Content-Disposition", "")
+    try:
+        return message.get_filename()
+    except ValueError:  # a `filename*=` charset Python has no decoder for, as idna: a UnicodeError
+        raise tornado.web.HTTPError(400, "That file name cannot be decoded: send it in UTF-8.")
+
+
+def thumbnail_from_gridfs(bucket, file_id):
+    """make_thumbnail() of a file read back from GridFS with PyMongo's blocking API,
+    which fits a thread: Motor is PyMongo run on threads, with the same client."""
+    with bucket.open_download_stream(file_id) as file:
+        return make_thumbnail(file)
+
+
+def attachment(filename):
+    """A Content-Disposition that makes browsers save the file, under its name (RFC 6266):
+    printable ASCII in `filename`, and every character, percent-encoded, in `filename*`."""
+    fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
+
+
+def requested_range(header, size):
+    """The bytes that a `Range: bytes=...` header asks of `size` bytes, as (start, end),
+    end excluded; start >= end if none of them exist (416).
+
+    None if it is not one byte range: the whole file is then sent, as RFC 9110 allows."""
+    match = re.fullmatch(r"bytes=([0-9]*)-([0-9]*)", header.strip())  # \d would take "٣" too
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = (byte_number(digits) if digits else None for digits in match.groups())
+    if first is None:  # bytes=-500: the last 500 bytes
+        return max(size - last, 0), size
+    if last is not None and last < first:
+        return None
+    return first, min(last + 1, size) if last is not None else size
+
+
+def byte_number(digits):
+    """A number of a Range header. Past 18 digits it is beyond the end of any file,
+    whatever its value: int() refuses strings of over 4300 digits."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
+def http_date(value):
+    """The date an HTTP header gives, in UTC; None if there is none."""
+    try:
+        date = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):  # no header, or not a date
+        return None
+    return date if date.tzinfo else date.replace(tzinfo=datetime.UTC)
+
+
+def to_the_second(date):
+    """A date of ours (in UTC, aware or not) as precise as an HTTP date: to the second."""
+    return date.replace(microsecond=0, tzinfo=datetime.UTC)
+
+
+# ==== Carried over from part 2 ====
+# What changed: the options --max_upload_size and --files_dir, which main() passes on
+# to make_app(), which routes the lesson's handlers; the home page lists any file
+# (LISTED), from a handler of its own, HomeHandler, for GET / alone; make_thumbnail()
+# reads a file, and returns None for one that is no image.
+
+HERE = Path(__file__).parent
+
+# Our own registry, not tornado.options.options: the tests import every stage into
+# one process, and a global registry refuses a second `port`.
+options = tornado.options.OptionParser()
+options.define("port", default=int(os.environ.get("PORT", "8000")), help="the port to listen on (env PORT)")
+options.define("db_uri", default=os.environ.get("MONGODB_URI", "mongodb://localhost:27017"),
+               help="the MongoDB to use (env MONGODB_URI)")
+# A database of the stage's own: each stage stores its files its own way.
+options.define("db_name", default=os.environ.get("MONGODB_DB", HERE.name),
+               help="the database to use (env MONGODB_DB)")
+options.define("debug", default=False, help="reload when the code or a template changes")
+# No default here, or --help would print the secret.
+options.define("cookie_secret", type=str,
+               help="the key that signs cookies (env COOKIE_SECRET, else a random one at each start)")
+options.define("max_upload_size", default=4 * 1024**3, help="the largest upload accepted, in bytes (4 GiB)")
+options.define("files_dir", type=str, help="a directory whose files are served at /files/ (none by default)")
+options.define("config", type=str, help="a Python file of option values, such as: port = 8001",
+               callback=lambda path: options.parse_config_file(path, final=False))
+
+NEWEST = 20  # how many uploads the home page lists
+# The formats we accept, as Pillow names them, and the type we serve each as:
+# image types that cannot carry scripts (no SVG, no HTML).
+IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+# What the home page lists: files as this stage stores them. Another stage, a tool or
+# a person may have put other documents in the same collection: those are not listed.
+LISTED = {"_id": {"$type": "objectId"}, "filename": {"$type": "string"}, "length": {"$type": "number"},
+          "contentType": {"$type": "string"},
+          "$or": [{"thumbnail": {"$type": "null"}},
+                  {"thumbnail": {"$type": "objectId"}, "width": {"$type": "number"}, "height": {"$type": "number"}}]}
+THUMBNAIL_SIZE = (128, 128)
+QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that show the image on its side
+DAMAGED = "That image is truncated or damaged: it cannot be decoded."
+
+# Making a thumbnail is CPU work. It runs on a few threads of our own, which Pillow
+# keeps busy without holding Python's lock, while the event loop goes on serving.
+# One per core, less one left for the event loop: more would only queue for the
+# same cores, and a burst of uploads waits its turn in the pool's queue.
+THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
+thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
+
+MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+# Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
+BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Our pages load only our own files and run no inline script: whatever an upload's
+# name holds, the browser runs nothing from it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+log = logging.getLogger("part3")
+
+
+class NotAnImage(ValueError):
+    """An upload we refuse: its message says why, for the visitor."""
+
+
+def check_filename(filename):
+    """Refuse a file name that is too long, or holds a control character (a line break
+    could forge a header or a log line) or a bidirectional override or isolate, which
+    can disguise its extension. Every other character people use is fine: spaces of
+    every kind, accents, emoji and their joiners."""
+    if len(filename) > MAX_NAME_LENGTH:
+        raise tornado.web.HTTPError(400, f"That file name is too long: the limit is {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in filename):
+        raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
+
+
+def make_thumbnail(file):
+    """Read `file` as an image; return its type, width, height, and a PNG thumbnail.
+
+    None if it is no image we know: it is then kept as a plain file. This blocks
+    for as long as reading and decoding take: run it on a thread, not on the loop."""
+    try:
+        image = Image.open(file, formats=list(IMAGE_TYPES))
+    except Image.DecompressionBombError:  # not an OSError
+        raise NotAnImage("That image has too many pixels to be decoded safely.")
+    except Image.UnidentifiedImageError:  # no format we accept
+        return None
+    except Exception as error:
+        # Pillow raises more than OSError on hostile files: ValueError (text chunks
+        # past its limits, a truncated header, tiles outside the image), SyntaxError
+        # (broken PNG chunk lists), struct.error, EOFError... The image is damaged.
+        raise NotAnImage(DAMAGED) from error
+    with image:
+        # Pillow calls a JPEG holding a second picture, as some cameras write, an MPO.
+        image_type = IMAGE_TYPES["JPEG" if image.format == "MPO" else image.format]
+        width, height = image.size
+        # Pillow refuses only above twice this limit (and only warns between).
+        if width * height > Image.MAX_IMAGE_PIXELS:
+            raise NotAnImage("That image has too many pixels to be decoded safely.")
+        try:
+            # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
+            image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
+            image.load()  # decode it all now, so that a damaged file is caught here
+            if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
+                width, height = height, width  # as a browser shows it
+            thumbnail = for_png(image)
+            thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+            thumbnail = ImageOps.exif_transpose(thumbnail)
+            png = io.BytesIO()
+            thumbnail.save(png, "PNG")
+        except Exception as error:  # whatever Pillow raises, as above
+            raise NotAnImage(DAMAGED) from error
+        return image_type, width, height, png.getvalue()
+
+
+def for_png(image):
+    """`image` in a mode that resizes smoothly and saves as PNG: L, LA, RGB or RGBA."""
+    if image.mode == "I;16":  # 16-bit grey: convert("L") would clip it, not scale it
+        return image.point(lambda value: value / 256).convert("L")
+    if image.mode in ("L", "LA", "RGB", "RGBA") and "transparency" not in image.info:
+        return image
+    # P and 1 would be resized without smoothing, PNG cannot hold CMYK, and a
+    # transparent colour is best kept as an alpha channel.
+    return image.convert("RGBA" if image.has_transparency_data else "RGB")
+
+
+class HomeHandler(BaseHandler):
+    """GET /: the newest uploads, and the form to add one."""
+
+    async def get(self):
+        cursor = self.db.uploads.find(LISTED).sort([("uploadDate", -1), ("_id", -1)]).limit(NEWEST)
+        uploads = await cursor.to_list(None)
+        self.render("index.html", uploads=uploads, human_size=human_size,
+                    max_upload_size=self.settings["max_upload_size"])
+
+
 class NotFoundHandler(BaseHandler):
     def prepare(self):  # for any URL that no route matches, whatever the method
         raise tornado.web.HTTPError(404, "There is no page here.")
@@ -735,9 +774,10 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_uplo
     thumbnails on the event loop: only the benchmark wants that. With `files_dir`,
     the files of that directory are served at /files/."""
     routes = [
-        tornado.web.url(r"/", MainHandler, name="main"),
-        tornado.web.url(r"/upload/([^/]+)", UploadHandler, name="upload"),
-        tornado.web.url(r"/imgs/([^/]+)/(orig|thumb)", ShowImageHandler, name="show_image"),
+        tornado.web.url(r"/", HomeHandler, name="home"),
+        tornado.web.url(r"/upload", FormUploadHandler, name="form_upload"),
+        tornado.web.url(r"/upload/([^/]+)", PutUploadHandler, name="put_upload"),
+        tornado.web.url(r"/uploads/([^/]+)/(orig|thumb)", DownloadHandler, name="download"),
     ]
     if files_dir:
         routes.append(tornado.web.url(r"/files/(.+)", FileHandler, name="files"))

@@ -29,7 +29,7 @@ import pytest
 from motor.motor_tornado import MotorClient
 from pymongo import MongoClient
 
-from coursekit.clients import Client
+from coursekit.clients import Client, upload_collections
 from coursekit.database import embedded_db
 from coursekit.processes import StageLauncher, free_port
 from coursekit.serving import served
@@ -105,7 +105,7 @@ def stage_app(stage):
 
 
 @pytest.fixture
-async def serve(stage_app, db):
+async def serve(stage, stage_app, db):
     """serve(**settings): a Client of the stage's make_app(db, **settings), served on a
     free port of 127.0.0.1, that has visited the home page. `db=` serves another
     database; `visit=False` leaves the client as new, with no cookie. The client's
@@ -113,7 +113,8 @@ async def serve(stage_app, db):
     async with contextlib.AsyncExitStack() as servers:
         async def start(db=db, visit=True, **settings):
             app = stage_app.make_app(db, **settings)
-            client = Client(await servers.enter_async_context(served(app)), db)
+            client = Client(await servers.enter_async_context(served(app)), db,
+                            collections=upload_collections(stage))
             client.app = app
             if visit:
                 await client.visit()

@@ -1,9 +1,9 @@
 """The bad-input catalogue: each case runs against every stage it applies to.
 
 A case is answered with a specific 4xx and a clear message (or, where the input is
-no error, with the answer the README's table says); afterwards no GridFS file,
-chunk or `imgs` document has been added and the server still answers. The README's
-"Bad input" table is made from CASES: a test checks that they agree."""
+no error, with the answer the README's table says); afterwards no GridFS file, chunk
+or record (`imgs`, from part 3 `uploads`) has been added and the server still
+answers. The README's "Bad input" table is made from CASES: a test checks that they agree."""
 
 import dataclasses
 import datetime
@@ -15,10 +15,10 @@ import pytest
 from bson import ObjectId
 from motor.motor_tornado import MotorGridFSBucket
 
-from coursekit.clients import UPLOAD_COLLECTIONS, Client, RawConnection, error_message, multipart
+from coursekit.clients import Client, RawConnection, error_message, multipart
 from coursekit.images import (corrupt_png, image_bytes, png_header, png_with_a_broken_chunk_list,
                               png_with_a_text_bomb, png_with_a_truncated_header, truncated_jpeg)
-from coursekit.stages import ORIGINAL_PATHS, ROOT, STAGES
+from coursekit.stages import ORIGINAL_PATHS, RECORDS, ROOT, STAGES
 
 RUNS_ON = STAGES  # every stage
 
@@ -121,7 +121,7 @@ async def raw_post(client, headers, body=b""):
 
 
 async def forget_everything(client):
-    for name in UPLOAD_COLLECTIONS:
+    for name in client.collections:
         await client.db[name].delete_many({})
 
 
@@ -149,10 +149,11 @@ async def upload_then_fetch(client, data, filename, content_type):
         await forget_everything(client)
 
 
-async def home_page_with(client, files=(), imgs=()):
-    """The home page while GridFS's `fs.files` and the `imgs` collection hold these
-    documents, written by another stage, a tool or a person; deleted afterwards."""
-    for collection, documents in (("fs.files", files), ("imgs", imgs)):
+async def home_page_with(client, stage, files=(), records=()):
+    """The home page while GridFS's `fs.files` and the stage's records (`imgs`, from part
+    3 `uploads`) hold these documents, written by another stage, a tool or a person;
+    deleted afterwards."""
+    for collection, documents in (("fs.files", files), (RECORDS[stage], records)):
         if documents:
             await client.db[collection].insert_many([dict(document) for document in documents])
     try:
@@ -175,7 +176,7 @@ ODD_FILES = [{"filename": 42, "length": 1, "chunkSize": 261120, "uploadDate": NO
              {"_id": "by-hand", "filename": "a.png", "length": 1, "chunkSize": 261120, "uploadDate": NOW,
               "metadata": {"contentType": "image/png"}},
              {"filename": "b.png", "length": 1, "chunkSize": 261120, "uploadDate": NOW, "metadata": "PNG"}]
-ODD_IMGS = [{}, {"filename": 42, "thumbnail": ObjectId(), "width": 1, "height": 1},
+ODD_RECORDS = [{}, {"filename": 42, "thumbnail": ObjectId(), "width": 1, "height": 1},
             {"filename": "a.png", "thumbnail": "none", "width": "wide", "height": 1, "length": 1,
              "contentType": "image/png"},
             {"filename": "b.png", "thumbnail": None, "length": "big", "contentType": "image/png"},
@@ -184,10 +185,12 @@ ODD_IMGS = [{}, {"filename": 42, "thumbnail": ObjectId(), "width": 1, "height": 
 
 async def an_html_file_another_program_stored(client, stage):
     """GET the address of an HTML file that another program stored in GridFS, with a
-    record in `imgs` that lists it (and no thumbnail); then delete both."""
+    record where the stage keeps them (`imgs`, from part 3 `uploads`) that lists it (and
+    no thumbnail); then delete both."""
     file_id = await MotorGridFSBucket(client.db).upload_from_stream(
         "page.html", b"<script>alert(1)</script>", metadata={"contentType": "text/html"})
-    record = await client.db.imgs.insert_one({"filename": "page.html", "contentType": "text/html", "original": file_id})
+    record = await client.db[RECORDS[stage]].insert_one(
+        {"filename": "page.html", "contentType": "text/html", "original": file_id})
     try:
         path_id = file_id if stage == "part1_basic" else record.inserted_id
         return await get_file(client, ORIGINAL_PATHS[stage].format(path_id))
@@ -238,7 +241,7 @@ CASES = [
     Case("an id that is not an ObjectId", lambda c, s: get(c, ORIGINAL_PATHS[s].format("not-an-id")),
          every_stage(404, "not valid")),
     Case("an unknown id", lambda c, s: get(c, ORIGINAL_PATHS[s].format(ObjectId())),
-         every_stage(404, "no image with that id")),
+         answers((404, "no image with that id"), (404, "no image with that id"), (404, "no file with that id"))),
     Case("no `file` field in the form",
          lambda c, s: post_form(c, *reversed(multipart({"picture": ("a.png", image_bytes(), "image/png")}))),
          every_stage(400, "missing")),
@@ -355,11 +358,11 @@ CASES = [
     Case("a `/files/` path through a loop of symbolic links", lambda c, s: get(c, "/files/loop/x"),
          answers(part3=(404, "no such file"))),
     Case("the home page, with another stage's records where it looks (part 3's 300 MB video)",
-         lambda c, s: home_page_with(c, [A_VIDEO], [A_VIDEOS_RECORD]),
+         lambda c, s: home_page_with(c, s, [A_VIDEO], [A_VIDEOS_RECORD]),
          answers((200, "Nothing uploaded yet"), (200, "Nothing uploaded yet")),
          {"part1_basic": "not listed", "part2_thumbnails": "not listed", **part3("its own kind: listed, a download")}),
     Case("the home page, with records written by hand: fields missing or of the wrong type",
-         lambda c, s: home_page_with(c, ODD_FILES, ODD_IMGS), every_stage(200, "Nothing uploaded yet"),
+         lambda c, s: home_page_with(c, s, ODD_FILES, ODD_RECORDS), every_stage(200, "Nothing uploaded yet"),
          dict.fromkeys(STAGE_TITLES, "none listed")),
     Case("the address of an HTML file that another program stored",
          lambda c, s: an_html_file_another_program_stored(c, s),

@@ -15,7 +15,7 @@ RUNS_ON = []  # the benchmarks start the stages they measure
 NUMBER = r"[+-]?\d+(\.\d+)?"
 SCRIPTS = {
     "big_downloads.py": [
-        rf"part 3, /imgs/<id>/orig +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
+        rf"part 3, /uploads/<id>/orig +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
         rf"Motor's GridFSHandler +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
         rf"the driver alone \(readchunk\) +{NUMBER} +1\.00x",
         rf"part 3 vs GridFSHandler +{NUMBER}x",

@@ -99,13 +99,13 @@ def test_a_file_uploaded_through_one_process_is_read_back_through_another(mongod
         first.ask("GET", "/")  # the XSRF cookie
         stored = first.ask("PUT", "/upload/teal.png", photo, {"Content-Type": "image/png"})
         assert stored.status == 201, stored.body
-        image_id = json.loads(stored.body)["id"]
+        upload_id = json.loads(stored.body)["id"]
 
-        original = second.ask("GET", f"/imgs/{image_id}/orig")
+        original = second.ask("GET", f"/uploads/{upload_id}/orig")
         assert (original.status, original.body) == (200, photo)
-        thumbnail = second.ask("GET", f"/imgs/{image_id}/thumb")
+        thumbnail = second.ask("GET", f"/uploads/{upload_id}/thumb")
         assert (thumbnail.status, thumbnail.getheader("Content-Type")) == (200, "image/png")
-        assert f'href="/imgs/{image_id}/orig"' in second.ask("GET", "/").body.decode()
+        assert f'href="/uploads/{upload_id}/orig"' in second.ask("GET", "/").body.decode()
         first.close()
         second.close()
         assert "Traceback" not in program.output()
@@ -282,7 +282,8 @@ def test_nginx_streams_a_large_file_both_ways_and_passes_on_the_clients_address(
         # A browser on plain HTTP sends no Sec-Fetch-Site, only its Origin, which
         # cross_origin_protection compares with the Host that nginx passes on.
         form, form_type = multipart({"file": ("photo.png", image_bytes(), "image/png")})
-        posted = connection.ask("POST", "/", form, {"Content-Type": form_type, "Origin": f"http://127.0.0.1:{port}"})
+        posted = connection.ask("POST", "/upload", form,
+                                {"Content-Type": form_type, "Origin": f"http://127.0.0.1:{port}"})
         assert posted.status == 302, posted.body
 
         body = Stream(size)  # with a Content-Length, as `curl -T` sends it
@@ -291,19 +292,19 @@ def test_nginx_streams_a_large_file_both_ways_and_passes_on_the_clients_address(
         assert stored.status == 201, stored.body
         big = json.loads(stored.body)["id"]
         # Paused, a buffering nginx would read the rest from the app into a temporary file.
-        assert download_sha256(connection, f"/imgs/{big}/orig", pause=1) == (body.sha256.hexdigest(), size)
+        assert download_sha256(connection, f"/uploads/{big}/orig", pause=1) == (body.sha256.hexdigest(), size)
 
         chunked = Stream(4 * MiB)  # no Content-Length: chunked, as a browser's stream would be
         stored = connection.ask("PUT", "/upload/chunked.bin", iter(lambda: chunked.read(MiB), b""),
                                 encode_chunked=True)
         assert stored.status == 201, stored.body
         small = json.loads(stored.body)["id"]
-        assert download_sha256(connection, f"/imgs/{small}/orig") == (chunked.sha256.hexdigest(), 4 * MiB)
+        assert download_sha256(connection, f"/uploads/{small}/orig") == (chunked.sha256.hexdigest(), 4 * MiB)
         connection.close()
         output = program.output()
 
     # The app logged the client's address, which nginx passed on, not nginx's own.
-    for line in ("201 PUT /upload/big.bin (127.0.0.2)", f"200 GET /imgs/{big}/orig (127.0.0.2)",
+    for line in ("201 PUT /upload/big.bin (127.0.0.2)", f"200 GET /uploads/{big}/orig (127.0.0.2)",
                  "201 PUT /upload/chunked.bin (127.0.0.2)"):
         assert line in output, output
     # nginx says so when it holds a body back in a temporary file, up or down: it never did.

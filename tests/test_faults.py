@@ -11,6 +11,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from coursekit.stages import FORM_PATHS
 from support import (ORIGINAL_PATHS, STAGES, Client, course, error_message, free_port, image_bytes, load_stage,
                      multipart, served)
 
@@ -44,7 +45,9 @@ async def test_a_bug_gives_a_500_page_without_a_traceback(stage, client, monkeyp
     async def broken(self):
         raise RuntimeError("a detail for the log, not for visitors")
 
-    monkeypatch.setattr(load_stage(stage).MainHandler, "get", broken)
+    module = load_stage(stage)
+    home = getattr(module, "HomeHandler", None) or module.MainHandler  # GET /'s handler: HomeHandler from part 3
+    monkeypatch.setattr(home, "get", broken)
     response = await client.fetch("/")
     assert response.code == 500
     page = response.body.decode()
@@ -93,7 +96,7 @@ def test_debug_is_off_unless_asked(stage, db):
     assert not settings.get("debug") and not settings.get("serve_traceback")
 
 
-async def test_clients_that_disconnect_mid_upload_or_mid_download_leave_nothing(client):
+async def test_clients_that_disconnect_mid_upload_or_mid_download_leave_nothing(client, stage):
     await client.upload(image_bytes(size=(900, 700)), "kept.png")  # the one file there should be
     [(image_path, _)] = await client.listed()
     before = await client.stored()
@@ -102,7 +105,7 @@ async def test_clients_that_disconnect_mid_upload_or_mid_download_leave_nothing(
     address = urlsplit(client.base_url)
     for request in [
         # half a body, then gone
-        (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {form_type}\r\nContent-Length: {len(body)}\r\n"
+        (f"POST {FORM_PATHS[stage]} HTTP/1.1\r\nHost: x\r\nContent-Type: {form_type}\r\nContent-Length: {len(body)}\r\n"
          f"Cookie: _xsrf={token}\r\nX-XSRFToken: {token}\r\n\r\n").encode() + body[: len(body) // 2],
         # the start of a download, then gone
         f"GET {image_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),

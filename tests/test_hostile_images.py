@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from pymongo import MongoClient
 
+from coursekit.stages import FORM_PATHS, RECORDS
 from support import STAGES, multipart, png_chunks, png_file, stage_program
 
 RUNS_ON = ["part2_thumbnails", "part3_streaming", "part4_production"]  # the stages that decode images
@@ -50,8 +51,9 @@ SEED_BYTES = {(format, mode): seed(format, mode) for format, mode in SEEDS}
 class Stage:
     """A stage served as a program, a client that keeps its XSRF cookie, and its database."""
 
-    def __init__(self, program, db):
+    def __init__(self, program, db, stage):
         self.program, self.db = program, db
+        self.form_path, self.records = FORM_PATHS[stage], RECORDS[stage]
         address = urlsplit(program.url)
         self.host, self.port = address.hostname, address.port
         status, headers, _ = self.request("GET", "/")
@@ -65,28 +67,28 @@ class Stage:
 
     def upload(self, data, filename="mutant.png"):
         body, form_type = multipart({"file": (filename, data, "image/png")})
-        return self.request("POST", "/", body, {"Content-Type": form_type, "Cookie": f"_xsrf={self.token}",
-                                                "X-XSRFToken": self.token})
+        return self.request("POST", self.form_path, body, {"Content-Type": form_type, "Cookie": f"_xsrf={self.token}",
+                                                           "X-XSRFToken": self.token})
 
     def stored(self):
-        return {name: self.db[name].count_documents({}) for name in ("fs.files", "fs.chunks", "imgs")}
+        return {name: self.db[name].count_documents({}) for name in ("fs.files", "fs.chunks", self.records)}
 
 
 @pytest.fixture(scope="module")
 def served_stage(stage, mongodb_uri):
     db_name = f"test_{uuid.uuid4().hex[:12]}"
     with MongoClient(mongodb_uri) as client, stage_program(stage, mongodb_uri, db_name) as program:
-        yield Stage(program, client[db_name])
+        yield Stage(program, client[db_name], stage)
         client.drop_database(db_name)
 
 
 @pytest.mark.parametrize("format, mode", SEEDS)
 def test_every_kind_of_image_the_stages_accept_gets_its_thumbnail(served_stage, format, mode):
-    before = served_stage.stored()["imgs"]
+    before = served_stage.stored()[served_stage.records]
     status, _, body = served_stage.upload(SEED_BYTES[format, mode], f"seed.{format.lower()}")
     assert status == 302, body
-    assert served_stage.stored()["imgs"] == before + 1
-    newest = served_stage.db.imgs.find_one(sort=[("uploadDate", -1), ("_id", -1)])
+    assert served_stage.stored()[served_stage.records] == before + 1
+    newest = served_stage.db[served_stage.records].find_one(sort=[("uploadDate", -1), ("_id", -1)])
     assert newest["thumbnail"] is not None
 
 
@@ -148,5 +150,5 @@ def test_a_damaged_image_never_gets_a_5xx_and_a_refused_one_leaves_nothing(serve
         assert after == before, body
     else:  # still an image (or, for part 3, a file): stored whole, and listed
         assert status == 302
-        assert after["imgs"] == before["imgs"] + 1
+        assert after[served_stage.records] == before[served_stage.records] + 1
     assert "Traceback" not in served_stage.program.output()[logged:]

@@ -25,13 +25,14 @@ from tornado.httpserver import HTTPServer
 from tornado.simple_httpclient import HTTPStreamClosedError
 from tornado.netutil import bind_sockets
 
+from coursekit.clients import upload_collections
 from support import (Client, course, error_message, eventually, free_port, image_bytes, load_stage, multipart,
                      served, stage_program)
 
 RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
 
 CHUNK = 255 * 1024  # GridFS's default chunk size
-EMPTY = {"fs.files": 0, "fs.chunks": 0, "imgs": 0}
+EMPTY = {"fs.files": 0, "fs.chunks": 0, "uploads": 0}
 
 
 
@@ -45,7 +46,7 @@ async def serve(db, stage):
         server = HTTPServer(load_stage(stage).make_app(db, **settings))
         server.add_sockets([sock])
         servers.append(server)
-        client = Client(f"http://127.0.0.1:{sock.getsockname()[1]}", db)
+        client = Client(f"http://127.0.0.1:{sock.getsockname()[1]}", db, upload_collections(stage))
         await client.fetch("/")  # the XSRF cookie, as a browser gets it
         return client
 
@@ -145,9 +146,9 @@ async def test_put_answers_201_with_the_location_and_the_id(serve):
     response = await put(client, b"hello", "hello.txt")
     assert response.code == 201
     upload_id = json.loads(response.body)["id"]
-    assert response.headers["Location"] == f"/imgs/{upload_id}/orig"
+    assert response.headers["Location"] == f"/uploads/{upload_id}/orig"
     assert response.headers["Content-Type"].startswith("application/json")
-    document = await client.db.imgs.find_one({"_id": ObjectId(upload_id)})
+    document = await client.db.uploads.find_one({"_id": ObjectId(upload_id)})
     assert (document["filename"], document["contentType"], document["length"]) == ("hello.txt", "text/plain", 5)
     assert (await client.fetch(response.headers["Location"])).body == b"hello"
 
@@ -175,7 +176,7 @@ def form(*parts, boundary="B"):
 async def test_only_the_first_file_of_a_form_is_stored(serve):
     client = await serve()
     body, headers = form(("note", None, b"not me"), ("file", "first.txt", b"first"), ("file", "second.txt", b"second"))
-    response = await client.fetch("/", "POST", body, headers)
+    response = await client.fetch("/upload", "POST", body, headers)
     assert response.code == 302
     [(href, name)] = await client.listed()
     assert name == "first.txt"
@@ -190,7 +191,7 @@ async def test_only_the_first_file_of_a_form_is_stored(serve):
 ], ids=["garbage", "truncated", "broken mid-way"])
 async def test_a_malformed_form_is_refused_and_nothing_stored(serve, body):
     client = await serve()
-    response = await client.fetch("/", "POST", body, {"Content-Type": "multipart/form-data; boundary=BOUNDARY"})
+    response = await client.fetch("/upload", "POST", body, {"Content-Type": "multipart/form-data; boundary=BOUNDARY"})
     assert response.code == 400
     assert "malformed" in error_message(response.body.decode())
     assert await eventually(lambda: empty(client))
@@ -198,19 +199,19 @@ async def test_a_malformed_form_is_refused_and_nothing_stored(serve, body):
 
 async def test_a_post_that_is_not_a_form_is_refused(serve):
     client = await serve()
-    response = await client.fetch("/", "POST", b"{}", {"Content-Type": "application/json"})
+    response = await client.fetch("/upload", "POST", b"{}", {"Content-Type": "application/json"})
     assert response.code == 400
     assert "multipart/form-data" in error_message(response.body.decode())
     assert await client.stored() == EMPTY
 
 
-async def test_a_get_with_a_body_is_refused(serve):
+async def test_the_home_page_takes_no_upload(serve):
+    """Uploads have handlers of their own: a form posted to the home page is no upload."""
     client = await serve()
-    async with RawConnection(client) as connection:
-        await connection.send_headers("GET", "/", ["Content-Length: 5"])
-        await connection.send(b"hello")
-        status, _, _ = await connection.response()
-    assert status == 400
+    body, headers = form(("file", "misplaced.txt", b"not here"))
+    response = await client.fetch("/", "POST", body, headers)
+    assert response.code == 405
+    assert await client.stored() == EMPTY
 
 
 async def empty(client):
@@ -223,7 +224,7 @@ async def empty(client):
 @pytest.mark.parametrize("way", ["form", "put"])
 async def test_a_declared_size_over_the_limit_gets_413_before_any_byte_is_sent(serve, way):
     client = await serve(max_upload_size=1000)
-    path = "/" if way == "form" else "/upload/big.bin"
+    path = "/upload" if way == "form" else "/upload/big.bin"
     async with RawConnection(client) as connection:
         # Headers only, and a size of 5 GB: the answer comes without the body.
         await connection.send_headers("POST" if way == "form" else "PUT", path,
@@ -242,7 +243,7 @@ async def test_the_limit_is_the_files_the_same_through_the_form_and_put(serve):
                      await client.upload(os.urandom(1001), "over.bin", "application/octet-stream")]:
         assert response.code == 413
         assert error_message(response.body.decode()) == "That file is too big: the limit is 1000 bytes."
-    assert await client.db.imgs.count_documents({}) == 2
+    assert await client.db.uploads.count_documents({}) == 2
     assert await client.db.fs.files.count_documents({}) == 2
 
 
@@ -274,7 +275,7 @@ async def test_a_client_gone_mid_upload_leaves_no_file_and_no_chunks(serve, stag
         if way == "form":
             head = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="gone.bin"\r\n'
                     b"Content-Type: application/octet-stream\r\n\r\n")
-            await connection.send_headers("POST", "/", [f"Content-Length: {len(head) + size + 7}",
+            await connection.send_headers("POST", "/upload", [f"Content-Length: {len(head) + size + 7}",
                                                         "Content-Type: multipart/form-data; boundary=B"])
             await connection.send(head)
         else:
@@ -377,7 +378,7 @@ async def test_a_missing_chunk_ends_the_download_rather_than_send_wrong_bytes(se
     client = await serve()
     data = os.urandom(12 * CHUNK)
     location = (await put(client, data)).headers["Location"]
-    file_id = (await client.db.imgs.find_one())["original"]
+    file_id = (await client.db.uploads.find_one())["original"]
     await client.db.fs.chunks.delete_one({"files_id": file_id, "n": 6})
     with pytest.raises(HTTPStreamClosedError):  # closed before Content-Length bytes came
         await client.fetch(location)
@@ -503,7 +504,7 @@ async def test_gridfs_downloads_may_be_cached_for_a_year(serve):
     location = (await put(client, b"forever", "f.txt")).headers["Location"]
     response = await client.fetch(location)
     assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-    assert response.headers["ETag"] == f'"{(await client.db.imgs.find_one())["original"]}"'
+    assert response.headers["ETag"] == f'"{(await client.db.uploads.find_one())["original"]}"'
 
 
 # --- Not images ---
@@ -530,7 +531,7 @@ async def test_other_files_are_served_as_attachments_without_a_thumbnail(serve, 
     assert response.body == data
     # Not the claimed type: one that no page of ours can run as a script or a style.
     assert response.headers["Content-Type"] == served_as
-    claimed = await client.db.imgs.find_one()
+    claimed = await client.db.uploads.find_one()
     assert claimed["contentType"] == content_type  # kept, and listed
     assert f'<span class="type">{content_type}</span>' in (await client.fetch("/")).body.decode()
     assert response.headers["Content-Disposition"] == f"attachment; filename=\"{filename}\"; filename*=UTF-8''{filename}"
@@ -594,7 +595,7 @@ async def test_images_get_a_thumbnail_and_are_served_inline(serve, way, mode, fo
     assert thumbnail.headers["Content-Type"] == "image/png"
     with Image.open(io.BytesIO(thumbnail.body)) as image:
         assert image.size == (128, 64)
-    document = await client.db.imgs.find_one()
+    document = await client.db.uploads.find_one()
     assert (document["width"], document["height"], document["contentType"]) == (600, 300, content_type)
 
 
@@ -635,7 +636,7 @@ async def test_a_photo_taken_sideways_is_listed_as_it_is_shown(serve):
     buffer = io.BytesIO()
     Image.new("RGB", (400, 200), "olive").save(buffer, "JPEG", exif=exif)
     assert (await put(client, buffer.getvalue(), "sideways.jpg")).code == 201
-    document = await client.db.imgs.find_one()
+    document = await client.db.uploads.find_one()
     assert (document["width"], document["height"]) == (200, 400)
     [(href, _)] = await client.listed()
     with Image.open(io.BytesIO((await client.fetch(href.replace("/orig", "/thumb"))).body)) as thumbnail:
@@ -645,15 +646,15 @@ async def test_a_photo_taken_sideways_is_listed_as_it_is_shown(serve):
 async def test_thumbnails_can_be_made_on_the_event_loop(serve):
     client = await serve(thumbnail_executor=None)  # as part 2's bench/blocking.py does
     assert (await put(client, image_bytes(size=(256, 256)), "loop.png")).code == 201
-    assert (await client.db.imgs.find_one())["width"] == 256
+    assert (await client.db.uploads.find_one())["width"] == 256
 
 
 async def test_an_image_whose_file_was_deleted_is_a_404(serve):
     client = await serve()
     await put(client, image_bytes(), "gone.png")
-    document = await client.db.imgs.find_one()
+    document = await client.db.uploads.find_one()
     await client.db.fs.files.delete_one({"_id": document["original"]})
-    response = await client.fetch(f"/imgs/{document['_id']}/orig")
+    response = await client.fetch(f"/uploads/{document['_id']}/orig")
     assert response.code == 404
     assert "missing from the database" in error_message(response.body.decode())
 
@@ -698,7 +699,7 @@ async def test_the_form_works_without_javascript(serve):
     client = await serve()
     page = (await client.fetch("/")).body.decode()
     [action] = re.findall(r'<form class="upload" action="([^"]+)"', page)
-    assert re.fullmatch(r"/\?_xsrf=[^&]+", html.unescape(action))
+    assert re.fullmatch(r"/upload\?_xsrf=[^&]+", html.unescape(action))
     body, headers = form(("file", "plain.txt", b"no script needed"))
     response = await client.fetch(html.unescape(action), "POST", body,
                                   {**headers, "X-XSRFToken": "", "Cookie": f"_xsrf={client.cookies['_xsrf']}"})
@@ -718,7 +719,7 @@ async def test_an_upload_without_the_xsrf_token_gets_403_and_nothing_stored(serv
         if way == "form field only":  # as part 2's form sends it: in a body that is not looked into
             parts.insert(0, ("_xsrf", None, token.encode()))
         body, form_type = form(*parts)
-        response = await client.fetch("/", "POST", body, {**headers, **form_type})
+        response = await client.fetch("/upload", "POST", body, {**headers, **form_type})
     assert response.code == 403
     assert "_xsrf" in error_message(response.body.decode())
     assert await client.stored() == EMPTY

@@ -25,6 +25,7 @@ from motor.motor_tornado import MotorClient
 from PIL import Image
 from pymongo import monitoring
 
+from coursekit.clients import upload_collections
 from support import Client, free_port, image_bytes, load_stage, served, stage_program
 
 RUNS_ON = ["part4_production"]
@@ -89,11 +90,11 @@ async def the_upload_under_way(db):
 
 
 async def stored(db):
-    names = ("fs.files", "fs.chunks", "imgs", "uploads_in_progress")
+    names = ("fs.files", "fs.chunks", "uploads", "uploads_in_progress")
     return {name: await db[name].count_documents({}) for name in names}
 
 
-NOTHING = {"fs.files": 0, "fs.chunks": 0, "imgs": 0, "uploads_in_progress": 0}
+NOTHING = {"fs.files": 0, "fs.chunks": 0, "uploads": 0, "uploads_in_progress": 0}
 
 
 # --- The sweep, end to end: a process killed mid-upload, another sweeping ---
@@ -133,7 +134,7 @@ async def test_a_killed_process_upload_is_swept_while_a_slow_live_one_survives_i
         live.close()
         assert status == 201, answer
         upload_id = json.loads(answer)["id"]
-        response = await Client(program.url).fetch(f"/imgs/{upload_id}/orig", request_timeout=60)
+        response = await Client(program.url).fetch(f"/uploads/{upload_id}/orig", request_timeout=60)
         assert hashlib.sha256(response.body).digest() == hashlib.sha256(body).digest()
         assert await db.uploads_in_progress.count_documents({}) == 0
         assert program.output().count(f"swept upload {dead_id}") == 1, program.output()
@@ -182,7 +183,7 @@ async def abandoned_upload(db, size, silent_for):
 
 
 async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_live_ones(mongodb_uri, db_name, db):
-    client = Client(None, db)
+    client = Client(None, db, upload_collections(STAGE))
     abandoned = [await abandoned_upload(db, 2 * CHUNK, silent_for=7200) for _ in range(12)]
     live = part4.GridFSUpload(db, "live.bin", "application/octet-stream")
     await live.write(os.urandom(2 * CHUNK))
@@ -212,7 +213,7 @@ async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_
     # The live upload goes on and ends as any other.
     await live.write(b"the end")
     await live.close()
-    assert await client.stored() == {"fs.files": 2, "fs.chunks": 5, "imgs": 0}
+    assert await client.stored() == {"fs.files": 2, "fs.chunks": 5, "uploads": 0}
     assert await db.uploads_in_progress.count_documents({}) == 0
 
 
@@ -304,9 +305,9 @@ async def test_uploads_downloads_and_thumbnails_leave_no_reference_cycles(db):
             assert head.split()[1] in (b"200", b"201"), head
             return answer
 
-        image_id = json.loads(await ask("PUT", "/upload/photo.jpg", photo))["id"]
-        requests = [("PUT", "/upload/photo.jpg", photo), ("GET", f"/imgs/{image_id}/orig", b""),
-                    ("GET", f"/imgs/{image_id}/thumb", b""), ("GET", "/static/style.css", b"")]
+        upload_id = json.loads(await ask("PUT", "/upload/photo.jpg", photo))["id"]
+        requests = [("PUT", "/upload/photo.jpg", photo), ("GET", f"/uploads/{upload_id}/orig", b""),
+                    ("GET", f"/uploads/{upload_id}/thumb", b""), ("GET", "/static/style.css", b"")]
         for request in requests:  # once first: caches, connections
             await ask(*request)
         gc.collect()

@@ -39,7 +39,7 @@ def database(mongodb_uri, db_name):
 
 
 def stored(database):
-    return {name: database[name].count_documents({}) for name in ("fs.files", "fs.chunks", "imgs")}
+    return {name: database[name].count_documents({}) for name in ("fs.files", "fs.chunks", "uploads")}
 
 
 class Raw:
@@ -172,8 +172,8 @@ def test_a_slow_but_steady_upload_is_never_cut(mongodb_uri, database):
         response = upload.response("PUT")
         upload.close()
         assert response.status == 201, response.body
-        image_id = json.loads(response.body)["id"]
-        assert get(program.url, f"/imgs/{image_id}/orig").body == b"".join(pieces)
+        upload_id = json.loads(response.body)["id"]
+        assert get(program.url, f"/uploads/{upload_id}/orig").body == b"".join(pieces)
 
 
 # --- Out of file descriptors ---
@@ -239,7 +239,7 @@ def test_sigterm_lets_uploads_finish_then_cuts_the_rest_and_deletes_their_chunks
     assert "Traceback" not in output and "did not end" not in output
     [kept] = database.fs.files.find()
     assert (kept["filename"], kept["length"]) == ("finishing.bin", size)
-    assert stored(database) == {"fs.files": 1, "fs.chunks": 3, "imgs": 1}  # the stalled one's chunk is gone
+    assert stored(database) == {"fs.files": 1, "fs.chunks": 3, "uploads": 1}  # the stalled one's chunk is gone
 
 
 # --- A database that hangs ---
@@ -255,7 +255,7 @@ def test_a_hung_database_gets_503_within_db_timeout_and_the_app_recovers(databas
             photo = Raw(program.url, token)
             photo.send_headers("PUT", "/upload/photo.png", [f"Content-Length: {len(image_bytes())}"])
             photo.send(image_bytes())
-            image_path = f"/imgs/{json.loads(photo.response('PUT').body)['id']}/orig"
+            image_path = f"/uploads/{json.loads(photo.response('PUT').body)['id']}/orig"
             photo.close()
 
             server.send_signal(signal.SIGSTOP)  # hung: its port still takes connections

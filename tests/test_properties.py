@@ -94,7 +94,7 @@ def test_a_put_sent_in_any_pieces_is_stored_byte_for_byte(part3, data, content):
 def test_a_form_sent_in_any_pieces_is_stored_byte_for_byte(part3, data, content):
     form, form_type = multipart({"file": ("pieces.bin", content, "application/octet-stream")})
     cuts = data.draw(cuts_for(form))
-    status, headers, _ = send_in_pieces(part3, f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {form_type}\r\n",
+    status, headers, _ = send_in_pieces(part3, f"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: {form_type}\r\n",
                                         form, cuts)
     assert status == 302
     # The newest upload is this one: the page lists it first.

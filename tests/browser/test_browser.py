@@ -18,8 +18,8 @@ from coursekit.stages import STAGES
 RUNS_ON = STAGES  # every stage
 
 # Where the stages that list thumbnails serve them; the others list the original itself.
-THUMBNAIL_PATHS = {"part2_thumbnails": "/imgs/{}/thumb", "part3_streaming": "/imgs/{}/thumb",
-                   "part4_production": "/imgs/{}/thumb"}
+THUMBNAIL_PATHS = {"part2_thumbnails": "/imgs/{}/thumb", "part3_streaming": "/uploads/{}/thumb",
+                   "part4_production": "/uploads/{}/thumb"}
 
 
 @pytest.fixture(scope="module")

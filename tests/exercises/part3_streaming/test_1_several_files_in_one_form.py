@@ -2,7 +2,7 @@
 
 The form takes several files at once: <input type="file" name="file" multiple>. Each
 `file` part of a form becomes an upload of its own, streamed into GridFS as it comes:
-a GridFS file, an `imgs` document, a thumbnail if it is an image. --max_upload_size
+a GridFS file, an `uploads` document, a thumbnail if it is an image. --max_upload_size
 bounds the form's files together. If one of them is refused (413 past the limit; 400
 for a bad name or a damaged image), the answer is that error, and none of the form's
 files is kept: no chunk, no file, no document. A client that leaves halfway leaves
@@ -38,12 +38,12 @@ async def test_each_file_of_a_form_is_an_upload(serve):
     assert response.code == 302, f"a form of three files should redirect to / (302); it answered {answer(response)}"
     names = sorted(name for _, name in await client.listed())
     assert names == ["blue.jpg", "notes.txt", "red.png"], f"each file of the form should be listed; listed: {names}"
-    assert await client.stored() == {"fs.files": 5, "fs.chunks": 5, "imgs": 3}, (
-        "three files and two thumbnails should be stored, with three imgs documents; "
+    assert await client.stored() == {"fs.files": 5, "fs.chunks": 5, "uploads": 3}, (
+        "three files and two thumbnails should be stored, with three uploads documents; "
         f"there are {await client.stored()}")
     for name, data, _ in files:
-        image = await client.db.imgs.find_one({"filename": name})
-        original = await client.fetch(f"/imgs/{image['_id']}/orig")
+        upload = await client.db.uploads.find_one({"filename": name})
+        original = await client.fetch(f"/uploads/{upload['_id']}/orig")
         assert original.body == data, f"{name} should come back as it was sent"
 
     # A client that leaves in the middle of the second file: nothing of the first is kept either.
@@ -81,6 +81,6 @@ async def test_one_file_refused_none_kept(serve):
         names = [name for name, _, _ in files]
         assert response.code == status and words in (message or ""), (
             f'a form of {names} should get a {status}, "...{words}..."; it got {answer(response)}')
-        assert await client.stored() == {"fs.files": 0, "fs.chunks": 0, "imgs": 0}, (
+        assert await client.stored() == {"fs.files": 0, "fs.chunks": 0, "uploads": 0}, (
             f"after a form of {names} is refused, none of its files should be kept; "
             f"there are {await client.stored()}")

@@ -1,7 +1,7 @@
 """Part 3, exercise 2: checksums as the bytes stream.
 
 Every upload's SHA-256 is computed as its bytes come, a piece at a time
-(hashlib.sha256().update(), never the whole file at once), and kept in its `imgs`
+(hashlib.sha256().update(), never the whole file at once), and kept in its `uploads`
 document as `sha256`, in hex. A PUT may send the digest it expects, as RFC 9530 says:
 `Repr-Digest: sha-256=:<the 32 bytes in base64>:`. If the bytes that came do not
 have it, the answer is 400, "...does not match...", and nothing is kept. A GET of an
@@ -31,20 +31,20 @@ async def test_every_upload_has_its_digest(client):
     data = os.urandom(600_000)  # three chunks of 255 KiB
     response = await put(client, data, "data.bin")
     assert response.code == 201, f"PUT /upload/data.bin should store it (201); it answered {answer(response)}"
-    document = await client.db.imgs.find_one({"filename": "data.bin"})
+    document = await client.db.uploads.find_one({"filename": "data.bin"})
     expected = hashlib.sha256(data).hexdigest()
     assert document.get("sha256") == expected, (
-        f'the imgs document should hold the SHA-256 of the file, in hex: "sha256": "{expected}"; '
+        f'the uploads document should hold the SHA-256 of the file, in hex: "sha256": "{expected}"; '
         f"it holds {document.get('sha256')!r}")
-    download = await client.fetch(f"/imgs/{document['_id']}/orig")
+    download = await client.fetch(f"/uploads/{document['_id']}/orig")
     assert download.headers.get("Repr-Digest") == repr_digest(data), (
-        f"GET /imgs/<id>/orig should send Repr-Digest: {repr_digest(data)}; "
+        f"GET /uploads/<id>/orig should send Repr-Digest: {repr_digest(data)}; "
         f"it sends {download.headers.get('Repr-Digest')!r}")
 
     photo = image_bytes(size=(300, 200))
     response = await client.upload(photo, "photo.png")  # through the home page's form
     assert response.code == 302, f"a form's upload should work as before (302); it answered {answer(response)}"
-    document = await client.db.imgs.find_one({"filename": "photo.png"})
+    document = await client.db.uploads.find_one({"filename": "photo.png"})
     assert document.get("sha256") == hashlib.sha256(photo).hexdigest(), "a form's upload gets its sha256 too"
 
 

@@ -1,6 +1,6 @@
 """Part 3, exercise 3: count whole downloads.
 
-Each `imgs` document counts, as `downloads`, the GETs of its original that were
+Each `uploads` document counts, as `downloads`, the GETs of its original that were
 answered in full: a 200, every byte of it sent. A new upload starts at
 "downloads": 0. A HEAD, a 304, a 206 (a range) and a client that leaves before the
 end add nothing. Two downloads that end at the same moment both count: add with
@@ -23,11 +23,11 @@ async def test_only_whole_downloads_count(client):
     data = os.urandom(20 * 1024 * 1024)  # more than the sockets' buffers hold
     response = await client.fetch("/upload/big.bin", "PUT", data, request_timeout=120)
     assert response.code == 201, f"PUT /upload/big.bin should store it (201); it answered {answer(response)}"
-    image_id = ObjectId(json.loads(response.body)["id"])
-    path = f"/imgs/{image_id}/orig"
+    upload_id = ObjectId(json.loads(response.body)["id"])
+    path = f"/uploads/{upload_id}/orig"
 
     async def downloads():
-        return (await client.db.imgs.find_one(image_id)).get("downloads", "nothing")
+        return (await client.db.uploads.find_one(upload_id)).get("downloads", "nothing")
 
     assert await downloads() == 0, f'a new upload should start at "downloads": 0; it has {await downloads()}'
 

@@ -7,7 +7,7 @@ boundary=B`, and for each range, in the order asked, a part with the file's
 sent as one range's are (send_pieces()). The Content-Length is known before a byte is
 sent. Only lists of at most 10 ranges, each within the file, in increasing order and
 not overlapping, are served this way: any other list gets the whole file, a 200, as
-the RFC allows. One range works as before. Both downloads do it: /imgs/<id>/orig and
+the RFC allows. One range works as before. Both downloads do it: /uploads/<id>/orig and
 /files/<path>.
 """
 
