@@ -290,8 +290,8 @@ plt.show()
 # `STORM_CLIENTS`), as it reads the whole file for each, gone or not.
 
 # %%
-file_id = (await dbs["part 3"].imgs.find_one({"_id": ObjectId(upload_id)}))["original"]
-storm_urls = {"part 3": f"{base_urls['part 3']}/imgs/{upload_id}/orig",
+file_id = (await dbs["part 3"].uploads.find_one({"_id": ObjectId(upload_id)}))["original"]
+storm_urls = {"part 3": f"{base_urls['part 3']}/uploads/{upload_id}/orig",
               "GridFSHandler": f"{base_urls['GridFSHandler']}/fs/{file_id}"}
 for name, url in storm_urls.items():
     print(f"{name:14} {url}")
@@ -413,7 +413,7 @@ async def exchange(method, path, *headers, server="part 3", keep=64):
                   body, length)
 
 
-file_path = f"/imgs/{upload_id}/orig"
+file_path = f"/uploads/{upload_id}/orig"
 head = await exchange("HEAD", file_path)
 etag, modified = head.headers["etag"], head.headers["last-modified"]
 

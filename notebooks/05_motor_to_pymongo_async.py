@@ -456,7 +456,7 @@ finally:
 # | the bucket | `MotorGridFSBucket(db)` | `AsyncGridFSBucket(db)` | parts 1 to 3 |
 # | store an upload | `await fs.upload_from_stream(name, data, metadata=...)` | the same | parts 1 to 3 |
 # | list the newest files from GridFS | `await fs.find().sort(...).limit(20).to_list(None)`: dictionaries, `upload['_id']` | the same call gives `AsyncGridOut`s: `upload._id` in the template, or `db.fs.files.find()` for dictionaries; no `to_list(n)` on a GridFS cursor | part 1 |
-# | list the newest images | `await db.imgs.find().sort(...).limit(20).to_list(None)` | the same; `to_list(0)` raises `ValueError` | parts 2 and 3 |
+# | list the newest uploads | `await db.imgs.find().sort(...).limit(20).to_list(None)` (part 3: `db.uploads`) | the same; `to_list(0)` raises `ValueError` | parts 2 and 3 |
 # | open a file | `await fs.open_download_stream(file_id)`, `NoFile` if missing | the same | parts 1 to 3 |
 # | send it | `await grid_out.stream_to_handler(self)` | a loop: `readchunk()`, `self.write(chunk)`, `await self.flush()` | parts 1 and 2 |
 # | read a range | `grid_out.seek(start)` | `await grid_out.seek(start)` | any code that seeks a `GridOut` |
