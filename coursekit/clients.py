@@ -202,3 +202,17 @@ class RawConnection:
             return await asyncio.wait_for(self.reader.read(), timeout)
         except ConnectionResetError:
             return b""
+
+    async def closed_by_server(self, timeout=20):
+        """Wait for the server to close the connection: True if it did, with no answer."""
+        return await self.rest(timeout) == b""
+
+    async def request(self, method, path, body=b"", headers=(), timeout=20):
+        """A whole request, `body` with its Content-Length: its response()."""
+        await self.send_headers(method, path, [f"Content-Length: {len(body)}", *headers], body)
+        return await self.response(timeout)
+
+    @property
+    def address(self):
+        """(host, port) of this end: how the server names the connection's client."""
+        return self.writer.get_extra_info("sockname")[:2]
