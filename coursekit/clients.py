@@ -96,10 +96,12 @@ class Client:
 
     Like a script that has read Tornado's docs, it sends the `_xsrf` cookie back as
     the X-XSRFToken header, so the same tests run on stages with XSRF protection.
-    `db`, if given, is the stage's database (a Motor one), for stored()."""
+    `db`, if given, is the stage's database (a Motor one), for stored(). Other keyword
+    arguments go to each fetch (request_timeout=, network_interface=...)."""
 
-    def __init__(self, base_url, db=None):
+    def __init__(self, base_url, db=None, **fetch_options):
         self.base_url, self.db, self.cookies = base_url, db, {}
+        self.fetch_options = fetch_options
         self.form_action = None  # where the home page's upload form posts, once seen
 
     async def fetch(self, path, method="GET", body=None, headers=None, **kwargs):
@@ -112,7 +114,7 @@ class Client:
             headers.setdefault("X-XSRFToken", self.cookies["_xsrf"])
         response = await AsyncHTTPClient().fetch(
             self.base_url + path, method=method, body=body, headers=headers,
-            follow_redirects=False, raise_error=False, **kwargs,
+            follow_redirects=False, raise_error=False, **{**self.fetch_options, **kwargs},
         )
         self.cookies.update(cookie_values(response.headers.get_list("Set-Cookie")))
         if path == "/" and method == "GET" and response.code == 200:
