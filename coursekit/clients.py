@@ -146,9 +146,9 @@ class Client:
         assert response.code == 200, f"GET {path} should show a page of uploads (200); it answered {response.code}"
         return parsed(response.body.decode()).items
 
-    async def stored(self):
-        """How many documents the upload collections hold."""
-        return {name: await self.db[name].count_documents({}) for name in UPLOAD_COLLECTIONS}
+    async def stored(self, *also):
+        """How many documents the upload collections hold (and the collections `also` names)."""
+        return {name: await self.db[name].count_documents({}) for name in (*UPLOAD_COLLECTIONS, *also)}
 
 
 class RawConnection:
