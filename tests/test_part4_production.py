@@ -208,6 +208,10 @@ async def test_uploads_past_max_uploads_get_503_and_retry_after_before_their_bod
     client = Client(program("--max_uploads=2").url)
     first = await start_upload(client, "first.bin", 1000, os.urandom(500))
     second = await start_upload(client, "second.bin", 1000, os.urandom(500))
+    # Both under way before the third asks, or the server may read its headers first:
+    # it has, once it answers a request sent after them (a database ping takes it turns
+    # of its event loop; their headers took none).
+    assert (await client.fetch("/healthz")).code == 200
     third = await connect(client)  # asks before it sends its body, as curl does for big files
     await third.send_headers("PUT", "/upload/third.bin", ["Content-Length: 1000000", "Expect: 100-continue"])
     answer = await third.rest(LIMIT)  # then closed: its body is never read
