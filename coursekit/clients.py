@@ -105,11 +105,12 @@ class Client:
     Like a script that has read Tornado's docs, it sends the `_xsrf` cookie back as
     the X-XSRFToken header, so the same tests run on stages with XSRF protection.
     `db`, if given, is the stage's database (a Motor one), for stored(), which counts
-    the documents of `collections` (upload_collections(stage) gives a stage's)."""
+    the documents of `collections` (upload_collections(stage) gives a stage's). Other
+    keyword arguments go to each fetch (request_timeout=, network_interface=...)."""
 
-    def __init__(self, base_url, db=None, *, collections=UPLOAD_COLLECTIONS):
+    def __init__(self, base_url, db=None, *, collections=UPLOAD_COLLECTIONS, **fetch_options):
         self.base_url, self.db, self.cookies = base_url, db, {}
-        self.collections = collections
+        self.collections, self.fetch_options = collections, fetch_options
         self.form_action = None  # where the home page's upload form posts, once seen
 
     async def fetch(self, path, method="GET", body=None, headers=None, **kwargs):
@@ -122,7 +123,7 @@ class Client:
             headers.setdefault("X-XSRFToken", self.cookies["_xsrf"])
         response = await AsyncHTTPClient().fetch(
             self.base_url + path, method=method, body=body, headers=headers,
-            follow_redirects=False, raise_error=False, **kwargs,
+            follow_redirects=False, raise_error=False, **{**self.fetch_options, **kwargs},
         )
         self.cookies.update(cookie_values(response.headers.get_list("Set-Cookie")))
         if path == "/" and method == "GET" and response.code == 200:
@@ -154,9 +155,9 @@ class Client:
         assert response.code == 200, f"GET {path} should show a page of uploads (200); it answered {response.code}"
         return parsed(response.body.decode()).items
 
-    async def stored(self):
-        """How many documents the upload collections hold."""
-        return {name: await self.db[name].count_documents({}) for name in self.collections}
+    async def stored(self, *also):
+        """How many documents the upload collections hold (and the collections `also` names)."""
+        return {name: await self.db[name].count_documents({}) for name in (*self.collections, *also)}
 
 
 class RawConnection:
@@ -212,3 +213,17 @@ class RawConnection:
             return await asyncio.wait_for(self.reader.read(), timeout)
         except ConnectionResetError:
             return b""
+
+    async def closed_by_server(self, timeout=20):
+        """Wait for the server to close the connection: True if it did, with no answer."""
+        return await self.rest(timeout) == b""
+
+    async def request(self, method, path, body=b"", headers=(), timeout=20):
+        """A whole request, `body` with its Content-Length: its response()."""
+        await self.send_headers(method, path, [f"Content-Length: {len(body)}", *headers], body)
+        return await self.response(timeout)
+
+    @property
+    def address(self):
+        """(host, port) of this end: how the server names the connection's client."""
+        return self.writer.get_extra_info("sockname")[:2]

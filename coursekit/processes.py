@@ -129,7 +129,8 @@ class StageLauncher(contextlib.ExitStack):
     """Runs one stage as a program, on one database, as often as a test needs:
     `launcher(*args)` starts one and returns its StageProgram, listening (all are
     stopped at the end of the `with` block); `launcher.run(*args)` runs one to its end
-    and returns its (exit status, output). Options go to StageProgram."""
+    and returns its (exit status, output). Options go to StageProgram (`mongodb_uri=`
+    another database server, `db_name=` another database, `preexec=`, `ready=`...)."""
 
     def __init__(self, stage, mongodb_uri, db_name):
         super().__init__()
@@ -137,7 +138,8 @@ class StageLauncher(contextlib.ExitStack):
 
     def program(self, args, options):
         options.setdefault("db_name", self.db_name)
-        return StageProgram(self.stage, self.mongodb_uri, args=args, **options)
+        options.setdefault("mongodb_uri", self.mongodb_uri)
+        return StageProgram(self.stage, args=args, **options)
 
     def __call__(self, *args, **options):
         return self.enter_context(self.program(args, options))

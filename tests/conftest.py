@@ -11,14 +11,18 @@ Then a test asks for
 - `serve(**settings)`: the stage's `make_app(db, **settings)` served by this
   process on a free port, over real HTTP; it returns a coursekit Client that has
   visited the home page (so it holds the XSRF cookie, as a browser would).
-  `client` is `serve()`. In process, a test can reach into the app: its settings,
-  its handlers, its logger.
+  `client` is `serve()`. In process, a test can reach into the app (`client.app`):
+  its settings, its handlers, its logger.
 - `program(*args)`: the stage run as a program, `python <stage>/app.py ARGS`, as a
   learner runs it, on a free port; it returns the coursekit StageProgram, once it
   listens. `program.run(*args)` runs one to its end instead: (exit status, output).
 
 Both use the database `db` (Motor) named `db_name`, on the server at `mongodb_uri`:
 $MONGODB_URI when set, else the embedded database, started once for the session.
+
+A test whose client must misbehave (stop halfway, trickle, go silent) speaks HTTP by
+hand: `connect(client)` opens a coursekit RawConnection, and `start_upload(client,
+name, size, data)` begins a PUT /upload/<name> on one.
 """
 
 import contextlib
@@ -29,7 +33,7 @@ import pytest
 from motor.motor_tornado import MotorClient
 from pymongo import MongoClient
 
-from coursekit.clients import Client, upload_collections
+from coursekit.clients import Client, RawConnection, upload_collections
 from coursekit.database import embedded_db
 from coursekit.processes import StageLauncher, free_port
 from coursekit.serving import served
@@ -135,3 +139,29 @@ def program(stage_folder, mongodb_uri, db_name):
     stopped after the test (as Ctrl+C would). program.run(*args): one run to its end."""
     with StageLauncher(stage_folder, mongodb_uri, db_name) as launcher:
         yield launcher
+
+
+@pytest.fixture
+async def connect():
+    """connect(client): a RawConnection to the client's stage (or to a base URL), open,
+    that sends the client's XSRF cookie and token with each request; closed after the
+    test, if the test has not closed it."""
+    async with contextlib.AsyncExitStack() as connections:
+        async def open_one(client):
+            return await connections.enter_async_context(RawConnection(client))
+
+        yield open_one
+
+
+@pytest.fixture
+def start_upload(connect):
+    """start_upload(client, name, size, data): a PUT /upload/<name> of `size` bytes
+    (parts 3 and 4), on a RawConnection of its own, of which only `data` is sent: an
+    upload under way. Returns the connection, to send the rest on (or not), read the
+    answer, or close."""
+    async def start(client, name, size, data=b""):
+        upload = await connect(client)
+        await upload.send_headers("PUT", f"/upload/{name}", [f"Content-Length: {size}"], data)
+        return upload
+
+    return start

@@ -4,30 +4,28 @@ and the Docker Compose file, which cannot run here, read and checked."""
 
 import contextlib
 import hashlib
-import http.client
 import io
-import json
 import os
 import re
-import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.parse
-from pathlib import Path
 
 import psutil
 import pytest
 import yaml
 from motor.motor_tornado import MotorClient
 
-from support import ROOT, Client, course, free_port, image_bytes, load_stage, multipart, served, stage_program
+from coursekit.clients import Client
+from coursekit.images import image_bytes
+from coursekit.nginx import Nginx, nginx_executable
+from coursekit.processes import free_port
+from coursekit.stages import ROOT
+from coursekit.waiting import wait_until
 
 RUNS_ON = ["part4_production"]
 
-STAGE = "part4_production"
 DEPLOY = ROOT / "deploy"
 MiB = 1024 * 1024
 
@@ -35,49 +33,34 @@ MiB = 1024 * 1024
 # --- Talking to one process: a connection we know the owner of ---
 
 
-class Connection(http.client.HTTPConnection):
-    """A kept-alive connection that keeps the `_xsrf` cookie, as a script would."""
-
-    cookies = ""
-
-    def ask(self, method, path, body=None, headers=None, **kwargs):
-        headers = {"Cookie": self.cookies, **(headers or {})}
-        if method not in ("GET", "HEAD") and "_xsrf=" in self.cookies:
-            headers["X-XSRFToken"] = self.cookies.split("_xsrf=", 1)[1]
-        self.request(method, path, body, headers, **kwargs)
-        response = self.getresponse()
-        response.body = response.read()
-        if cookie := response.getheader("Set-Cookie"):
-            self.cookies = cookie.split(";", 1)[0]
-        return response
-
-
 def workers(program, count):
     """The `count` child processes of `program`, once they have all started."""
     parent = psutil.Process(program.process.pid)
-    deadline = time.monotonic() + 20
-    while len(children := parent.children()) < count:
-        assert time.monotonic() < deadline, program.output()
-        time.sleep(0.05)
-    return children
+
+    def started():
+        children = parent.children()
+        return children if len(children) >= count else None
+
+    return wait_until(started, timeout=20)
 
 
 def owner(connection, processes):
     """Which of `processes` accepted `connection`: the one holding its other end."""
-    client_end = connection.sock.getsockname()
     for process in processes:
-        if any(c.raddr and tuple(c.raddr) == client_end for c in process.net_connections("tcp")):
+        if any(c.raddr and tuple(c.raddr) == connection.address for c in process.net_connections("tcp")):
             return process
     return None
 
 
-def one_connection_each(port, processes):
-    """A connection to `port` accepted by each of `processes`. The kernel hands a new
-    connection to whichever process accepts first: open some until each has one."""
+async def one_connection_each(connect, client, processes):
+    """A kept-alive connection to the client's stage accepted by each of `processes`.
+    The kernel hands a new connection to whichever process accepts first: open some
+    until each has one."""
     connections, others = {}, []
     for _ in range(200):
-        connection = Connection("127.0.0.1", port, timeout=30)
-        assert connection.ask("GET", "/healthz").body == b"ok"  # answered: accepted by now
+        connection = await connect(client)
+        _, _, body = await connection.request("GET", "/healthz", timeout=30)
+        assert body == b"ok"  # answered: accepted by now
         process = owner(connection, processes)
         if process and process.pid not in connections:
             connections[process.pid] = connection
@@ -91,24 +74,25 @@ def one_connection_each(port, processes):
     return list(connections.values())
 
 
-def test_a_file_uploaded_through_one_process_is_read_back_through_another(mongodb_uri, db_name):
+async def test_a_file_uploaded_through_one_process_is_read_back_through_another(program, connect):
     photo = image_bytes(size=(300, 200), color="teal")
-    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2"]) as program:
-        port = int(program.url.rsplit(":", 1)[1])
-        first, second = one_connection_each(port, workers(program, 2))
-        first.ask("GET", "/")  # the XSRF cookie
-        stored = first.ask("PUT", "/upload/teal.png", photo, {"Content-Type": "image/png"})
-        assert stored.status == 201, stored.body
-        upload_id = json.loads(stored.body)["id"]
+    running = program("--processes=2")
+    client = Client(running.url)
+    await client.visit()  # the XSRF cookie, which each connection sends
+    first, second = await one_connection_each(connect, client, workers(running, 2))
+    status, headers, body = await first.request("PUT", "/upload/teal.png", photo, ["Content-Type: image/png"],
+                                                timeout=30)
+    assert status == 201, body
+    original_path = headers["location"]
 
-        original = second.ask("GET", f"/uploads/{upload_id}/orig")
-        assert (original.status, original.body) == (200, photo)
-        thumbnail = second.ask("GET", f"/uploads/{upload_id}/thumb")
-        assert (thumbnail.status, thumbnail.getheader("Content-Type")) == (200, "image/png")
-        assert f'href="/uploads/{upload_id}/orig"' in second.ask("GET", "/").body.decode()
-        first.close()
-        second.close()
-        assert "Traceback" not in program.output()
+    status, _, body = await second.request("GET", original_path, timeout=30)
+    assert (status, body) == (200, photo)
+    status, headers, _ = await second.request("GET", original_path.removesuffix("orig") + "thumb", timeout=30)
+    assert (status, headers.get("content-type")) == (200, "image/png")
+    assert f'href="{original_path}"' in (await second.request("GET", "/", timeout=30))[2].decode()
+    first.close()
+    second.close()
+    assert "Traceback" not in running.output()
 
 
 def signal_parent(signum):
@@ -134,105 +118,66 @@ def stopped(process):
     (signal_parent(signal.SIGTERM), 0),  # docker stop, systemctl stop, kill
     (signal_parent(signal.SIGKILL), -signal.SIGKILL),  # the parent dies: its children notice
 ], ids=["ctrl-c", "sigint", "sigterm", "sigkill"])
-def test_the_processes_stop_together(mongodb_uri, db_name, stop, status):
-    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2"]) as program:
-        children = workers(program, 2)
-        one_connection_each(int(program.url.rsplit(":", 1)[1]), children)  # both serving
-        stop(psutil.Process(program.process.pid), children)
-        assert program.process.wait(timeout=15) == status
-        _, alive = psutil.wait_procs(children, timeout=15)
-        assert all(map(stopped, alive)), alive
-        output = program.output()
+async def test_the_processes_stop_together(program, connect, stop, status):
+    running = program("--processes=2")
+    children = workers(running, 2)
+    await one_connection_each(connect, running.url, children)  # both serving
+    stop(psutil.Process(running.process.pid), children)
+    assert running.process.wait(timeout=15) == status
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert all(map(stopped, alive)), alive
+    output = running.output()
     assert "Traceback" not in output
     if status == 0:
         assert len(re.findall(r"child \d \(pid \d+\) exited normally", output)) == 2, output
 
 
-def test_ctrl_c_while_starting_stops_quietly(db_name):
+def test_ctrl_c_while_starting_stops_quietly(program):
     unreachable = f"mongodb://127.0.0.1:{free_port()}"  # the check waits 3 s for it
-    env = {**os.environ, "MONGODB_URI": unreachable, "MONGODB_DB": db_name, "PORT": str(free_port())}
-    process = psutil.Popen([sys.executable, ROOT / STAGE / "app.py", "--processes=2"], env=env,
-                           stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while process.num_threads() == 1:  # PyMongo's threads: the database check has begun
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    _, errors = process.communicate(timeout=15)
-    assert (process.returncode, errors) == (0, "")
+    # Started, not listening: it will not listen before its database answers.
+    starting = program("--processes=2", mongodb_uri=unreachable, ready=lambda: True)
+    process = psutil.Process(starting.process.pid)
+    # PyMongo's threads: the database check has begun.
+    wait_until(lambda: process.num_threads() > 1, timeout=20, interval=0.01)
+    starting.process.send_signal(signal.SIGINT)
+    assert (starting.process.wait(timeout=15), starting.output()) == (0, "")
 
 
-def test_the_debug_mode_works_with_one_process_only(mongodb_uri, db_name):
-    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2", "--debug"]) as program:
-        assert program.process.wait(timeout=15) != 0
-        assert program.output().strip() == (
-            "error: --debug reloads the code when it changes: it works with one process only")
+def test_the_debug_mode_works_with_one_process_only(program):
+    status, output = program.run("--processes=2", "--debug", timeout=15)
+    assert status != 0
+    assert output.strip() == "error: --debug reloads the code when it changes: it works with one process only"
 
 
 # --- The health check ---
 
 
-async def test_the_health_check_says_ok_while_the_database_answers(db):
-    async with served(load_stage(STAGE).make_app(db)) as base_url:
-        response = await Client(base_url).fetch("/healthz")
+async def test_the_health_check_says_ok_while_the_database_answers(client):
+    response = await client.fetch("/healthz")
     assert (response.code, response.body, response.headers["Content-Type"]) == (200, b"ok", "text/plain")
     assert response.headers["Cache-Control"] == "no-store"
 
 
-async def test_the_health_check_answers_503_when_the_database_does_not():
+async def test_the_health_check_answers_503_when_the_database_does_not(serve):
     nowhere = MotorClient(f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=300)
-    async with served(load_stage(STAGE).make_app(nowhere.test)) as base_url:
-        response = await Client(base_url).fetch("/healthz")
+    try:
+        response = await (await serve(db=nowhere.test, visit=False)).fetch("/healthz")
+    finally:
+        nowhere.close()
     assert response.code == 503
 
 
 # --- Behind nginx ---
 
 
-def nginx_executable():
-    # Not always on a user's PATH: Debian installs it in /usr/sbin.
-    return shutil.which("nginx") or next(
-        (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()), None)
-
-
-@contextlib.contextmanager
-def nginx(app_port, prefix):
-    """nginx in the foreground with deploy/nginx.conf, its listening port and the
-    app's own address set for this test, everything else in `prefix`; yields its port."""
-    port = free_port()
+def site(port, app_port):
+    """deploy/nginx.conf, listening on 127.0.0.1:`port`, in front of the app on `app_port`."""
     site = (DEPLOY / "nginx.conf").read_text()
     here = {"listen 80;": f"listen 127.0.0.1:{port};", "server app:8000;": f"server 127.0.0.1:{app_port};"}
     for old, new in here.items():
         assert site.count(old) == 1, old
         site = site.replace(old, new)
-    (prefix / "site.conf").write_text(site)
-    # One process, which needs no root: no workers to hand over to another user.
-    (prefix / "nginx.conf").write_text(f"""
-        master_process off;
-        pid {prefix}/nginx.pid;
-        error_log {prefix}/error.log warn;
-        events {{ worker_connections 64; }}
-        http {{
-            access_log {prefix}/access.log;
-            client_body_temp_path {prefix}/client_body;
-            proxy_temp_path {prefix}/proxy;
-            fastcgi_temp_path {prefix}/fastcgi;
-            uwsgi_temp_path {prefix}/uwsgi;
-            scgi_temp_path {prefix}/scgi;
-            include {prefix}/site.conf;
-        }}
-    """)
-    command = [nginx_executable(), "-p", prefix, "-e", prefix / "error.log", "-c", prefix / "nginx.conf",
-               "-g", "daemon off;"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while not course.port_open("127.0.0.1", port):
-            assert process.poll() is None and time.monotonic() < deadline, (prefix / "error.log").read_text()
-            time.sleep(0.05)
-        yield port
-    finally:
-        course.stop(process, signum=signal.SIGQUIT)  # nginx's graceful stop
+    return site
 
 
 class Stream(io.RawIOBase):
@@ -251,23 +196,31 @@ class Stream(io.RawIOBase):
         buffer[:len(piece)] = piece
         return len(piece)
 
+    async def send(self, write):
+        """Tornado's body_producer: the bytes written a MiB at a time, as they are made."""
+        while piece := self.read(MiB):
+            await write(piece)
 
-def download_sha256(connection, path, pause=0):
-    """The SHA-256 and size of what `path` sends, read a MiB at a time, with a `pause`
-    (seconds) after the first: a slow reader, for a while."""
-    connection.request("GET", path, headers={"Cookie": connection.cookies})
-    response = connection.getresponse()
-    assert response.status == 200
+
+async def download_sha256(client, path, pause=0):
+    """The SHA-256 and size of what `path` sends, and a `pause` (seconds) after the
+    first MiB: a slow reader, for a while."""
     sha256, size = hashlib.sha256(), 0
-    while piece := response.read(MiB):
+
+    def received(piece):
+        nonlocal size
         sha256.update(piece)
+        if size < MiB <= size + len(piece):
+            time.sleep(pause)  # holds the event loop: nothing more is read meanwhile
         size += len(piece)
-        time.sleep(pause if size == len(piece) else 0)
+
+    response = await client.fetch(path, streaming_callback=received)
+    assert response.code == 200
     return sha256.hexdigest(), size
 
 
 @pytest.mark.skipif(nginx_executable() is None, reason="nginx is not installed (Debian: apt-get install nginx)")
-def test_nginx_streams_a_large_file_both_ways_and_passes_on_the_clients_address(mongodb_uri, db_name, tmp_path):
+async def test_nginx_streams_a_large_file_both_ways_and_passes_on_the_clients_address(program, tmp_path):
     # The client calls from 127.0.0.2, so that the app can tell it from nginx (127.0.0.1).
     with socket.socket() as probe:
         try:
@@ -275,40 +228,37 @@ def test_nginx_streams_a_large_file_both_ways_and_passes_on_the_clients_address(
         except OSError:
             pytest.skip("no 127.0.0.2 here to call nginx from")
     size = 64 * MiB
-    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2", "--xheaders"]) as program, \
-            nginx(int(program.url.rsplit(":", 1)[1]), tmp_path) as port:
-        connection = Connection("127.0.0.1", port, timeout=120, source_address=("127.0.0.2", 0))
-        assert connection.ask("GET", "/").status == 200
+    running = program("--processes=2", "--xheaders")
+    port = free_port()
+    with Nginx(site(port, running.port), port, tmp_path) as proxy:
+        client = Client(proxy.url, request_timeout=120, network_interface="127.0.0.2")
+        assert (await client.visit()).code == 200
         # A browser on plain HTTP sends no Sec-Fetch-Site, only its Origin, which
         # cross_origin_protection compares with the Host that nginx passes on.
-        form, form_type = multipart({"file": ("photo.png", image_bytes(), "image/png")})
-        posted = connection.ask("POST", "/upload", form,
-                                {"Content-Type": form_type, "Origin": f"http://127.0.0.1:{port}"})
-        assert posted.status == 302, posted.body
+        posted = await client.upload(image_bytes(), "photo.png", headers={"Origin": f"http://127.0.0.1:{port}"})
+        assert posted.code == 302, posted.body
 
         body = Stream(size)  # with a Content-Length, as `curl -T` sends it
-        stored = connection.ask("PUT", "/upload/big.bin", body,
-                                {"Content-Length": str(size), "Content-Type": "application/octet-stream"})
-        assert stored.status == 201, stored.body
-        big = json.loads(stored.body)["id"]
+        stored = await client.fetch("/upload/big.bin", "PUT", body_producer=body.send,
+                                    headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"})
+        assert stored.code == 201, stored.body
+        big = stored.headers["Location"]
         # Paused, a buffering nginx would read the rest from the app into a temporary file.
-        assert download_sha256(connection, f"/uploads/{big}/orig", pause=1) == (body.sha256.hexdigest(), size)
+        assert await download_sha256(client, big, pause=1) == (body.sha256.hexdigest(), size)
 
         chunked = Stream(4 * MiB)  # no Content-Length: chunked, as a browser's stream would be
-        stored = connection.ask("PUT", "/upload/chunked.bin", iter(lambda: chunked.read(MiB), b""),
-                                encode_chunked=True)
-        assert stored.status == 201, stored.body
-        small = json.loads(stored.body)["id"]
-        assert download_sha256(connection, f"/uploads/{small}/orig") == (chunked.sha256.hexdigest(), 4 * MiB)
-        connection.close()
-        output = program.output()
+        stored = await client.fetch("/upload/chunked.bin", "PUT", body_producer=chunked.send)
+        assert stored.code == 201, stored.body
+        small = stored.headers["Location"]
+        assert await download_sha256(client, small) == (chunked.sha256.hexdigest(), 4 * MiB)
+        output = running.output()
 
     # The app logged the client's address, which nginx passed on, not nginx's own.
-    for line in ("201 PUT /upload/big.bin (127.0.0.2)", f"200 GET /uploads/{big}/orig (127.0.0.2)",
+    for line in ("201 PUT /upload/big.bin (127.0.0.2)", f"200 GET {big} (127.0.0.2)",
                  "201 PUT /upload/chunked.bin (127.0.0.2)"):
         assert line in output, output
     # nginx says so when it holds a body back in a temporary file, up or down: it never did.
-    assert "temporary file" not in (tmp_path / "error.log").read_text()
+    assert "temporary file" not in proxy.error_log.read_text()
 
 
 # --- Docker Compose: read, since it cannot run here ---
@@ -332,16 +282,16 @@ def test_compose_runs_a_replica_set_of_three_the_app_and_nginx():
     assert set(init["depends_on"]) == {"mongo1", "mongo2", "mongo3"}
 
 
-def test_compose_points_the_app_at_the_replica_set_with_one_process_per_core():
+def test_compose_points_the_app_at_the_replica_set_with_one_process_per_core(stage_app):
     app = compose()["services"]["app"]
     assert app["command"] == ["python", "part4_production/app.py", "--processes=0", "--xheaders"]
-    assert "processes" in load_stage(STAGE).options  # a real option of the stage
+    assert "processes" in stage_app.options  # a real option of the stage
     uri = urllib.parse.urlsplit(app["environment"]["MONGODB_URI"])
     assert uri.netloc.split(",") == ["mongo1:27017", "mongo2:27017", "mongo3:27017"]
     assert urllib.parse.parse_qs(uri.query) == {"replicaSet": ["rs0"]}
     assert app["depends_on"]["mongo-init"] == {"condition": "service_completed_successfully"}
     # Docker waits 10 s by default before SIGKILL: longer than the graceful stop may take.
-    options = load_stage(STAGE).options
+    options = stage_app.options
     assert int(app["stop_grace_period"].removesuffix("s")) > options.shutdown_timeout + options.db_timeout
     assert "/healthz" in " ".join(app["healthcheck"]["test"])
     # Built from the repository's root, by deploy/Dockerfile, with the pinned packages.
@@ -367,10 +317,10 @@ def test_compose_puts_nginx_in_front_with_the_repositorys_configuration():
     assert f"server app:{services['app']['environment']['PORT']};" in site
 
 
-def test_the_nginx_configuration_streams_and_passes_on_the_client():
+def test_the_nginx_configuration_streams_and_passes_on_the_client(stage_app):
     site = (DEPLOY / "nginx.conf").read_text()
     lines = {line.strip() for line in site.splitlines() if not line.strip().startswith("#")}
-    max_upload_size = load_stage(STAGE).options.max_upload_size
+    max_upload_size = stage_app.options.max_upload_size
     assert max_upload_size == 4 * 1024**3 and "client_max_body_size 4g;" in lines  # nginx's g is GiB
     for line in ("proxy_request_buffering off;", "proxy_buffering off;", "proxy_http_version 1.1;",
                  "proxy_set_header X-Real-IP $remote_addr;",

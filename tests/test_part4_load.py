@@ -4,8 +4,8 @@ within a memory budget, whatever the number of threads; and the requests that co
 by the thousand leave nothing for Python's cycle collector.
 
 Everything runs against the real database. Where a process must die mid-upload, the
-stage runs as a program and is killed; where a client must be slow, the test speaks
-HTTP on a raw socket."""
+stage runs as a program (the `program` fixture) and is killed; where a client must be
+slow, the test speaks HTTP by hand (the `start_upload` fixture's raw connection)."""
 
 import asyncio
 import contextlib
@@ -13,9 +13,7 @@ import datetime
 import gc
 import hashlib
 import io
-import json
 import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,57 +23,16 @@ from motor.motor_tornado import MotorClient
 from PIL import Image
 from pymongo import monitoring
 
-from coursekit.clients import upload_collections
-from support import Client, free_port, image_bytes, load_stage, served, stage_program
+from coursekit.clients import Client, upload_collections
+from coursekit.images import image_bytes
+from coursekit.processes import free_port
+from coursekit.waiting import eventually, wait_until
 
 RUNS_ON = ["part4_production"]
 
-STAGE = "part4_production"
-part4 = load_stage(STAGE)
-CHUNK = part4.CHUNK_SIZE
+CHUNK = 255 * 1024  # GridFS's chunk size, part 4's CHUNK_SIZE
 MiB = 1024 * 1024
-
-
-async def eventually(check, timeout=30):
-    """Wait until check() (a coroutine function) returns something true; return that.
-    Fails after `timeout` seconds: a bound, not a delay."""
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"{check.__name__} was still false after {timeout} s"
-        await asyncio.sleep(0.05)
-    return result
-
-
-class SlowPut:
-    """A PUT /upload/<name> whose body the test sends a piece at a time, on a raw
-    socket, as a slow or vanishing client would."""
-
-    def __init__(self, client, name, size):
-        self.client, self.name, self.size = client, name, size
-
-    async def start(self):
-        if "_xsrf" not in self.client.cookies:
-            await self.client.fetch("/")
-        host, port = self.client.base_url.removeprefix("http://").split(":")
-        self.reader, self.writer = await asyncio.open_connection(host, int(port))
-        token = self.client.cookies["_xsrf"]
-        self.writer.write((f"PUT /upload/{self.name} HTTP/1.1\r\nHost: {host}\r\nCookie: _xsrf={token}\r\n"
-                           f"X-XSRFToken: {token}\r\nContent-Length: {self.size}\r\n\r\n").encode())
-        await self.writer.drain()
-        return self
-
-    async def send(self, data):
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def response(self):
-        """(status, body) of the answer."""
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 30)
-        length = int(re.search(rb"\r\nContent-Length: (\d+)", head, re.I)[1])
-        return int(head.split()[1]), await asyncio.wait_for(self.reader.readexactly(length), 30)
-
-    def close(self):
-        self.writer.close()
+LIMIT = 30  # seconds: how long a wait may take before the test fails (a bound, not a delay)
 
 
 async def chunks_of(db, file_id):
@@ -86,59 +43,52 @@ async def the_upload_under_way(db):
     """The id of the one upload that `uploads_in_progress` lists, once it does."""
     async def listed():
         return await db.uploads_in_progress.find_one()
-    return (await eventually(listed))["_id"]
+    return (await eventually(listed, timeout=LIMIT))["_id"]
 
 
-async def stored(db):
-    names = ("fs.files", "fs.chunks", "uploads", "uploads_in_progress")
-    return {name: await db[name].count_documents({}) for name in names}
-
-
+# What Client.stored("uploads_in_progress") says when an upload has left nothing.
 NOTHING = {"fs.files": 0, "fs.chunks": 0, "uploads": 0, "uploads_in_progress": 0}
 
 
 # --- The sweep, end to end: a process killed mid-upload, another sweeping ---
 
 
-async def test_a_killed_process_upload_is_swept_while_a_slow_live_one_survives_intact(mongodb_uri, db_name, db):
+async def test_a_killed_process_upload_is_swept_while_a_slow_live_one_survives_intact(program, db, start_upload):
     # A process dies (SIGKILL: no clean-up at all) with an upload half written.
-    with stage_program(STAGE, mongodb_uri, db_name) as doomed:
-        dead = await SlowPut(Client(doomed.url), "dead.bin", 10 * MiB).start()
-        await dead.send(os.urandom(3 * CHUNK + 1000))
-        dead_id = await the_upload_under_way(db)
-        await eventually(lambda: chunks_of_at_least(db, dead_id, 3))
-        doomed.process.kill()
-        doomed.process.wait()
+    doomed = program()
+    dead = await start_upload(Client(doomed.url), "dead.bin", 10 * MiB, os.urandom(3 * CHUNK + 1000))
+    dead_id = await the_upload_under_way(db)
+    await eventually(lambda: chunks_of_at_least(db, dead_id, 3), timeout=LIMIT)
+    doomed.process.kill()
+    doomed.process.wait()
     dead.close()
     assert await chunks_of(db, dead_id) == 3  # left behind
 
     # Two processes serve next, each sweeping: one upload, two sweepers.
-    with stage_program(STAGE, mongodb_uri, db_name, args=["--processes=2", "--abandoned_after=3"]) as program:
-        body = os.urandom(4 * MiB)
-        live = await SlowPut(Client(program.url), "live.bin", len(body)).start()
-        await live.send(body[:CHUNK])
-        sent = CHUNK
-        await eventually(lambda: db.uploads_in_progress.find_one({"_id": {"$ne": dead_id}}))
-        # Slow: 16 KiB every 0.2 s, and once nothing for half of --abandoned_after;
-        # for three times --abandoned_after, and until the dead upload's chunks are
-        # gone. Then the rest at once.
-        started = time.monotonic()
-        while await chunks_of(db, dead_id) or time.monotonic() - started < 3 * 3:
-            await live.send(body[sent : sent + 16384])
-            sent += 16384
-            await asyncio.sleep(1.5 if sent == CHUNK + 10 * 16384 else 0.2)
-        assert sent < len(body) // 2, "the live upload was over before the sweep"
-        await eventually(lambda: no_record(db, dead_id))
-        await live.send(body[sent:])
-        status, answer = await live.response()
-        live.close()
-        assert status == 201, answer
-        upload_id = json.loads(answer)["id"]
-        response = await Client(program.url).fetch(f"/uploads/{upload_id}/orig", request_timeout=60)
-        assert hashlib.sha256(response.body).digest() == hashlib.sha256(body).digest()
-        assert await db.uploads_in_progress.count_documents({}) == 0
-        assert program.output().count(f"swept upload {dead_id}") == 1, program.output()
-        assert "Traceback" not in program.output()
+    running = program("--processes=2", "--abandoned_after=3")
+    body = os.urandom(4 * MiB)
+    live = await start_upload(Client(running.url), "live.bin", len(body), body[:CHUNK])
+    sent = CHUNK
+    await eventually(lambda: db.uploads_in_progress.find_one({"_id": {"$ne": dead_id}}), timeout=LIMIT)
+    # Slow: 16 KiB every 0.2 s, and once nothing for half of --abandoned_after;
+    # for three times --abandoned_after, and until the dead upload's chunks are
+    # gone. Then the rest at once.
+    started = time.monotonic()
+    while await chunks_of(db, dead_id) or time.monotonic() - started < 3 * 3:
+        await live.send(body[sent : sent + 16384])
+        sent += 16384
+        await asyncio.sleep(1.5 if sent == CHUNK + 10 * 16384 else 0.2)
+    assert sent < len(body) // 2, "the live upload was over before the sweep"
+    await eventually(lambda: no_record(db, dead_id), timeout=LIMIT)
+    await live.send(body[sent:])
+    status, headers, answer = await live.response(LIMIT)
+    live.close()
+    assert status == 201, answer
+    response = await Client(running.url).fetch(headers["location"], request_timeout=60)
+    assert hashlib.sha256(response.body).digest() == hashlib.sha256(body).digest()
+    assert await db.uploads_in_progress.count_documents({}) == 0
+    assert running.output().count(f"swept upload {dead_id}") == 1, running.output()
+    assert "Traceback" not in running.output()
 
 
 async def chunks_of_at_least(db, file_id, count):
@@ -172,29 +122,30 @@ class Commands(monitoring.CommandListener):
         pass
 
 
-async def abandoned_upload(db, size, silent_for):
+async def abandoned_upload(stage_app, db, size, silent_for):
     """An upload written by part 4's own GridFSUpload, then abandoned (as if its
     process had died) `silent_for` seconds ago: its id."""
-    upload = part4.GridFSUpload(db, "abandoned.bin", "application/octet-stream")
+    upload = stage_app.GridFSUpload(db, "abandoned.bin", "application/octet-stream")
     await upload.write(os.urandom(size))
     then = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=silent_for)
     await db.uploads_in_progress.update_one({"_id": upload.file["_id"]}, {"$set": {"updated": then}})
     return upload.file["_id"]
 
 
-async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_live_ones(mongodb_uri, db_name, db):
-    client = Client(None, db, upload_collections(STAGE))
-    abandoned = [await abandoned_upload(db, 2 * CHUNK, silent_for=7200) for _ in range(12)]
-    live = part4.GridFSUpload(db, "live.bin", "application/octet-stream")
+async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_live_ones(stage, stage_app, mongodb_uri,
+                                                                                           db_name, db):
+    client = Client(None, db, collections=upload_collections(stage))
+    abandoned = [await abandoned_upload(stage_app, db, 2 * CHUNK, silent_for=7200) for _ in range(12)]
+    live = stage_app.GridFSUpload(db, "live.bin", "application/octet-stream")
     await live.write(os.urandom(2 * CHUNK))
-    finished = part4.GridFSUpload(db, "done.bin", "application/octet-stream")
+    finished = stage_app.GridFSUpload(db, "done.bin", "application/octet-stream")
     await finished.write(os.urandom(CHUNK + 5))
     await finished.close()
 
     commands = Commands()
     watched = MotorClient(mongodb_uri, event_listeners=[commands])
     try:
-        swept = await asyncio.gather(*(part4.sweep_abandoned_uploads(watched[db_name], 3600) for _ in range(4)))
+        swept = await asyncio.gather(*(stage_app.sweep_abandoned_uploads(watched[db_name], 3600) for _ in range(4)))
     finally:
         watched.close()
     assert sum(swept) == len(abandoned)  # each one swept, by one sweeper
@@ -218,61 +169,57 @@ async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_
 
 
 @pytest.mark.parametrize("when", ["mid-body", "at its end"])
-async def test_an_upload_that_a_sweep_took_gets_408_and_leaves_nothing(db, when):
+async def test_an_upload_that_a_sweep_took_gets_408_and_leaves_nothing(serve, stage_app, db, start_upload, when):
     # Its record goes stale as if it had been silent for an hour; with a short
     # --abandoned_after its next bytes check the record, else its end does.
     abandoned_after = 0.2 if when == "mid-body" else 3600
-    app = part4.make_app(db, abandoned_after=abandoned_after)
-    async with served(app) as base_url:
-        upload = await SlowPut(Client(base_url), "paused.bin", 4 * CHUNK).start()
+    client = await serve(abandoned_after=abandoned_after)
+    upload = await start_upload(client, "paused.bin", 4 * CHUNK, os.urandom(2 * CHUNK))
+    upload_id = await the_upload_under_way(db)
+    await eventually(lambda: chunks_of_at_least(db, upload_id, 2), timeout=LIMIT)
+    an_hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    await db.uploads_in_progress.update_one({"_id": upload_id}, {"$set": {"updated": an_hour_ago}})
+    assert await stage_app.sweep_abandoned_uploads(db, 1) == 1
+    if when == "mid-body":
+        await asyncio.sleep(abandoned_after)  # the next bytes are due to refresh the record
+        await upload.send(b"a few more bytes")
+    else:
         await upload.send(os.urandom(2 * CHUNK))
-        upload_id = await the_upload_under_way(db)
-        await eventually(lambda: chunks_of_at_least(db, upload_id, 2))
-        an_hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
-        await db.uploads_in_progress.update_one({"_id": upload_id}, {"$set": {"updated": an_hour_ago}})
-        assert await part4.sweep_abandoned_uploads(db, 1) == 1
-        if when == "mid-body":
-            await asyncio.sleep(abandoned_after)  # the next bytes are due to refresh the record
-            await upload.send(b"a few more bytes")
-        else:
-            await upload.send(os.urandom(2 * CHUNK))
-        status, body = await upload.response()
-        upload.close()
-        assert status == 408, body
-        assert b"paused for too long" in body
-        assert await stored(db) == NOTHING
+    status, _, body = await upload.response(LIMIT)
+    upload.close()
+    assert status == 408, body
+    assert b"paused for too long" in body
+    assert await client.stored("uploads_in_progress") == NOTHING
 
 
-async def test_a_client_gone_mid_upload_leaves_no_record_either(db):
-    async with served(part4.make_app(db)) as base_url:
-        upload = await SlowPut(Client(base_url), "gone.bin", 4 * CHUNK).start()
-        await upload.send(os.urandom(2 * CHUNK))
-        upload_id = await the_upload_under_way(db)
-        await eventually(lambda: chunks_of_at_least(db, upload_id, 2))
-        upload.close()
+async def test_a_client_gone_mid_upload_leaves_no_record_either(client, db, start_upload):
+    upload = await start_upload(client, "gone.bin", 4 * CHUNK, os.urandom(2 * CHUNK))
+    upload_id = await the_upload_under_way(db)
+    await eventually(lambda: chunks_of_at_least(db, upload_id, 2), timeout=LIMIT)
+    upload.close()
 
-        async def all_deleted():
-            return await stored(db) == NOTHING
+    async def all_deleted():
+        return await client.stored("uploads_in_progress") == NOTHING
 
-        await eventually(all_deleted)
+    await eventually(all_deleted, timeout=LIMIT)
 
 
-async def test_the_sweep_loop_sweeps_at_once_and_then_again(db):
-    gone = await abandoned_upload(db, CHUNK, silent_for=10)
-    loop = asyncio.create_task(part4.sweep_abandoned_uploads_forever(db, 1))
+async def test_the_sweep_loop_sweeps_at_once_and_then_again(stage_app, db):
+    gone = await abandoned_upload(stage_app, db, CHUNK, silent_for=10)
+    loop = asyncio.create_task(stage_app.sweep_abandoned_uploads_forever(db, 1))
     try:
-        await eventually(lambda: no_chunks(db, gone))  # swept at once
-        later = await abandoned_upload(db, CHUNK, silent_for=10)
-        await eventually(lambda: no_chunks(db, later))  # and again, a period later
+        await eventually(lambda: no_chunks(db, gone), timeout=LIMIT)  # swept at once
+        later = await abandoned_upload(stage_app, db, CHUNK, silent_for=10)
+        await eventually(lambda: no_chunks(db, later), timeout=LIMIT)  # and again, a period later
     finally:
         loop.cancel()
 
 
-async def test_the_sweep_loop_outlives_a_database_that_does_not_answer(caplog):
+async def test_the_sweep_loop_outlives_a_database_that_does_not_answer(stage_app, caplog):
     nobody = MotorClient(f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=100)
-    loop = asyncio.create_task(part4.sweep_abandoned_uploads_forever(nobody.test, 0.2))
+    loop = asyncio.create_task(stage_app.sweep_abandoned_uploads_forever(nobody.test, 0.2))
     try:
-        await eventually(lambda: asyncio.sleep(0, caplog.text.count("could not sweep abandoned uploads") >= 2))
+        await eventually(lambda: caplog.text.count("could not sweep abandoned uploads") >= 2, timeout=LIMIT)
         assert not loop.done()  # it tried again, and goes on
     finally:
         loop.cancel()
@@ -286,40 +233,31 @@ async def no_chunks(db, file_id):
 # --- What requests leave for the cycle collector ---
 
 
-async def test_uploads_downloads_and_thumbnails_leave_no_reference_cycles(db):
+async def test_uploads_downloads_and_thumbnails_leave_no_reference_cycles(client, connect):
     # Part 4 runs Python's cycle collector less often (see the lesson): what requests
     # leave in reference cycles waits longer to be freed. These leave none.
-    async with served(part4.make_app(db)) as base_url:
-        client = Client(base_url, db)
-        await client.fetch("/")
-        token = client.cookies["_xsrf"]
-        host, port = base_url.removeprefix("http://").split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
-        photo = image_bytes("JPEG", size=(800, 600))
+    connection = await connect(client)
+    photo = image_bytes("JPEG", size=(800, 600))
 
-        async def ask(method, path, body=b""):
-            writer.write((f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nCookie: _xsrf={token}\r\n"
-                          f"X-XSRFToken: {token}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
-            head = await reader.readuntil(b"\r\n\r\n")
-            answer = await reader.readexactly(int(re.search(rb"\r\nContent-Length: (\d+)", head, re.I)[1]))
-            assert head.split()[1] in (b"200", b"201"), head
-            return answer
+    async def ask(method, path, body=b""):
+        status, headers, answer = await connection.request(method, path, body)
+        assert status in (200, 201), (status, answer)
+        return headers
 
-        upload_id = json.loads(await ask("PUT", "/upload/photo.jpg", photo))["id"]
-        requests = [("PUT", "/upload/photo.jpg", photo), ("GET", f"/uploads/{upload_id}/orig", b""),
-                    ("GET", f"/uploads/{upload_id}/thumb", b""), ("GET", "/static/style.css", b"")]
-        for request in requests:  # once first: caches, connections
-            await ask(*request)
-        gc.collect()
-        gc.disable()
-        try:
-            for _ in range(20):
-                for request in requests:
-                    await ask(*request)
-            assert gc.collect() == 0
-        finally:
-            gc.enable()
-            writer.close()
+    original = (await ask("PUT", "/upload/photo.jpg", photo))["location"]
+    requests = [("PUT", "/upload/photo.jpg", photo), ("GET", original, b""),
+                ("GET", original.removesuffix("orig") + "thumb", b""), ("GET", "/static/style.css", b"")]
+    for request in requests:  # once first: caches, connections
+        await ask(*request)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            for request in requests:
+                await ask(*request)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 # --- Decoding within a budget ---
@@ -341,14 +279,14 @@ class Borrower(threading.Thread):
 
 def settle(budget, lent, waiting):
     """Wait until `budget` has lent `lent` and has `waiting` threads in line."""
-    deadline = time.monotonic() + 10
-    while (budget.lent, len(budget.waiting)) != (lent, waiting):
-        assert time.monotonic() < deadline, (budget.lent, len(budget.waiting))
-        time.sleep(0.01)
+    def settled():
+        return (budget.lent, len(budget.waiting)) == (lent, waiting)
+
+    wait_until(settled, timeout=10, interval=0.01)
 
 
-def test_the_budget_lends_what_fits_and_makes_the_rest_wait_in_turn():
-    budget = part4.DecodeBudget(100)
+def test_the_budget_lends_what_fits_and_makes_the_rest_wait_in_turn(stage_app):
+    budget = stage_app.DecodeBudget(100)
     first, second, third = (Borrower(budget, 40) for _ in range(3))
     for borrower in (first, second, third):
         borrower.start()
@@ -377,46 +315,43 @@ def test_the_budget_lends_what_fits_and_makes_the_rest_wait_in_turn():
     settle(budget, lent=0, waiting=0)
 
 
-class WatchedBudget(part4.DecodeBudget):
-    """The stage's budget, noting how much it has lent each time it lends."""
-
-    def __init__(self, limit):
-        super().__init__(limit)
-        self.seen = []
+def watched(budget):
+    """The stage's `budget`, noting in its `seen` how much it has lent each time it lends."""
+    lend, budget.seen = budget.lend, []
 
     @contextlib.contextmanager
-    def lend(self, size):
-        with super().lend(size):
-            self.seen.append((size, self.lent))
+    def noting(size):
+        with lend(size):
+            budget.seen.append((size, budget.lent))
             yield
+
+    budget.lend = noting
+    return budget
 
 
 def png(width, height, mode="RGBA"):
     return image_bytes("PNG", size=(width, height), color="orange", mode=mode)
 
 
-async def test_concurrent_image_uploads_all_succeed_within_a_small_budget(db):
+async def test_concurrent_image_uploads_all_succeed_within_a_small_budget(serve, stage_app):
     # Eight threads, as on a 9-core machine, and a budget that fits two of these
     # images at a time; and one image that needs more than the whole budget.
     images = [png(1500, 1000) for _ in range(10)] + [png(3000, 2500)]
-    costs = [part4.decoding_cost(Image.open(io.BytesIO(data)), 0) for data in images]
-    budget = WatchedBudget(2 * costs[0] + 1)
+    costs = [stage_app.decoding_cost(Image.open(io.BytesIO(data)), 0) for data in images]
+    budget = watched(stage_app.DecodeBudget(2 * costs[0] + 1))
     assert costs[-1] > budget.limit
-    app = part4.make_app(db, thumbnail_executor=ThreadPoolExecutor(8))
-    app.settings["decode_budget"] = budget
-    async with served(app) as base_url:
-        client = Client(base_url, db)
-        await client.fetch("/")
-        responses = await asyncio.gather(*(client.upload(data, f"image{n}.png") for n, data in enumerate(images)))
-        assert [response.code for response in responses] == [302] * len(images)
-        assert len(await client.listed()) == len(images)
+    client = await serve(thumbnail_executor=ThreadPoolExecutor(8))
+    client.app.settings["decode_budget"] = budget
+    responses = await asyncio.gather(*(client.upload(data, f"image{n}.png") for n, data in enumerate(images)))
+    assert [response.code for response in responses] == [302] * len(images)
+    assert len(await client.listed()) == len(images)
     assert sorted(size for size, _ in budget.seen) == sorted(costs)  # every image decoded within it
     for size, lent in budget.seen:
         assert lent <= budget.limit or lent == size  # never over, but for the big one, alone
     assert budget.lent == 0
 
 
-def test_the_cost_of_decoding_is_told_from_the_header():
+def test_the_cost_of_decoding_is_told_from_the_header(stage_app):
     # A PNG's pixels, and its premultiplied copy when it has alpha; a JPEG's, drafted
     # to 1/8 (a thumbnail needs no more), unless progressive: then its coefficients.
     def cost(data, draft=False):
@@ -424,7 +359,7 @@ def test_the_cost_of_decoding_is_told_from_the_header():
         pixels = image.size[0] * image.size[1]
         if draft:
             image.draft(None, (256, 256))
-        return part4.decoding_cost(image, pixels) - part4.DECODER_OVERHEAD
+        return stage_app.decoding_cost(image, pixels) - stage_app.DECODER_OVERHEAD
 
     assert cost(png(2000, 1000, "RGB")) == 2000 * 1000 * 4
     assert cost(png(2000, 1000, "RGBA")) == 2000 * 1000 * 8
@@ -436,10 +371,8 @@ def test_the_cost_of_decoding_is_told_from_the_header():
     assert cost(progressive.getvalue(), draft=True) == 1000 * 500 * 4 + 4000 * 2000 * 3 * 2
 
 
-def test_the_program_lists_abandoned_after_and_decode_budget_in_its_help(mongodb_uri, db_name):
-    with stage_program(STAGE, mongodb_uri, db_name, args=["--help"]) as program:
-        program.process.wait(20)
-        help_text = program.output()
+def test_the_program_lists_abandoned_after_and_decode_budget_in_its_help(program):
+    _, help_text = program.run("--help", timeout=20)
     # Tornado lists option names with dashes, and takes them either way.
     assert "--abandoned-after " in help_text and "(default 3600)" in help_text
     assert "--decode-budget " in help_text and "(default 268435456)" in help_text

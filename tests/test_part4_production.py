@@ -2,132 +2,50 @@
 only when asked, timeouts for silent clients, running out of file descriptors, a
 graceful stop, a database that hangs, and a bound on the uploads at once.
 
-Each test starts the stage as a program, as an operator runs it, against the
-real database, and speaks HTTP to it on raw sockets where a client must stall.
-Deployment (processes, nginx, Compose) is in test_deploy.py."""
+Each test starts the stage as a program (the `program` fixture), as an operator runs
+it, against the real database, and speaks HTTP to it on raw connections where a
+client must stall. Deployment (processes, nginx, Compose) is in test_deploy.py."""
 
-import http.client
-import json
+import asyncio
 import os
 import resource
 import signal
-import socket
-import time
-import urllib.request
-from urllib.parse import urlsplit
 
 import psutil
 import pytest
-from pymongo import MongoClient
 from tornado.httpserver import HTTPServer
 
-from support import ROOT, course, free_port, image_bytes, load_stage, stage_program
+from coursekit.clients import Client, upload_collections
+from coursekit.database import embedded_db
+from coursekit.images import image_bytes
+from coursekit.processes import free_port, port_open
+from coursekit.stages import ROOT, load_stage
+from coursekit.waiting import eventually
 
 RUNS_ON = ["part4_production"]
 
-STAGE = "part4_production"
 CHUNK = 255 * 1024  # GridFS's chunk size: a body past it has a chunk stored
-LIMIT = 30  # seconds: how long a socket waits before the test fails (a bound, not a delay)
-
-
-@pytest.fixture
-def database(mongodb_uri, db_name):
-    """The database the program writes to, read with PyMongo; dropped afterwards."""
-    with MongoClient(mongodb_uri) as client:
-        yield client[db_name]
-        client.drop_database(db_name)
-
-
-def stored(database):
-    return {name: database[name].count_documents({}) for name in ("fs.files", "fs.chunks", "uploads")}
-
-
-class Raw:
-    """A connection to a program, in raw HTTP: for clients that stall, or go silent."""
-
-    def __init__(self, url, token=None):
-        address = urlsplit(url)
-        self.host, self.token = address.hostname, token
-        self.sock = socket.create_connection((address.hostname, address.port), timeout=LIMIT)
-
-    def send_headers(self, method, path, headers=()):
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}", *headers]
-        if self.token:
-            lines += [f"Cookie: _xsrf={self.token}", f"X-XSRFToken: {self.token}"]
-        self.send(("\r\n".join(lines) + "\r\n\r\n").encode())
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def response(self, method="GET"):
-        """The answer: an http.client.HTTPResponse, its body read."""
-        response = http.client.HTTPResponse(self.sock, method=method)
-        response.begin()
-        response.body = response.read()
-        return response
-
-    def closed_by_server(self):
-        """Wait for the server to close the connection: True if it did, with no answer."""
-        return self.rest() == b""
-
-    def rest(self):
-        """Whatever the server sends until it closes the connection."""
-        received = b""
-        try:
-            while piece := self.sock.recv(65536):
-                received += piece
-        except ConnectionResetError:
-            pass
-        return received
-
-    def close(self):
-        self.sock.close()
-
-
-def xsrf_token(url):
-    """The `_xsrf` cookie the home page sets, as a script gets it before a PUT."""
-    with urllib.request.urlopen(url + "/", timeout=LIMIT) as response:
-        return response.headers["Set-Cookie"].split("_xsrf=", 1)[1].split(";", 1)[0]
-
-
-def start_upload(url, token, name, size, sent):
-    """A PUT of `size` bytes, of which only `sent` are sent: an upload under way."""
-    upload = Raw(url, token)
-    upload.send_headers("PUT", f"/upload/{name}", [f"Content-Length: {size}"])
-    upload.send(os.urandom(sent))
-    return upload
-
-
-def logged(program, text):
-    """Wait until the program's log says `text` (it logs a request once it has answered)."""
-    return course.wait_for(program.process, lambda: text in program.output(), timeout=LIMIT)
-
-
-def get(url, path, method="GET", headers=None):
-    connection = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=LIMIT)
-    connection.request(method, path, headers=headers or {})
-    response = connection.getresponse()
-    response.body = response.read()
-    connection.close()
-    return response
+LIMIT = 30  # seconds: how long a connection waits before the test fails (a bound, not a delay)
 
 
 # --- The client's address ---
 
 
-def test_proxy_headers_are_believed_only_with_xheaders(mongodb_uri, database):
+async def test_proxy_headers_are_believed_only_with_xheaders(program, stage_app):
     forged = {"X-Real-IP": "203.0.113.9", "X-Forwarded-For": "198.51.100.7"}
     for args, address in [((), "127.0.0.1"), (["--xheaders"], "203.0.113.9")]:
-        with stage_program(STAGE, mongodb_uri, database.name, args=args) as program:
-            assert get(program.url, "/healthz", headers=forged).status == 200
-            assert logged(program, f"200 GET /healthz ({address})")
-    assert load_stage(STAGE).options.xheaders is False  # off unless asked
+        running = program(*args)
+        response = await Client(running.url, request_timeout=LIMIT).fetch("/healthz", headers=forged)
+        assert response.code == 200
+        # It logs a request once it has answered.
+        await eventually(lambda: f"200 GET /healthz ({address})" in running.output(), timeout=LIMIT)
+        running.stop()
+    assert stage_app.options.xheaders is False  # off unless asked
 
 
-def test_the_health_check_answers_head_as_load_balancers_ask(mongodb_uri, database):
-    with stage_program(STAGE, mongodb_uri, database.name) as program:
-        response = get(program.url, "/healthz", "HEAD")
-    assert (response.status, response.body, response.getheader("Content-Length")) == (200, b"", "2")
+async def test_the_health_check_answers_head_as_load_balancers_ask(program):
+    response = await Client(program().url, request_timeout=LIMIT).fetch("/healthz", "HEAD")
+    assert (response.code, response.body, response.headers.get("Content-Length")) == (200, b"", "2")
 
 
 # --- Timeouts ---
@@ -139,68 +57,69 @@ def test_tornados_own_timeouts_are_an_hour_for_headers_and_none_for_a_body():
     assert (params.header_timeout, params.body_timeout) == (3600, None)
 
 
-def test_a_silent_connection_is_closed_wherever_it_waits(mongodb_uri, database):
-    with stage_program(STAGE, mongodb_uri, database.name, args=["--idle_timeout=1"]) as program:
-        token = xsrf_token(program.url)
-        between_requests = Raw(program.url)
-        between_requests.send_headers("GET", "/healthz")
-        assert between_requests.response().status == 200  # kept alive, then nothing
-        mid_headers = Raw(program.url)
-        mid_headers.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        mid_body = Raw(program.url)  # a page that takes no body, waiting for one
-        mid_body.send_headers("GET", "/healthz", ["Content-Length: 10"])
-        mid_upload = start_upload(program.url, token, "stalled.bin", 10 * CHUNK, CHUNK + 1000)
-        for connection in (between_requests, mid_headers, mid_body, mid_upload):
-            assert connection.closed_by_server()
-            connection.close()
-        # The upload had a chunk stored (the log says how much came): it is deleted.
-        assert course.wait_for(program.process, lambda: not any(stored(database).values()))
-        output = program.output()
+async def test_a_silent_connection_is_closed_wherever_it_waits(program, stage, db, connect, start_upload):
+    running = program("--idle_timeout=1")
+    client = Client(running.url, db, collections=upload_collections(stage))
+    between_requests = await connect(running.url)
+    status, _, _ = await between_requests.request("GET", "/healthz", timeout=LIMIT)
+    assert status == 200  # kept alive, then nothing
+    mid_headers = await connect(running.url)
+    await mid_headers.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    mid_body = await connect(running.url)  # a page that takes no body, waiting for one
+    await mid_body.send_headers("GET", "/healthz", ["Content-Length: 10"])
+    mid_upload = await start_upload(client, "stalled.bin", 10 * CHUNK, os.urandom(CHUNK + 1000))
+    for connection in (between_requests, mid_headers, mid_body, mid_upload):
+        assert await connection.closed_by_server(LIMIT)
+        connection.close()
+
+    # The upload had a chunk stored (the log says how much came): it is deleted.
+    async def nothing_stored():
+        return not any((await client.stored()).values())
+
+    await eventually(nothing_stored, timeout=LIMIT)
+    output = running.output()
     assert "nothing from 127.0.0.1 for 1.0 s: closing the connection" in output
     assert f"client gone after {CHUNK + 1000} bytes of 'stalled.bin': deleting them" in output
     assert "Traceback" not in output
 
 
-def test_a_slow_but_steady_upload_is_never_cut(mongodb_uri, database):
+async def test_a_slow_but_steady_upload_is_never_cut(program, start_upload):
     pieces = [os.urandom(30 * 1024) for _ in range(12)]  # over a chunk, in 12 pieces
-    with stage_program(STAGE, mongodb_uri, database.name, args=["--idle_timeout=1"]) as program:
-        upload = Raw(program.url, xsrf_token(program.url))
-        upload.send_headers("PUT", "/upload/slow.bin", [f"Content-Length: {sum(map(len, pieces))}"])
-        for piece in pieces:  # 12 pieces, 0.4 s apart: far longer than the timeout in all
-            upload.send(piece)
-            time.sleep(0.4)
-        response = upload.response("PUT")
-        upload.close()
-        assert response.status == 201, response.body
-        upload_id = json.loads(response.body)["id"]
-        assert get(program.url, f"/uploads/{upload_id}/orig").body == b"".join(pieces)
+    client = Client(program("--idle_timeout=1").url, request_timeout=LIMIT)
+    upload = await start_upload(client, "slow.bin", sum(map(len, pieces)))
+    for piece in pieces:  # 12 pieces, 0.4 s apart: far longer than the timeout in all
+        await upload.send(piece)
+        await asyncio.sleep(0.4)
+    status, headers, body = await upload.response(LIMIT)
+    upload.close()
+    assert status == 201, body
+    assert (await client.fetch(headers["location"])).body == b"".join(pieces)
 
 
 # --- Out of file descriptors ---
 
 
-def test_out_of_file_descriptors_it_pauses_accepting_serves_what_it_has_and_recovers(mongodb_uri, database):
+async def test_out_of_file_descriptors_it_pauses_accepting_serves_what_it_has_and_recovers(program, connect):
     def few_files():  # in the child: a soft limit the app raises, to a hard one it cannot
         resource.setrlimit(resource.RLIMIT_NOFILE, (32, 64))
 
-    with stage_program(STAGE, mongodb_uri, database.name, preexec_fn=few_files) as program:
-        address = urlsplit(program.url)
-        kept = http.client.HTTPConnection(address.hostname, address.port, timeout=LIMIT)
-        kept.request("GET", "/healthz")
-        assert kept.getresponse().read() == b"ok"
-        assert psutil.Process(program.process.pid).rlimit(psutil.RLIMIT_NOFILE) == (64, 64)
+    running = program(preexec=few_files)
+    kept = await connect(running.url)
+    assert (await kept.request("GET", "/healthz", timeout=LIMIT))[2] == b"ok"
+    assert psutil.Process(running.process.pid).rlimit(psutil.RLIMIT_NOFILE) == (64, 64)
 
-        crowd = [socket.create_connection((address.hostname, address.port), timeout=LIMIT) for _ in range(100)]
-        pausing = "cannot accept connections (Too many open files, the limit is 64): pausing 0.5 s"
-        assert course.wait_for(program.process, lambda: program.output().count(pausing) >= 3)
-        kept.request("GET", "/healthz")  # a connection it has: still served
-        assert kept.getresponse().read() == b"ok"
+    crowd = [await connect(running.url) for _ in range(100)]
+    pausing = "cannot accept connections (Too many open files, the limit is 64): pausing 0.5 s"
+    await eventually(lambda: running.output().count(pausing) >= 3, timeout=LIMIT)
+    # A connection it has: still served.
+    assert (await kept.request("GET", "/healthz", timeout=LIMIT))[2] == b"ok"
 
-        for sock in crowd:
-            sock.close()
-        assert get(program.url, "/healthz").body == b"ok"  # a new connection, once files are free
-        kept.close()
-        output = program.output()
+    for connection in crowd:
+        connection.close()
+    # A new connection, once files are free.
+    assert (await Client(running.url, request_timeout=LIMIT).fetch("/healthz")).body == b"ok"
+    kept.close()
+    output = running.output()
     assert "up to 64 open files a process" in output  # raised from 32
     # One line per pause, each pause half a second: never a line per attempt.
     lines = output.splitlines()
@@ -212,101 +131,109 @@ def test_out_of_file_descriptors_it_pauses_accepting_serves_what_it_has_and_reco
 
 
 @pytest.mark.parametrize("processes", [1, 2])
-def test_sigterm_lets_uploads_finish_then_cuts_the_rest_and_deletes_their_chunks(mongodb_uri, database,
-                                                                                   processes):
+async def test_sigterm_lets_uploads_finish_then_cuts_the_rest_and_deletes_their_chunks(program, stage, db, start_upload,
+                                                                                       processes):
     size = 2 * CHUNK + 1000
-    args = [f"--processes={processes}", "--shutdown_timeout=3"]
-    with stage_program(STAGE, mongodb_uri, database.name, args=args) as program:
-        token = xsrf_token(program.url)
-        finishing = start_upload(program.url, token, "finishing.bin", size, CHUNK + 1000)
-        stalled = start_upload(program.url, token, "stalled.bin", size, CHUNK + 1000)
-        assert course.wait_for(program.process, lambda: database.fs.chunks.count_documents({}) == 2)
+    running = program(f"--processes={processes}", "--shutdown_timeout=3")
+    client = Client(running.url, db, collections=upload_collections(stage))
+    finishing = await start_upload(client, "finishing.bin", size, os.urandom(CHUNK + 1000))
+    stalled = await start_upload(client, "stalled.bin", size, os.urandom(CHUNK + 1000))
 
-        program.process.send_signal(signal.SIGTERM)
-        port = urlsplit(program.url).port
-        # Refused at once: while the program is still running, waiting for the uploads.
-        assert course.wait_for(program.process, lambda: not course.port_open("127.0.0.1", port))
-        finishing.send(os.urandom(size - CHUNK - 1000))
-        response = finishing.response("PUT")
-        assert response.status == 201, response.body
-        assert stalled.closed_by_server()  # after --shutdown_timeout, with no answer
-        assert program.process.wait(timeout=LIMIT) == 0
-        output = program.output()
+    async def a_chunk_of_each():
+        return await db.fs.chunks.count_documents({}) == 2
+
+    await eventually(a_chunk_of_each, timeout=LIMIT)
+
+    running.process.send_signal(signal.SIGTERM)
+    # Refused at once: while the program is still running, waiting for the uploads.
+    await eventually(lambda: not port_open("127.0.0.1", running.port), timeout=LIMIT)
+    await finishing.send(os.urandom(size - CHUNK - 1000))
+    status, _, body = await finishing.response(LIMIT)
+    assert status == 201, body
+    assert await stalled.closed_by_server(LIMIT)  # after --shutdown_timeout, with no answer
+    assert running.process.wait(timeout=LIMIT) == 0
     finishing.close()
     stalled.close()
+    output = running.output()
     assert "stopping: cutting 1 requests short after 3.0 s, 1 of them uploads" in output
     assert f"client gone after {CHUNK + 1000} bytes of 'stalled.bin': deleting them" in output
     assert "Traceback" not in output and "did not end" not in output
-    [kept] = database.fs.files.find()
+    [kept] = await db.fs.files.find().to_list(None)
     assert (kept["filename"], kept["length"]) == ("finishing.bin", size)
-    assert stored(database) == {"fs.files": 1, "fs.chunks": 3, "uploads": 1}  # the stalled one's chunk is gone
+    assert await client.stored() == {"fs.files": 1, "fs.chunks": 3, "uploads": 1}  # the stalled one's chunk is gone
 
 
 # --- A database that hangs ---
 
 
-def test_a_hung_database_gets_503_within_db_timeout_and_the_app_recovers(database, tmp_path):
+async def test_a_hung_database_gets_503_within_db_timeout_and_the_app_recovers(program, start_upload, tmp_path):
     port = free_port()
-    with course.embedded_db(port, tmp_path / "db") as uri:
+    with embedded_db(port, tmp_path / "db") as uri:
         [server] = [process for process in psutil.process_iter(["cmdline"])
                     if process.info["cmdline"] and str(port) in process.info["cmdline"]]
-        with stage_program(STAGE, uri, database.name, args=["--db_timeout=1"]) as program:
-            token = xsrf_token(program.url)
-            photo = Raw(program.url, token)
-            photo.send_headers("PUT", "/upload/photo.png", [f"Content-Length: {len(image_bytes())}"])
-            photo.send(image_bytes())
-            image_path = f"/uploads/{json.loads(photo.response('PUT').body)['id']}/orig"
-            photo.close()
+        running = program("--db_timeout=1", mongodb_uri=uri)
+        client = Client(running.url, request_timeout=LIMIT)
+        photo = image_bytes()
+        upload = await start_upload(client, "photo.png", len(photo), photo)
+        image_path = (await upload.response(LIMIT))[1]["location"]
+        upload.close()
 
-            server.send_signal(signal.SIGSTOP)  # hung: its port still takes connections
-            try:
-                for method, path in [("GET", "/"), ("GET", image_path), ("GET", "/healthz"), ("HEAD", "/healthz")]:
-                    response = get(program.url, path, method)
-                    assert response.status == 503, (method, path)
-                    assert response.getheader("Retry-After") == "10"
-                    assert b"Traceback" not in response.body
-                upload = Raw(program.url, token)
-                upload.send_headers("PUT", "/upload/during.png", [f"Content-Length: {len(image_bytes())}"])
-                upload.send(image_bytes())
-                assert upload.response("PUT").status == 503
-                upload.close()
-            finally:
-                server.send_signal(signal.SIGCONT)
-            # Back: the same client, with no restart.
-            assert course.wait_for(program.process, lambda: get(program.url, "/healthz").status == 200)
-            assert get(program.url, image_path).status == 200
+        server.send_signal(signal.SIGSTOP)  # hung: its port still takes connections
+        try:
+            for method, path in [("GET", "/"), ("GET", image_path), ("GET", "/healthz"), ("HEAD", "/healthz")]:
+                response = await Client(running.url, request_timeout=LIMIT).fetch(path, method)
+                assert response.code == 503, (method, path)
+                assert response.headers.get("Retry-After") == "10"
+                assert b"Traceback" not in response.body
+            upload = await start_upload(client, "during.png", len(photo), photo)
+            assert (await upload.response(LIMIT))[0] == 503
+            upload.close()
+        finally:
+            server.send_signal(signal.SIGCONT)
+
+        # Back: the same client, with no restart.
+        async def healthy():
+            return (await client.fetch("/healthz")).code == 200
+
+        await eventually(healthy, timeout=LIMIT)
+        assert (await client.fetch(image_path)).code == 200
+        running.stop()  # before its database
 
 
 # --- Load shedding ---
 
 
-def test_uploads_past_max_uploads_get_503_and_retry_after_before_their_body_is_read(mongodb_uri, database):
-    with stage_program(STAGE, mongodb_uri, database.name, args=["--max_uploads=2"]) as program:
-        token = xsrf_token(program.url)
-        first = start_upload(program.url, token, "first.bin", 1000, 500)
-        second = start_upload(program.url, token, "second.bin", 1000, 500)
-        third = Raw(program.url, token)  # asks before it sends its body, as curl does for big files
-        third.send_headers("PUT", "/upload/third.bin", ["Content-Length: 1000000", "Expect: 100-continue"])
-        answer = third.rest()  # then closed: its body is never read
-        third.close()
-        assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")  # no 100 Continue first
-        assert b"\r\nRetry-After: 10\r\n" in answer and b"busy with other uploads" in answer
+async def test_uploads_past_max_uploads_get_503_and_retry_after_before_their_body_is_read(program, connect,
+                                                                                          start_upload):
+    client = Client(program("--max_uploads=2").url)
+    first = await start_upload(client, "first.bin", 1000, os.urandom(500))
+    second = await start_upload(client, "second.bin", 1000, os.urandom(500))
+    # Both under way before the third asks, or the server may read its headers first:
+    # it has, once it answers a request sent after them (a database ping takes it turns
+    # of its event loop; their headers took none).
+    assert (await client.fetch("/healthz")).code == 200
+    third = await connect(client)  # asks before it sends its body, as curl does for big files
+    await third.send_headers("PUT", "/upload/third.bin", ["Content-Length: 1000000", "Expect: 100-continue"])
+    answer = await third.rest(LIMIT)  # then closed: its body is never read
+    third.close()
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")  # no 100 Continue first
+    assert b"\r\nRetry-After: 10\r\n" in answer and b"busy with other uploads" in answer
 
-        first.send(os.urandom(500))
-        assert first.response("PUT").status == 201  # an upload ends: room for another
-        again = start_upload(program.url, token, "again.bin", 10, 10)
-        assert again.response("PUT").status == 201
-        for connection in (first, second, again):
-            connection.close()
+    await first.send(os.urandom(500))
+    assert (await first.response(LIMIT))[0] == 201  # an upload ends: room for another
+    again = await start_upload(client, "again.bin", 10, os.urandom(10))
+    assert (await again.response(LIMIT))[0] == 201
+    for connection in (first, second, again):
+        connection.close()
 
 
 # --- Part 3 is streaming alone again ---
 
 
-def test_part_3_leaves_running_it_for_real_to_part_4():
-    part3, part4 = load_stage("part3_streaming"), load_stage(STAGE)
+def test_part_3_leaves_running_it_for_real_to_part_4(stage_app):
+    part3 = load_stage("part3_streaming")
     for option in ("processes", "xheaders", "idle_timeout", "shutdown_timeout", "db_timeout", "max_uploads"):
-        assert option in part4.options and option not in part3.options
+        assert option in stage_app.options and option not in part3.options
     code = (ROOT / "part3_streaming" / "app.py").read_text()
     for word in ("fork_processes", "healthz", "xheaders", "SIGTERM"):
         assert word not in code
