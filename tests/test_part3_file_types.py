@@ -1,13 +1,14 @@
 """What part 3 does with each kind of file: any file is kept, but only an image that
-Pillow decodes is shown as one, with a thumbnail made from the file read back from
-GridFS; everything else is a download, of a type no browser runs, whatever its
-uploader claimed.
+Pillow decodes is shown as one, with a thumbnail made on the thumbnail threads from
+the file read back from GridFS; everything else is a download, of a type no browser
+runs, whatever its uploader claimed.
 
 Everything goes over real HTTP to a real database."""
 
 import io
 import os
 import re
+import threading
 
 import pytest
 from PIL import Image
@@ -147,6 +148,21 @@ async def test_a_photo_taken_sideways_is_listed_as_it_is_shown(client):
     [(href, _)] = await client.listed()
     with Image.open(io.BytesIO((await client.fetch(href.replace("/orig", "/thumb"))).body)) as thumbnail:
         assert thumbnail.size == (64, 128)
+
+
+async def test_thumbnails_are_made_on_the_thumbnail_threads(client, stage_app, monkeypatch):
+    threads = []
+
+    def make_thumbnail(*args):
+        threads.append(threading.current_thread().name)
+        return real_make_thumbnail(*args)
+
+    real_make_thumbnail = stage_app.make_thumbnail
+    monkeypatch.setattr(stage_app, "make_thumbnail", make_thumbnail)
+    assert (await client.upload(image_bytes(), "threads.png")).code == 302
+    assert len(threads) == 1 and threads[0].startswith("thumbnail"), (
+        f"the thumbnail was made on {threads}, not on one of the thumbnail threads")
+    assert (await client.db.uploads.find_one())["thumbnail"] is not None
 
 
 async def test_thumbnails_can_be_made_on_the_event_loop(serve):
