@@ -1,11 +1,12 @@
 """What part 3 adds to uploads: any file, streamed into GridFS as it arrives, through
 the form or by PUT; refused when too big or malformed, before it is all sent; gone
-without a trace when its client goes; and the XSRF token sent where a streamed body
-still lets it be checked.
+without a trace when its client goes; read no faster than the database stores it;
+and the XSRF token sent where a streamed body still lets it be checked.
 
 Everything goes over real HTTP to a real database. Where a client must misbehave
 (stop halfway, lie, send a chunked body) the test speaks HTTP on a raw connection."""
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -19,10 +20,11 @@ from gridfs import DEFAULT_CHUNK_SIZE as CHUNK
 from motor.motor_tornado import MotorClient
 
 from coursekit.clients import RawConnection, error_message, multipart
-from coursekit.database import embedded_db
+from coursekit.database import embedded_db, local_address
 from coursekit.processes import free_port
+from coursekit.proxy import PausableProxy
 from coursekit.stages import FORM_PATHS, ORIGINAL_PATHS
-from coursekit.waiting import eventually
+from coursekit.waiting import eventually, steady
 
 RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
 
@@ -201,6 +203,53 @@ async def test_the_database_failing_mid_upload_gets_503(serve, tmp_path, caplog)
     assert "Traceback" not in body.decode()
     assert "left behind" in caplog.text  # what could not be deleted is said
     db.client.close()
+
+
+# --- Backpressure: the body is read as fast as the database takes it, no faster ---
+
+
+@pytest.fixture
+async def proxied(mongodb_uri, db_name):
+    """(proxy, db): the test's database reached through a PausableProxy, so that the
+    test can make every operation on it hang, and go on again."""
+    address = local_address(mongodb_uri)
+    if address is None:
+        pytest.skip("the proxy goes in front of one database server on this machine: MONGODB_URI names another")
+    with PausableProxy(*address) as proxy:
+        motor_client = MotorClient(f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true")
+        yield proxy, motor_client[db_name]
+        motor_client.close()
+
+
+async def test_no_more_of_an_upload_is_read_while_a_chunk_insert_is_pending(proxied, serve, db):
+    proxy, through_proxy = proxied
+    client = await serve(db=through_proxy)
+    data = os.urandom(64 * 1024 * 1024)
+    sent = 0
+
+    async def send_the_body():
+        nonlocal sent
+        for start in range(0, len(data), 64 * 1024):
+            await connection.send(data[start : start + 64 * 1024])  # returns once the socket has taken it
+            sent = min(start + 64 * 1024, len(data))
+
+    async with RawConnection(client) as connection:
+        await connection.send_headers("PUT", "/upload/held.bin", [f"Content-Length: {len(data)}"])
+        sending = asyncio.ensure_future(send_the_body())
+        await eventually(lambda: db.fs.chunks.count_documents({}))  # under way: chunks are stored
+        proxy.pause()  # from now on, the database answers nothing: the next insert hangs
+        held_at = await steady(lambda: sent)  # the client can send no more
+        assert proxy.held, "no database operation is pending: the test proves nothing"
+        # What the client got through fills the sockets' buffers (a few MiB) and the
+        # chunk being inserted: the server took nothing more while it waited.
+        assert not sending.done() and held_at < len(data) // 4, (
+            f"the server took {held_at} bytes of {len(data)} while the database answered nothing")
+        proxy.resume()  # the insert goes through, and the rest of the body with it
+        await asyncio.wait_for(sending, 120)
+        status, headers, _ = await connection.response(timeout=120)
+    assert status == 201
+    assert await client.digest(headers["location"]) == (200, hashlib.sha256(data).hexdigest())
+    assert await db.fs.chunks.count_documents({}) == -(-len(data) // CHUNK)
 
 
 # --- XSRF with a streamed body ---
