@@ -183,21 +183,19 @@ async def test_a_client_gone_mid_upload_leaves_no_file_and_no_chunks(client, sta
     assert "client gone after" in caplog.text
 
 
-async def test_the_database_failing_mid_upload_gets_503(serve, tmp_path, caplog):
+async def test_the_database_failing_mid_upload_gets_503(serve, start_upload, tmp_path, caplog):
     port = free_port()
     db = MotorClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=1000).faults
     client = await serve(db=db, visit=False)
-    async with RawConnection(client) as connection:
-        with embedded_db(port, tmp_path / "db"):
-            await client.visit()  # the XSRF cookie
-            await connection.send_headers("PUT", "/upload/big.bin", ["Content-Length: 10000000"])
-            await connection.send(os.urandom(3 * CHUNK))
-            await eventually(lambda: db.fs.chunks.count_documents({}))
-        # The database has stopped, with chunks of the upload in it. One chunk more:
-        # all of it is read before the insert fails (bytes left unread when the server
-        # closes would reset the connection, and the answer could be lost).
-        await connection.send(os.urandom(CHUNK))
-        status, _, body = await connection.response()
+    with embedded_db(port, tmp_path / "db"):
+        await client.visit()  # the XSRF cookie
+        upload = await start_upload(client, "big.bin", 10_000_000, os.urandom(3 * CHUNK))
+        await eventually(lambda: db.fs.chunks.count_documents({}))
+    # The database has stopped, with chunks of the upload in it. One chunk more: all
+    # of it is read before the insert fails (bytes left unread when the server closes
+    # would reset the connection, and the answer could be lost).
+    await upload.send(os.urandom(CHUNK))
+    status, _, body = await upload.response()
     assert status == 503
     assert "database failed" in error_message(body.decode())
     assert "Traceback" not in body.decode()
@@ -221,21 +219,21 @@ async def proxied(mongodb_uri, db_name):
         motor_client.close()
 
 
-async def test_no_more_of_an_upload_is_read_while_a_chunk_insert_is_pending(proxied, serve, db):
+async def test_no_more_of_an_upload_is_read_while_a_chunk_insert_is_pending(proxied, serve, start_upload, db):
     proxy, through_proxy = proxied
     client = await serve(db=through_proxy)
     data = os.urandom(64 * 1024 * 1024)
+    upload = await start_upload(client, "held.bin", len(data))
     sent = 0
 
     async def send_the_body():
         nonlocal sent
         for start in range(0, len(data), 64 * 1024):
-            await connection.send(data[start : start + 64 * 1024])  # returns once the socket has taken it
+            await upload.send(data[start : start + 64 * 1024])  # returns once the socket has taken it
             sent = min(start + 64 * 1024, len(data))
 
-    async with RawConnection(client) as connection:
-        await connection.send_headers("PUT", "/upload/held.bin", [f"Content-Length: {len(data)}"])
-        sending = asyncio.ensure_future(send_the_body())
+    sending = asyncio.ensure_future(send_the_body())
+    try:
         await eventually(lambda: db.fs.chunks.count_documents({}))  # under way: chunks are stored
         proxy.pause()  # from now on, the database answers nothing: the next insert hangs
         held_at = await steady(lambda: sent)  # the client can send no more
@@ -246,7 +244,9 @@ async def test_no_more_of_an_upload_is_read_while_a_chunk_insert_is_pending(prox
             f"the server took {held_at} bytes of {len(data)} while the database answered nothing")
         proxy.resume()  # the insert goes through, and the rest of the body with it
         await asyncio.wait_for(sending, 120)
-        status, headers, _ = await connection.response(timeout=120)
+    finally:
+        sending.cancel()
+    status, headers, _ = await upload.response(timeout=120)
     assert status == 201
     assert await client.digest(headers["location"]) == (200, hashlib.sha256(data).hexdigest())
     assert await db.fs.chunks.count_documents({}) == -(-len(data) // CHUNK)
