@@ -9,6 +9,7 @@
                 multipart forms, what a page says
     images      sound, photo-like, damaged and crafted images
     waiting     waiting, with a bound, for something to become true (tenacity)
+    proxy       a TCP proxy that can be paused: a database that hangs, at will
     browser     the Chromium the browser tests drive
     soak        many clients at once, hostile ones among them, on a stage run as a
                 program; `python -m coursekit.soak` from the command line

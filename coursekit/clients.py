@@ -3,13 +3,14 @@ sends the XSRF token back, a raw connection for clients that misbehave, the
 multipart form a browser sends, and what a page says."""
 
 import asyncio
+import hashlib
 import io
 import re
 import uuid
 from html import unescape
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from tornado.httpclient import AsyncHTTPClient
 
@@ -149,6 +150,20 @@ class Client:
         body, form_type = multipart({field: (filename, data, content_type)})
         return await self.fetch(self.form_action, "POST", body, {"Content-Type": form_type, **(headers or {})})
 
+    async def put(self, data, filename="file.bin", headers=None):
+        """PUT `data` to /upload/<filename>, as `curl -T` sends a file (parts 3 and 4);
+        the home page is opened first, for the XSRF cookie, if this client has not seen it."""
+        if self.form_action is None:
+            await self.visit()
+        return await self.fetch(f"/upload/{quote(filename, safe='')}", "PUT", data, headers)
+
+    async def digest(self, path):
+        """(status, SHA-256 of the body, in hex) of a GET of `path`: the body is hashed
+        as it comes, never all in memory, however big."""
+        sha256 = hashlib.sha256()
+        response = await self.fetch(path, streaming_callback=sha256.update, request_timeout=300)
+        return response.code, sha256.hexdigest()
+
     async def listed(self, path="/"):
         """(href, name) of each upload on the home page (or the page at `path`), in the page's order."""
         response = await self.fetch(path)
@@ -158,6 +173,11 @@ class Client:
     async def stored(self, *also):
         """How many documents the upload collections hold (and the collections `also` names)."""
         return {name: await self.db[name].count_documents({}) for name in (*self.collections, *also)}
+
+    @property
+    def nothing_stored(self):
+        """What stored() says when no upload has left a document: 0 in each collection."""
+        return dict.fromkeys(self.collections, 0)
 
 
 class RawConnection:

@@ -1,6 +1,7 @@
 """Waiting for something to become true, with a bound: tenacity's retrying, in one place.
 
-A bound, not a delay: each returns as soon as the check is true."""
+A bound, not a delay: each returns as soon as the check is true (steady(), which waits
+for a value to stop changing, as soon as it has been still for its `quiet` time)."""
 
 import inspect
 
@@ -34,3 +35,19 @@ def wait_until(check, timeout=20, interval=INTERVAL):
         return _retrying(Retrying, timeout, interval)(check)
     except RetryError:
         raise AssertionError(f"{getattr(check, '__name__', check)} was still false after {timeout} s") from None
+
+
+async def steady(measure, quiet=0.5, timeout=20, interval=0.1):
+    """Wait until `measure()` (a coroutine function, or a plain one) has given the same
+    value for `quiet` seconds: a count that has stopped growing. Return that value.
+    Fails with an AssertionError if it still changes after `timeout` seconds."""
+    seen = []
+
+    async def unchanged():
+        result = measure()
+        seen.append(await result if inspect.isawaitable(result) else result)
+        samples = round(quiet / interval) + 1
+        return len(seen) >= samples and len(set(seen[-samples:])) == 1
+
+    await eventually(unchanged, timeout, interval)
+    return seen[-1]

@@ -112,12 +112,13 @@ def stage_app(stage):
 async def serve(stage, stage_app, db):
     """serve(**settings): a Client of the stage's make_app(db, **settings), served on a
     free port of 127.0.0.1, that has visited the home page. `db=` serves another
-    database; `visit=False` leaves the client as new, with no cookie. The client's
-    `app` is the Application served, for a test that changes its settings."""
+    database; `visit=False` leaves the client as new, with no cookie;
+    `server_options` go to Tornado's HTTPServer (xheaders=True, as behind a proxy).
+    The client's `app` is the Application served, for a test that changes its settings."""
     async with contextlib.AsyncExitStack() as servers:
-        async def start(db=db, visit=True, **settings):
+        async def start(db=db, visit=True, server_options=None, **settings):
             app = stage_app.make_app(db, **settings)
-            client = Client(await servers.enter_async_context(served(app)), db,
+            client = Client(await servers.enter_async_context(served(app, **(server_options or {}))), db,
                             collections=upload_collections(stage))
             client.app = app
             if visit:

@@ -5,28 +5,24 @@ The seeds are valid images of every format and mode the stages accept; Hypothesi
 flips, deletes, inserts and cuts bytes of them, and in a PNG retypes, drops,
 repeats, splits and adds whole chunks, their checksums right, so that Pillow reads
 on into the damage (and it shrinks what fails to the smallest change that does).
-Each stage runs as a program, so that its log can be read too: no traceback in it,
-ever. The accepted seeds themselves are checked first: a rule that refused valid
+The damaged images go to the stage run as a program, so that its log can be read
+too: no traceback in it, ever. The accepted seeds themselves are checked first (on
+the stage served in process, a fresh one for each seed): a rule that refused valid
 images would pass the rest."""
 
-import http.client
 import io
-import uuid
-from http.cookies import SimpleCookie
-from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pymongo import MongoClient
 
-from coursekit.stages import FORM_PATHS, RECORDS
-from support import STAGES, multipart, png_chunks, png_file, stage_program
+from coursekit.clients import Client, upload_collections
+from coursekit.images import png_chunks, png_file
+from coursekit.stages import RECORDS
 
 RUNS_ON = ["part2_thumbnails", "part3_streaming", "part4_production"]  # the stages that decode images
 
-DECODING_STAGES = [stage for stage in ("part2_thumbnails", "part3_streaming", "part4_production") if stage in STAGES]
 EXAMPLES = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 COLORS = {"1": 1, "L": 120, "LA": (100, 128), "P": 7, "RGB": (0, 128, 128), "RGBA": (0, 128, 128, 100),
           "I;16": 40000, "CMYK": (0, 200, 200, 0)}
@@ -48,47 +44,12 @@ def seed(format, mode):
 SEED_BYTES = {(format, mode): seed(format, mode) for format, mode in SEEDS}
 
 
-class Stage:
-    """A stage served as a program, a client that keeps its XSRF cookie, and its database."""
-
-    def __init__(self, program, db, stage):
-        self.program, self.db = program, db
-        self.form_path, self.records = FORM_PATHS[stage], RECORDS[stage]
-        address = urlsplit(program.url)
-        self.host, self.port = address.hostname, address.port
-        status, headers, _ = self.request("GET", "/")
-        self.token = SimpleCookie(headers["Set-Cookie"])["_xsrf"].value
-
-    def request(self, method, path, body=None, headers=None):
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
-        connection.request(method, path, body, headers or {})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-
-    def upload(self, data, filename="mutant.png"):
-        body, form_type = multipart({"file": (filename, data, "image/png")})
-        return self.request("POST", self.form_path, body, {"Content-Type": form_type, "Cookie": f"_xsrf={self.token}",
-                                                           "X-XSRFToken": self.token})
-
-    def stored(self):
-        return {name: self.db[name].count_documents({}) for name in ("fs.files", "fs.chunks", self.records)}
-
-
-@pytest.fixture(scope="module")
-def served_stage(stage, mongodb_uri):
-    db_name = f"test_{uuid.uuid4().hex[:12]}"
-    with MongoClient(mongodb_uri) as client, stage_program(stage, mongodb_uri, db_name) as program:
-        yield Stage(program, client[db_name], stage)
-        client.drop_database(db_name)
-
-
 @pytest.mark.parametrize("format, mode", SEEDS)
-def test_every_kind_of_image_the_stages_accept_gets_its_thumbnail(served_stage, format, mode):
-    before = served_stage.stored()[served_stage.records]
-    status, _, body = served_stage.upload(SEED_BYTES[format, mode], f"seed.{format.lower()}")
-    assert status == 302, body
-    assert served_stage.stored()[served_stage.records] == before + 1
-    newest = served_stage.db[served_stage.records].find_one(sort=[("uploadDate", -1), ("_id", -1)])
+async def test_every_kind_of_image_the_stages_accept_gets_its_thumbnail(client, stage, format, mode):
+    response = await client.upload(SEED_BYTES[format, mode], f"seed.{format.lower()}")
+    assert response.code == 302, response.body
+    assert (await client.stored())[RECORDS[stage]] == 1
+    newest = await client.db[RECORDS[stage]].find_one(sort=[("uploadDate", -1), ("_id", -1)])
     assert newest["thumbnail"] is not None
 
 
@@ -134,21 +95,33 @@ def edits(kinds, max_size):
                               st.binary(min_size=1, max_size=24)), max_size=max_size)
 
 
+@pytest.fixture
+async def running(program, db, stage):
+    """(program, client): the stage run as a program, whose log can be read, and a
+    client of it that has its XSRF cookie."""
+    started = program()
+    client = Client(started.url, db, collections=upload_collections(stage))
+    await client.visit()
+    return started, client
+
+
 @EXAMPLES
 @given(kind=st.sampled_from(SEEDS), chunk_edits=edits(["retype", "drop", "repeat", "split", "add"], 3),
        byte_edits=edits(["set", "delete", "insert", "cut"], 4))
-def test_a_damaged_image_never_gets_a_5xx_and_a_refused_one_leaves_nothing(served_stage, kind, chunk_edits, byte_edits):
+async def test_a_damaged_image_never_gets_a_5xx_and_a_refused_one_leaves_nothing(running, stage, kind, chunk_edits,
+                                                                                 byte_edits):
+    program, client = running
     data = SEED_BYTES[kind]
     if kind[0] == "PNG":
         data = mutate_chunks(data, chunk_edits)
     data = mutate(data, byte_edits)
-    before, logged = served_stage.stored(), len(served_stage.program.output())
-    status, _, body = served_stage.upload(data)
-    assert status < 500, body
-    after = served_stage.stored()
-    if status >= 400:
-        assert after == before, body
+    before, logged = await client.stored(), len(program.output())
+    response = await client.upload(data, "mutant.png")
+    assert response.code < 500, response.body
+    after = await client.stored()
+    if response.code >= 400:
+        assert after == before, response.body
     else:  # still an image (or, for part 3, a file): stored whole, and listed
-        assert status == 302
-        assert after[served_stage.records] == before[served_stage.records] + 1
-    assert "Traceback" not in served_stage.program.output()[logged:]
+        assert response.code == 302
+        assert after[RECORDS[stage]] == before[RECORDS[stage]] + 1
+    assert "Traceback" not in program.output()[logged:]

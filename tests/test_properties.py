@@ -6,66 +6,41 @@
 - a Range request is answered with exactly the slice of the file it asks for, or
   416 when there is none, or the whole file when the header is not one byte range.
 
-Part 3 runs as a program; these tests talk to it through plain sockets, one piece
-at a time, with TCP_NODELAY so that the pieces leave as they are cut."""
+Part 3 runs as a program; these tests talk to it through raw connections, one piece
+at a time. asyncio's connections send without delay (TCP_NODELAY), so that the
+pieces leave as they are cut."""
 
-import http.client
-import json
-import socket
-import time
-import uuid
-from http.cookies import SimpleCookie
-from urllib.parse import urlsplit
+import asyncio
 
 import pytest
+from gridfs import DEFAULT_CHUNK_SIZE as CHUNK  # pieces and ranges should cross chunks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support import STAGES, GalleryParser, multipart, stage_program
+from coursekit.clients import Client, RawConnection, multipart
 
 RUNS_ON = ["part3_streaming"]
 
-STAGE = "part3_streaming"
-CHUNK = 255 * 1024  # GridFS's default chunk size: pieces and ranges should cross it
-pytestmark = pytest.mark.skipif(STAGE not in STAGES, reason="part 3 is not in this tree")
 EXAMPLES = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(scope="module")
-def part3(mongodb_uri):
-    """Part 3 served as a program, and the XSRF token a script sends back."""
-    with stage_program(STAGE, mongodb_uri, f"test_{uuid.uuid4().hex[:12]}") as program:
-        address = urlsplit(program.url)
-        connection = http.client.HTTPConnection(address.hostname, address.port)
-        connection.request("GET", "/")
-        response = connection.getresponse()
-        response.read()
-        token = SimpleCookie(response.getheader("Set-Cookie"))["_xsrf"].value
-        yield address.hostname, address.port, token
+@pytest.fixture
+async def part3(program, db):
+    """Part 3 served as a program, and a client that has its XSRF cookie."""
+    client = Client(program().url, db)
+    await client.visit()
+    return client
 
 
-def send_in_pieces(address, head, body, cuts):
-    """Send a request whose body is cut at `cuts`, piece by piece; (status, body)."""
-    host, port, token = address
-    with socket.create_connection((host, port)) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall((head + f"Cookie: _xsrf={token}\r\nX-XSRFToken: {token}\r\n"
-                      f"Content-Length: {len(body)}\r\n\r\n").encode())
+async def send_in_pieces(client, method, path, body, cuts, headers=()):
+    """Send a request whose body is cut at `cuts`, piece by piece; (status, headers, body)."""
+    async with RawConnection(client) as connection:
+        await connection.send_headers(method, path, [*headers, f"Content-Length: {len(body)}"])
         edges = [0, *sorted(set(cuts)), len(body)]
         for start, end in zip(edges, edges[1:]):
-            sock.sendall(body[start:end])
-            time.sleep(0.001)  # let the server take this piece on its own
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        return response.status, response.getheaders(), response.read()
-
-
-def fetch(address, path, headers=None):
-    host, port, _ = address
-    connection = http.client.HTTPConnection(host, port, timeout=30)
-    connection.request("GET", path, headers=headers or {})
-    response = connection.getresponse()
-    return response.status, dict(response.getheaders()), response.read()
+            await connection.send(body[start:end])
+            await asyncio.sleep(0.001)  # let the server take this piece on its own
+        return await connection.response(timeout=30)
 
 
 def cuts_for(data):
@@ -78,40 +53,36 @@ files = st.one_of(st.binary(max_size=2000), st.integers(CHUNK - 100, CHUNK + 300
 
 @EXAMPLES
 @given(data=st.data(), content=files)
-def test_a_put_sent_in_any_pieces_is_stored_byte_for_byte(part3, data, content):
+async def test_a_put_sent_in_any_pieces_is_stored_byte_for_byte(part3, data, content):
     cuts = data.draw(cuts_for(content))
-    status, headers, body = send_in_pieces(part3, "PUT /upload/pieces.bin HTTP/1.1\r\nHost: x\r\n"
-                                           "Content-Type: application/octet-stream\r\n", content, cuts)
+    status, headers, body = await send_in_pieces(part3, "PUT", "/upload/pieces.bin", content, cuts,
+                                                 ["Content-Type: application/octet-stream"])
     if not content:
         assert status == 400  # an empty file is refused, as by every stage
         return
     assert status == 201, body
-    assert fetch(part3, dict(headers)["Location"])[2] == content
+    assert (await part3.fetch(headers["location"])).body == content
 
 
 @EXAMPLES
 @given(data=st.data(), content=files.filter(len))
-def test_a_form_sent_in_any_pieces_is_stored_byte_for_byte(part3, data, content):
+async def test_a_form_sent_in_any_pieces_is_stored_byte_for_byte(part3, data, content):
     form, form_type = multipart({"file": ("pieces.bin", content, "application/octet-stream")})
     cuts = data.draw(cuts_for(form))
-    status, headers, _ = send_in_pieces(part3, f"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: {form_type}\r\n",
-                                        form, cuts)
+    status, _, _ = await send_in_pieces(part3, "POST", part3.form_action, form, cuts, [f"Content-Type: {form_type}"])
     assert status == 302
     # The newest upload is this one: the page lists it first.
-    gallery = GalleryParser()
-    gallery.feed(fetch(part3, "/")[2].decode())
-    newest, _ = gallery.items[0]
-    assert fetch(part3, newest)[2] == content
+    newest, _ = (await part3.listed())[0]
+    assert (await part3.fetch(newest)).body == content
 
 
-@pytest.fixture(scope="module")
-def stored_file(part3):
+@pytest.fixture
+async def stored_file(part3):
     """A file of a little over two GridFS chunks, and the path it is served at."""
     content = bytes((n * 7) % 251 for n in range(2 * CHUNK + 1234))
-    status, headers, body = send_in_pieces(part3, "PUT /upload/ranges.bin HTTP/1.1\r\nHost: x\r\n"
-                                           "Content-Type: application/octet-stream\r\n", content, [])
-    assert status == 201, body
-    return content, json.loads(body)["id"], dict(headers)["Location"]
+    response = await part3.put(content, "ranges.bin", {"Content-Type": "application/octet-stream"})
+    assert response.code == 201, response.body
+    return content, response.headers["Location"]
 
 
 range_headers = st.one_of(
@@ -124,10 +95,11 @@ range_headers = st.one_of(
 
 @EXAMPLES
 @given(header=range_headers)
-def test_a_range_answer_is_the_slice_asked_for(part3, stored_file, header):
-    content, _, path = stored_file
+async def test_a_range_answer_is_the_slice_asked_for(part3, stored_file, header):
+    content, path = stored_file
     size = len(content)
-    status, headers, body = fetch(part3, path, {"Range": header})
+    response = await part3.fetch(path, headers={"Range": header})
+    status, headers, body = response.code, response.headers, response.body
     if status == 200:  # not one byte range: the whole file, as RFC 9110 allows
         assert body == content
     elif status == 416:
