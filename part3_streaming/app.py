@@ -819,7 +819,9 @@ async def main():
     app = make_app(client[options.db_name], cookie_secret, max_upload_size=options.max_upload_size,
                    files_dir=options.files_dir, debug=options.debug)
     try:
-        app.listen(options.port)
+        # A handler that does not stream reads a request's body whole before it runs:
+        # none of ours wants more than a little. The uploads raise it for themselves.
+        app.listen(options.port, max_body_size=FORM_OVERHEAD)
     except OSError as error:
         sys.exit(f"error: cannot listen on port {options.port}: {error.strerror}")
     log.info("serving on http://localhost:%d, database %r", options.port, options.db_name)

@@ -192,6 +192,9 @@ async def serve(sockets, cookie_secret, parent_pipe=None):
                    decode_budget=options.decode_budget)
     server = tornado.httpserver.HTTPServer(
         app,
+        # A handler that does not stream reads a request's body whole before it runs:
+        # none of ours wants more than a little. The uploads raise it for themselves.
+        max_body_size=FORM_OVERHEAD,
         # Behind a proxy, the client's address is the one the proxy passes on in
         # X-Real-IP or X-Forwarded-For: this makes it request.remote_ip, and the log's.
         xheaders=options.xheaders,

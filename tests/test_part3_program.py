@@ -1,7 +1,10 @@
 """Part 3's program, as a learner runs it: the options it adds, --max_upload_size and
---files_dir, taken from the command line and obeyed."""
+--files_dir, taken from the command line and obeyed; and the server's own limit on the
+bodies of requests that upload nothing."""
 
-from coursekit.clients import Client, error_message
+import pytest
+
+from coursekit.clients import Client, RawConnection, error_message
 
 RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
 
@@ -17,3 +20,17 @@ async def test_the_program_takes_max_upload_size_and_files_dir(program, db, tmp_
     assert too_big.code == 413
     assert error_message(too_big.body.decode()) == "That file is too big: the limit is 10 bytes."
     assert "Traceback" not in running.output()
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/"), ("POST", "/"), ("GET", "/files/hello.txt")])
+async def test_a_big_body_sent_where_nothing_is_uploaded_is_refused_unread(program, tmp_path, method, path):
+    # Handlers that do not stream read a body whole, into memory, before they run.
+    (tmp_path / "hello.txt").write_text("hello")
+    running = program(f"--files_dir={tmp_path}")
+    async with RawConnection(running.url) as connection:
+        await connection.send_headers(method, path, ["Content-Length: 100000000"])  # and no byte of it
+        status, _, _ = await connection.response()
+    assert status == 400  # Tornado's own answer, from the Content-Length alone
+    async with RawConnection(running.url) as connection:
+        status, _, body = await connection.request("GET", path if method == "GET" else "/", b"a small body")
+    assert status == 200  # a small one is read, and the request served
