@@ -129,7 +129,7 @@ def database(uri):
         yield uri if mongodb_answers(uri) else embedded_uri
 
 
-# --- The two commands ---
+# --- The commands: run, test, check ---
 
 
 def check_app_args(stage, app_args):

@@ -1,5 +1,10 @@
 """Part 2: thumbnails made off the event loop, configuration, and XSRF protection.
 
+This file reads as its lesson, README.md: first what part 2 adds or changes (its
+options, thumbnails on a thread pool, the handlers that make and serve them, the
+application and main()), then, under one banner, what part 1 had that it keeps
+as it was.
+
 Run it with `python part2_thumbnails/app.py`; `--help` lists its options. Their
 defaults come from the environment variables PORT (8000), MONGODB_URI
 (mongodb://localhost:27017), MONGODB_DB (part2_thumbnails, the stage's name) and
@@ -66,31 +71,11 @@ DAMAGED = "That image is truncated or damaged: it cannot be decoded."
 THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
 thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
 
-MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
-# Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
-BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# Our pages load only our own files and run no inline script: whatever an upload's
-# name holds, the browser runs nothing from it.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-
 log = logging.getLogger("part2")
 
 
 class NotAnImage(ValueError):
     """An upload we refuse: its message says why, for the visitor."""
-
-
-def check_filename(filename):
-    """Refuse a file name that is too long, or holds a control character (a line break
-    could forge a header or a log line) or a bidirectional override or isolate, which
-    can disguise its extension. Every other character people use is fine: spaces of
-    every kind, accents, emoji and their joiners."""
-    if len(filename) > MAX_NAME_LENGTH:
-        raise tornado.web.HTTPError(400, f"That file name is too long: the limit is {MAX_NAME_LENGTH} characters.")
-    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in filename):
-        raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
 
 
 def make_thumbnail(data):
@@ -269,11 +254,6 @@ class ShowImageHandler(BaseHandler):
         await grid_out.stream_to_handler(self)
 
 
-class NotFoundHandler(BaseHandler):
-    def prepare(self):  # for any URL that no route matches, whatever the method
-        raise tornado.web.HTTPError(404, "There is no page here.")
-
-
 def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, **settings):
     """The application, storing its files in the Motor database `db`.
 
@@ -297,11 +277,6 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, **settin
     )
 
 
-def redact(uri):
-    """The URI without its user name and password, fit for a log line."""
-    return re.sub(r"//[^@/]*@", "//***@", uri)
-
-
 async def main():
     try:
         options.parse_command_line()
@@ -321,6 +296,39 @@ async def main():
         sys.exit(f"error: cannot listen on port {options.port}: {error.strerror}")
     log.info("serving on http://localhost:%d, database %r", options.port, options.db_name)
     await asyncio.Event().wait()  # serve until Ctrl+C
+
+
+# ==== Carried over from part 1, unchanged ====
+
+MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+# Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
+BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Our pages load only our own files and run no inline script: whatever an upload's
+# name holds, the browser runs nothing from it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def check_filename(filename):
+    """Refuse a file name that is too long, or holds a control character (a line break
+    could forge a header or a log line) or a bidirectional override or isolate, which
+    can disguise its extension. Every other character people use is fine: spaces of
+    every kind, accents, emoji and their joiners."""
+    if len(filename) > MAX_NAME_LENGTH:
+        raise tornado.web.HTTPError(400, f"That file name is too long: the limit is {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in filename):
+        raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self):  # for any URL that no route matches, whatever the method
+        raise tornado.web.HTTPError(404, "There is no page here.")
+
+
+def redact(uri):
+    """The URI without its user name and password, fit for a log line."""
+    return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
 if __name__ == "__main__":
