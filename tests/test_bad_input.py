@@ -71,7 +71,7 @@ async def upload(client, data, filename="image.png", content_type="image/png", *
 
 
 async def put(client, data):
-    response = await client.fetch("/upload/big.bin", "PUT", data)
+    response = await client.put(data, "big.bin")
     return response.code, response.body.decode(errors="replace")
 
 
@@ -127,7 +127,7 @@ async def forget_everything(client):
 
 async def with_a_stored_file(client, headers):
     """GET a stored file of ten digits with `headers`, then delete it: (status, page)."""
-    response = await client.fetch("/upload/digits.txt", "PUT", b"0123456789")
+    response = await client.put(b"0123456789", "digits.txt")
     assert response.code == 201
     try:
         return await get(client, response.headers["Location"], headers)

@@ -23,13 +23,9 @@ def repr_digest(data):
     return f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
 
 
-async def put(client, data, name, headers=None):
-    return await client.fetch(f"/upload/{name}", "PUT", data, headers)
-
-
 async def test_every_upload_has_its_digest(client):
     data = os.urandom(600_000)  # three chunks of 255 KiB
-    response = await put(client, data, "data.bin")
+    response = await client.put(data, "data.bin")
     assert response.code == 201, f"PUT /upload/data.bin should store it (201); it answered {answer(response)}"
     document = await client.db.uploads.find_one({"filename": "data.bin"})
     expected = hashlib.sha256(data).hexdigest()
@@ -50,10 +46,10 @@ async def test_every_upload_has_its_digest(client):
 
 async def test_a_put_that_does_not_match_its_digest_is_refused(client):
     data = os.urandom(600_000)
-    response = await put(client, data, "right.bin", {"Repr-Digest": repr_digest(data)})
+    response = await client.put(data, "right.bin", {"Repr-Digest": repr_digest(data)})
     assert response.code == 201, f"a PUT whose Repr-Digest matches should be stored (201); it got {answer(response)}"
     stored = await client.stored()
-    response = await put(client, data, "wrong.bin", {"Repr-Digest": repr_digest(data[:-1] + b"!")})
+    response = await client.put(data, "wrong.bin", {"Repr-Digest": repr_digest(data[:-1] + b"!")})
     message = error_message(response.body.decode())
     assert response.code == 400 and "does not match" in (message or ""), (
         f'a PUT whose bytes do not have its Repr-Digest should get a 400, "...does not match..."; '
