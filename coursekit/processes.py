@@ -9,7 +9,6 @@ program (to lower its limits), and a stop that reports the exit status instead o
 raising on it (tests look at the status themselves)."""
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
