@@ -83,7 +83,8 @@ class Soak:
 
     def original_path(self, name):
         """Where the stage serves the file uploaded as `name`, or None if it has no record."""
-        document = self.db[RECORDS[self.stage]].find_one({"filename": name}) or self.db.fs.files.find_one({"filename": name})
+        document = (self.db[RECORDS[self.stage]].find_one({"filename": name})
+                    or self.db.fs.files.find_one({"filename": name}))
         return document and ORIGINAL_PATHS[self.stage].format(document["_id"])
 
     async def worker(self):
