@@ -2,7 +2,7 @@
 """Set up the course, serve a stage, run the tests, check the exercises.
 
     python3 course.py run [STAGE [APP OPTIONS...]]   # serves part1_basic by default
-    python3 course.py test [PYTEST OPTIONS...]       # the whole suite, browser test included
+    python3 course.py test [STAGE] [PYTEST OPTIONS...]  # the whole suite (or one stage's tests)
     python3 course.py check STAGE [N...]             # checks your solutions to its exercises
 
 Each command creates `.venv/` and installs the pinned requirements the first time
@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from pathlib import Path
 
@@ -193,29 +194,64 @@ def browser_tests_can_run():
     return False
 
 
-def test(pytest_args):
-    """Run the whole test suite with coverage; return the exit status."""
+# How many pytest-xdist workers run the suite side by side: two a core, since many
+# tests spend most of their time waiting (for a timeout, a program, the database);
+# each worker has a database server of its own. At most 8.
+WORKERS = min(8, 2 * (os.cpu_count() or 1))
+SUITE_MINUTES = 3  # about how long the whole suite takes on a 2-core machine (CI's)
+
+
+def test(stage, pytest_args):
+    """Run the test suite (all of it, or what concerns `stage`) with coverage, the
+    browser tests beside it; say what runs, for how long, and how it went. Return
+    the exit status."""
+    started = time.monotonic()
     browser_tests = browser_tests_can_run()
     coverage = [sys.executable, "-m", "coverage"]
     results = DATA / "test-results"
     shutil.rmtree(results, ignore_errors=True)
+    results.mkdir(parents=True)
     subprocess.run([*coverage, "erase"], cwd=ROOT, check=True)
-    runs = [[*pytest_args]]
-    if browser_tests:
-        runs.append(["tests/browser"])  # Playwright drives its own event loop: a process of its own
-    statuses = [
-        subprocess.run([*coverage, "run", "-m", "pytest", f"--junit-xml={results / f'{n}.xml'}", *args],
-                       cwd=ROOT).returncode
-        for n, args in enumerate(runs)
-    ]
+    only = ["--stage", stage] if stage else []
+    workers = [] if {"-n", "--numprocesses", "-p"} & set(pytest_args) else ["-n", str(WORKERS)]
+    pytest = [*coverage, "run", "-m", "pytest", *only]
+    which = f"the tests that concern {stage} (its modules' RUNS_ON)" if stage else "the whole suite"
+    print(f"Running {which}: the suite on {WORKERS} workers side by side"
+          + (", and the browser tests (headless Chromium) beside it, in a process of their own"
+             if browser_tests else "")
+          + f". All of it takes about {SUITE_MINUTES} minutes on a 2-core machine.", flush=True)
+    browser_log = results / "browser.log"
+    browser = browser_tests and subprocess.Popen(  # Playwright drives its own event loop: a process of its own
+        [*pytest, "-q", f"--junit-xml={results / 'browser.xml'}", "tests/browser"],
+        cwd=ROOT, stdout=browser_log.open("w"), stderr=subprocess.STDOUT)
+    statuses = [subprocess.run([*pytest, *workers, f"--junit-xml={results / 'suite.xml'}", *pytest_args],
+                               cwd=ROOT).returncode]
+    print(f"The suite took {took(started)}.", flush=True)
+    if browser:
+        statuses.append(browser.wait())
+        print(f"The browser tests{' failed' if statuses[-1] else ''} ({took(started)} since the start):", flush=True)
+        print(browser_log.read_text() if statuses[-1] else browser_log.read_text().strip().splitlines()[-1])
     subprocess.run([*coverage, "combine", "-q"], cwd=ROOT, check=True)
-    statuses.append(subprocess.run([*coverage, "report"], cwd=ROOT).returncode)
-    print(summary(results.glob("*.xml")))
+    print("Coverage of the stages' code by these tests (the bar: 95%):", flush=True)
+    statuses.append(subprocess.run([*coverage, "report", *([f"--include={stage}/*"] if stage else [])],
+                                   cwd=ROOT).returncode)
+    closing_line, expected_failures = summary(results.glob("*.xml"))
+    if expected_failures:
+        print(f"The {expected_failures} xfailed are the exercises' checks failing on the stages as shipped, "
+              "as they must until you solve them (tests/exercises/README.md): counted as passed below.")
+    print(f"In all: {took(started)}.")
+    print(closing_line)
     return 1 if any(statuses) else 0
 
 
+def took(started):
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
 def summary(junit_files):
-    """One closing line for all the pytest runs, from their JUnit XML reports."""
+    """(one closing line for all the pytest runs, how many expected failures it
+    counts as passed), from their JUnit XML reports."""
     import xml.etree.ElementTree as ElementTree
 
     counts = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
@@ -229,7 +265,7 @@ def summary(junit_files):
     failed = counts["failures"] + counts["errors"]
     skipped = counts["skipped"] - expected_failures
     passed = counts["tests"] - failed - skipped
-    return f"tests: {passed} passed, {failed} failed, {skipped} skipped"
+    return f"tests: {passed} passed, {failed} failed, {skipped} skipped", expected_failures
 
 
 EXERCISES = ROOT / "tests" / "exercises"
@@ -285,17 +321,18 @@ def parse(argv):
 
     What follows the stage (or `test`) is the app's (or pytest's), --help included:
     argparse never sees it, or it would answer --help itself."""
-    named_stage = argv[:1] in (["run"], ["check"]) and argv[1:2] and argv[1] in STAGES
+    named_stage = argv[:1] in (["run"], ["check"], ["test"]) and argv[1:2] and argv[1] in STAGES
     cut = 2 if named_stage else 1 if argv[:1] == ["test"] else len(argv)
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Anything after the stage (for run) or after test goes to the app or to pytest; "
+        epilog="Anything after the stage (for run), or after test and its stage, goes to the app or to pytest; "
                "after check's stage come the numbers of the exercises to check.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="serve a stage at http://localhost:$PORT")
     run_parser.add_argument("stage", nargs="?", default=STAGES[0], choices=STAGES)
-    commands.add_parser("test", help="run the whole test suite")
+    test_parser = commands.add_parser("test", help="run the whole test suite, or the tests of one stage")
+    test_parser.add_argument("stage", nargs="?", choices=STAGES)
     check_parser = commands.add_parser("check", help="check your solutions to a stage's exercises (all, or N...)")
     check_parser.add_argument("stage", choices=STAGES)
     args, extra = parser.parse_known_args(argv[:cut])
@@ -317,7 +354,7 @@ def main(argv=None):
             return serve(stage, extra)
         if command == "check":
             return check(stage, extra)
-        return test(extra)
+        return test(stage, extra)
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
 

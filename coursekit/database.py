@@ -10,10 +10,7 @@ from urllib.parse import urlsplit
 
 from mirakuru.exceptions import ExecutorError
 
-from .processes import Program, free_port, port_open
-
-# The database needs no coverage measurement: keep the tests' tracer out of it.
-NO_COVERAGE = {"COVERAGE_PROCESS_START": None, "COVERAGE_PROCESS_CONFIG": None}
+from .processes import NO_COVERAGE, Program, free_port, port_open
 
 
 def redact(uri):

@@ -41,6 +41,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
+from .processes import unmeasured
 from .stages import ROOT
 
 FOLDER = ROOT / "notebooks"  # the notebooks, and the working directory of their kernels
@@ -93,7 +94,7 @@ async def kernel(nb, timeout=CELL_TIMEOUT):
             config=Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "ipc")}}),
         )
         try:
-            async with client.async_setup_kernel(env={**os.environ, RUN_MARKER: marker}):
+            async with client.async_setup_kernel(env={**unmeasured(os.environ), RUN_MARKER: marker}):
                 reply = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
                 nb.metadata["language_info"] = reply["content"]["language_info"]
                 yield client

@@ -22,6 +22,19 @@ from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 from .stages import ROOT
 
 
+# The variables by which coverage measures a child process too (pyproject.toml's
+# `patch = ["subprocess"]`). The measure is of the stages' code as the tests drive
+# it; a child that is no such test (the database, a notebook's kernel, a benchmark)
+# would only run about two times slower for it, so it is started without them.
+COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+NO_COVERAGE = dict.fromkeys(COVERAGE_VARIABLES)  # for Program's env: None unsets
+
+
+def unmeasured(env):
+    """`env` (an environment, such as os.environ) without coverage's variables."""
+    return {name: value for name, value in env.items() if name not in COVERAGE_VARIABLES}
+
+
 def free_port():
     """A TCP port of 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

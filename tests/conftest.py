@@ -23,6 +23,14 @@ $MONGODB_URI when set, else the embedded database, started once for the session.
 A test whose client must misbehave (stop halfway, trickle, go silent) speaks HTTP by
 hand: `connect(client)` opens a coursekit RawConnection, and `start_upload(client,
 name, size, data)` begins a PUT /upload/<name> on one.
+
+The suite runs side by side (`python3 course.py test` asks pytest-xdist for several
+workers, each a process with a database server of its own): a test may run in any
+order, next to any other. One that takes seconds says so, `@pytest.mark.takes(30)`:
+the longest start first, so that none is left to run alone at the end. `--stage
+NAME` keeps the tests that concern one stage (its RUNS_ON), as `python3 course.py
+test NAME` does. pyproject.toml gives each test a time limit (pytest-timeout): a
+test that hangs fails, with its name.
 """
 
 import contextlib
@@ -44,10 +52,37 @@ def pytest_addoption(parser):
     parser.addoption("--yours", action="store_true",
                      help="run the exercises' checks (tests/exercises/) on your working copy of each stage, "
                           "as `python3 course.py check` does")
+    parser.addoption("--stage", choices=STAGES,
+                     help="run only the tests that concern this stage (those of its modules' RUNS_ON)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "runs_on(*stages): this test runs on these of its module's RUNS_ON only")
+    config.addinivalue_line("markers", "takes(seconds): about how long this test takes alone; the longest start first")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the tests of --stage only; then put the longest first (each worker takes
+    the next test when it is free: long ones last would leave the others idle),
+    the rest in their order, so a module's tests still run one after the other."""
+    if stage := config.getoption("stage"):
+        kept = [item for item in items if concerns(item, stage)]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+    items.sort(key=lambda item: -expected_seconds(item))  # sort() is stable: the rest keep their order
+
+
+def concerns(item, stage):
+    """Whether `item` tests `stage`: it runs on it, or its module is about it."""
+    params = getattr(item, "callspec", None) and item.callspec.params
+    if params and "stage" in params:
+        return params["stage"] == stage
+    return stage in getattr(item.module, "RUNS_ON", ())
+
+
+def expected_seconds(item):
+    marker = item.get_closest_marker("takes")
+    return marker.args[0] if marker else 0
 
 
 def pytest_generate_tests(metafunc):

@@ -6,15 +6,20 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+from coursekit.processes import unmeasured
 from coursekit.stages import ROOT
 
 RUNS_ON = []  # the benchmarks start the stages they measure
+pytestmark = pytest.mark.takes(15)
 
 NUMBER = r"\d+(?:\.\d+)?"
 
 
 def run_bench(script, *args, **env):
-    result = subprocess.run([sys.executable, ROOT / "bench" / script, "--quick", *args], env={**os.environ, **env},
+    result = subprocess.run([sys.executable, ROOT / "bench" / script, "--quick", *args],
+                            env={**unmeasured(os.environ), **env},
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -41,6 +46,7 @@ def test_the_processes_bench_prints_one_and_two_processes_and_their_ratio(mongod
     assert re.search(rf"^ratio, 2 / 1 processes: {NUMBER}x ", output, re.M), output
 
 
+@pytest.mark.takes(25)
 def test_the_hung_database_bench_prints_the_waits_of_both_stages():
     output = run_bench("hung_database.py")
     for label in ("part 3", "part 4"):

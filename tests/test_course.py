@@ -18,7 +18,7 @@ import course
 from coursekit.clients import Client
 from coursekit.database import redact
 from coursekit.images import image_bytes
-from coursekit.processes import Program, free_port, port_open
+from coursekit.processes import Program, free_port, port_open, unmeasured
 from coursekit.stages import ROOT, STAGES
 
 RUNS_ON = STAGES  # every stage
@@ -80,6 +80,7 @@ def run_command(tmp_path, db_name):
         run.log.close()
 
 
+@pytest.mark.takes(8)
 async def test_run_starts_the_embedded_db_keeps_uploads_and_ctrl_c_stops_all(run_command, stage):
     uri = f"mongodb://localhost:{free_port()}"  # nothing answers there yet
     first = run_command(stage, uri)
@@ -156,6 +157,8 @@ def test_an_old_python_is_told_what_to_do(monkeypatch):
         (["test"], ("test", None, [])),
         (["test", "-k", "part1", "-x"], ("test", None, ["-k", "part1", "-x"])),
         (["test", "--help"], ("test", None, ["--help"])),  # pytest's
+        (["test", STAGES[-1]], ("test", STAGES[-1], [])),  # that stage's tests only
+        (["test", STAGES[-1], "-x"], ("test", STAGES[-1], ["-x"])),
         (["check", "part2_thumbnails"], ("check", "part2_thumbnails", [])),
         (["check", "part2_thumbnails", "1", "4"], ("check", "part2_thumbnails", ["1", "4"])),  # exercises
     ],
@@ -228,11 +231,14 @@ def repository(tmp_path):
 
 
 def check(repository, *args):
+    # It checks a copy of the stage, which the suite's coverage does not measure.
     result = subprocess.run([sys.executable, repository / "course.py", "check", *args], capture_output=True, text=True,
+                            env=unmeasured(os.environ),
                             timeout=300)
     return result.returncode, result.stdout + result.stderr
 
 
+@pytest.mark.takes(12)
 def test_check_says_which_exercises_pass_and_why_the_others_fail(repository):
     status, output = check(repository, "part1_basic", "3", "4")
     lines = output.splitlines()
@@ -244,6 +250,7 @@ def test_check_says_which_exercises_pass_and_why_the_others_fail(repository):
     assert check(repository, "part1_basic", "3") == (0, "part1_basic, exercise 3 (delete an image): PASS\n")
 
 
+@pytest.mark.takes(6)
 def test_check_shows_where_app_py_does_not_load(repository):
     app = repository / "part1_basic" / "app.py"
     app.write_text(app.read_text() + "def broken(:\n")
@@ -260,6 +267,19 @@ def test_check_names_the_exercises_there_are(tmp_path):
     assert output.strip() == "error: part1_basic has no exercise 9; its exercises are 1, 2, 3, 4"
 
 
+def test_the_tests_of_one_stage_are_those_that_run_on_it():
+    def collected(*args):
+        modules = ["tests/test_faults.py", "tests/test_bench.py", "tests/exercises/part1_basic",
+                   "tests/exercises/part2_thumbnails"]
+        result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                                 *args, *modules], cwd=ROOT, capture_output=True, text=True, env=unmeasured(os.environ))
+        return [line for line in result.stdout.splitlines() if "::" in line]
+
+    everything, part1 = collected(), collected("--stage", "part1_basic")
+    assert part1 and part1 == [test for test in everything if "part1_basic" in test]
+    assert len(part1) < len(everything)
+
+
 def test_the_closing_line_counts_an_expected_failure_as_passed_and_a_skip_as_skipped(tmp_path):
     report = tmp_path / "report.xml"
     report.write_text("""<testsuites><testsuite tests="5" failures="1" errors="1" skipped="2">
@@ -269,4 +289,4 @@ def test_the_closing_line_counts_an_expected_failure_as_passed_and_a_skip_as_ski
         <testcase name="skipped"><skipped type="pytest.skip" message="no nginx"/></testcase>
         <testcase name="fails as it must"><skipped type="pytest.xfail" message="unchanged stage"/></testcase>
     </testsuite></testsuites>""")
-    assert course.summary([report]) == "tests: 2 passed, 2 failed, 1 skipped"
+    assert course.summary([report]) == ("tests: 2 passed, 2 failed, 1 skipped", 1)

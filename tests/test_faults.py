@@ -16,6 +16,7 @@ from coursekit.waiting import eventually
 RUNS_ON = STAGES  # every stage
 
 
+@pytest.mark.takes(8)
 async def test_503_while_the_database_is_down_and_recovery_when_it_is_back(serve, tmp_path):
     port, storage = free_port(), tmp_path / "db"
     # As main() does: operations give up after a short wait instead of hanging.

@@ -208,6 +208,7 @@ class Kernel:
         return json.loads(text_of(cell).strip().splitlines()[-1])
 
 
+@pytest.mark.takes(20)
 async def test_the_notebook_runs_twice_in_one_kernel_and_leaves_nothing_behind(notebook):
     """Run All; then every code cell again, each twice in a row (so the setup cell
     replaces a running session, and the last cell closes a closed one). After each

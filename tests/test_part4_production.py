@@ -83,6 +83,7 @@ async def test_a_silent_connection_is_closed_wherever_it_waits(program, stage, d
     assert "Traceback" not in output
 
 
+@pytest.mark.takes(5)
 async def test_a_slow_but_steady_upload_is_never_cut(program, start_upload):
     pieces = [os.urandom(30 * 1024) for _ in range(12)]  # over a chunk, in 12 pieces
     client = Client(program("--idle_timeout=1").url, request_timeout=LIMIT)
@@ -166,6 +167,7 @@ async def test_sigterm_lets_uploads_finish_then_cuts_the_rest_and_deletes_their_
 # --- A database that hangs ---
 
 
+@pytest.mark.takes(10)
 async def test_a_hung_database_gets_503_within_db_timeout_and_the_app_recovers(program, start_upload, tmp_path):
     port = free_port()
     with embedded_db(port, tmp_path / "db") as uri:

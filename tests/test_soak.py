@@ -3,6 +3,7 @@ mixed with hostile requests; none lost, none changed, no server error answered o
 logged. The long one, from the command line: `.venv/bin/python -m coursekit.soak`
 (coursekit/soak.py says more)."""
 
+import pytest
 from pymongo import MongoClient
 
 from coursekit.soak import soak
@@ -11,6 +12,7 @@ from coursekit.stages import STAGES
 RUNS_ON = STAGES  # every stage
 
 
+@pytest.mark.takes(6)
 def test_a_short_soak_with_hostile_requests_loses_nothing_and_logs_no_5xx(stage, program, mongodb_uri, db_name):
     with MongoClient(mongodb_uri) as mongo:
         counts = soak(stage, program(), mongo[db_name], seconds=4, clients=6, max_side=600, hostile=0.3)

@@ -66,6 +66,7 @@ async def test_the_site_has_an_icon(client):
         assert response.body[:4] == b"\0\0\1\0"  # an ICO file
 
 
+@pytest.mark.takes(4)
 def test_exits_with_one_clear_line_when_no_database_answers(program):
     unreachable = f"mongodb://127.0.0.1:{free_port()}"  # nothing listens there
     status, output = program.run(env={"MONGODB_URI": unreachable}, timeout=15)
