@@ -553,14 +553,14 @@ def human_size(size):
         return f"{size} bytes"
     for unit in ("KiB", "MiB", "GiB", "TiB"):
         size /= 1024
-        if size < 1024 or unit == "TiB":
+        if round(size, 1) < 1024 or unit == "TiB":  # as shown: 1023.96 KiB is '1.0 MiB'
             return f"{size:.1f} {unit}"
 
 
 def claimed_type(content_type, filename):
     """The type a client gave a file (or its name suggests), if it looks like one."""
     content_type = parse_options_header(content_type or "")[0]
-    if re.fullmatch(r"[\w.+-]+/[\w.+-]+", content_type):
+    if re.fullmatch(r"[\w.+-]+/[\w.+-]+", content_type, re.ASCII):  # \w: ASCII letters only
         return content_type
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 

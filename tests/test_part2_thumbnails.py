@@ -216,9 +216,13 @@ def close_to(actual, expected, tolerance=6):
 
 
 @pytest.mark.parametrize("case", THUMBNAIL_CASES)
-async def test_thumbnail_fits_128_and_is_a_png_for_each_kind_of_image(client, case):
+def test_thumbnail_fits_128_and_is_a_png_for_each_kind_of_image(stage_app, case):
+    # make_thumbnail() alone, with no server: the tests below upload images and fetch
+    # their thumbnails over HTTP (upload_and_get_thumbnail), served as PNGs.
     make, size, mode, pixel, colour = THUMBNAIL_CASES[case]
-    thumbnail = await upload_and_get_thumbnail(client, make())
+    *_, png = stage_app.make_thumbnail(make())
+    thumbnail = Image.open(io.BytesIO(png))
+    assert thumbnail.format == "PNG"
     assert thumbnail.size == size
     assert thumbnail.mode == mode
     value = thumbnail.getpixel(pixel)

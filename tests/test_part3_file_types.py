@@ -68,16 +68,14 @@ async def test_the_listing_shows_name_size_and_type_of_files_and_a_badge(client)
     assert "/thumb" in photo and "40 × 30" in photo and "image/png" in photo
 
 
-@pytest.mark.parametrize("filename, header", [
-    ('quote"back\\slash%.txt', "attachment; filename=\"quote_back_slash_.txt\"; "
-                                "filename*=UTF-8''quote%22back%5Cslash%25.txt"),
-    ("été 日本.txt", "attachment; filename=\"_t_ __.txt\"; filename*=UTF-8''%C3%A9t%C3%A9%20%E6%97%A5%E6%9C%AC.txt"),
-])
-async def test_attachment_names_are_given_safely(client, filename, header):
-    response = await client.put(b"text", filename)
+async def test_attachment_names_are_given_safely(client):
+    # The name, put in the URL, stored and sent back in the header: attachment() is
+    # checked name by name in test_pure_functions.py.
+    response = await client.put(b"text", "été 日本.txt")
     assert response.code == 201
     download = await client.fetch(response.headers["Location"])
-    assert download.headers["Content-Disposition"] == header
+    assert download.headers["Content-Disposition"] == (
+        "attachment; filename=\"_t_ __.txt\"; filename*=UTF-8''%C3%A9t%C3%A9%20%E6%97%A5%E6%9C%AC.txt")
 
 
 # --- Images: thumbnails from the file read back from GridFS ---
