@@ -213,7 +213,9 @@ def test(stage, pytest_args):
     results.mkdir(parents=True)
     subprocess.run([*coverage, "erase"], cwd=ROOT, check=True)
     only = ["--stage", stage] if stage else []
-    workers = [] if {"-n", "--numprocesses", "-p"} & set(pytest_args) else ["-n", str(WORKERS)]
+    # A test at a time to each worker as it is free (--maxschedchunk 1), not a batch
+    # each up front, which leaves workers idle at the end while one works through its own.
+    workers = [] if {"-n", "--numprocesses", "-p"} & set(pytest_args) else ["-n", str(WORKERS), "--maxschedchunk=1"]
     pytest = [*coverage, "run", "-m", "pytest", *only]
     which = f"the tests that concern {stage} (its modules' RUNS_ON)" if stage else "the whole suite"
     print(f"Running {which}: the suite on {WORKERS} workers side by side"
