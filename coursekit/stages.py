@@ -2,6 +2,8 @@
 
 import functools
 import hashlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -36,13 +38,74 @@ RECORDS = {
 def load_stage(stage, folder=None):
     """Import `<stage>/app.py` under a module name of its own, so that stages live side
     by side in one process; or, given a `folder`, the app.py of a copy of the stage
-    there (an exercise's solution applied), under a name of its own too."""
-    if folder is None:
-        module_name, folder = f"{stage}.app", ROOT / stage
-    else:
-        module_name = f"{stage}.app_{hashlib.sha256(bytes(Path(folder))).hexdigest()[:12]}"
-    spec = importlib.util.spec_from_file_location(module_name, Path(folder) / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    there (an exercise's solution applied), under a name of its own too.
+
+    A stage may be several modules that import each other by name (`from thumbnails
+    import make_thumbnail`), as a script's siblings do: `python part2_thumbnails/app.py`
+    puts the script's folder first on the import path. Here each module of the stage
+    is imported under the stage's name instead (`part2_thumbnails.thumbnails`, which
+    stage_module() returns), once, and is known by its plain name only while the stage
+    is being imported: one stage's `uploads` is never another's. (So a stage imports
+    its siblings at the top of a module, never later.)"""
+    folder, prefix = where(stage, folder)
+    siblings = StageSiblings(folder, prefix)
+    # Modules the process already knows by a name of the stage's own (another
+    # program's `app`, say) step aside meanwhile: the stage's come first, as in a script.
+    others = {path.stem: sys.modules.pop(path.stem) for path in folder.glob("*.py") if path.stem in sys.modules}
+    sys.meta_path.insert(0, siblings)
+    try:
+        spec = siblings.find_spec("app")
+        app = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(app)
+        return app
+    finally:
+        sys.meta_path.remove(siblings)
+        for name in siblings.imported:
+            del sys.modules[name]
+        sys.modules.update(others)
+
+
+def stage_module(stage, name, folder=None):
+    """The module `name` of a stage (or of the copy of one in `folder`), as load_stage()
+    imported it: stage_module("part2_thumbnails", "thumbnails")."""
+    load_stage(stage, folder)
+    return sys.modules[f"{where(stage, folder)[1]}.{name}"]
+
+
+def where(stage, folder=None):
+    """(the stage's folder, the name its modules are imported under)."""
+    if folder is None or Path(folder) == ROOT / stage:
+        return ROOT / stage, stage
+    return Path(folder), f"{stage}_{hashlib.sha256(bytes(Path(folder))).hexdigest()[:12]}"
+
+
+class StageSiblings(importlib.abc.MetaPathFinder):
+    """Finds the modules of a stage's folder, by their plain name (`thumbnails`) or the
+    stage's (`part2_thumbnails.thumbnails`), and imports each under the stage's name."""
+
+    def __init__(self, folder, prefix):
+        self.folder, self.prefix = folder, prefix
+        self.imported = []  # the plain names under which this stage's modules are known, for now
+
+    def find_spec(self, fullname, path=None, target=None):
+        name = fullname.removeprefix(f"{self.prefix}.")
+        file = self.folder / f"{name}.py"
+        if "." in name or not file.is_file():
+            return None
+        return importlib.util.spec_from_file_location(f"{self.prefix}.{name}", file,
+                                                      loader=SiblingLoader(f"{self.prefix}.{name}", str(file), self))
+
+
+class SiblingLoader(importlib.machinery.SourceFileLoader):
+    """Loads a stage's module under the stage's name, and makes it known by its plain
+    name too while the stage is being imported, so that its siblings share it."""
+
+    def __init__(self, fullname, path, siblings):
+        super().__init__(fullname, path)
+        self.siblings = siblings
+
+    def exec_module(self, module):
+        plain = module.__name__.removeprefix(f"{self.siblings.prefix}.")
+        sys.modules[plain] = module
+        self.siblings.imported.append(plain)
+        super().exec_module(module)

@@ -1,0 +1,30 @@
+"""coursekit's own contracts that the rest of the suite relies on: here, that
+load_stage() imports a stage of several modules side by side with another."""
+
+import sys
+
+from coursekit.stages import load_stage, stage_module
+
+RUNS_ON = []  # about the toolkit: copies of a made-up stage
+
+
+def a_stage(folder, value):
+    """A stage of two modules, app.py importing its sibling `uploads` by name, as a
+    script's siblings do."""
+    folder.mkdir()
+    (folder / "uploads.py").write_text(f"VALUE = {value!r}\n")
+    (folder / "app.py").write_text("import uploads\nfrom uploads import VALUE\n")
+    return folder
+
+
+def test_two_stages_with_a_module_of_the_same_name_each_keep_their_own(tmp_path, monkeypatch):
+    mine = type(sys)("uploads")  # a module of the caller's own, by the same name
+    monkeypatch.setitem(sys.modules, "uploads", mine)
+    first = load_stage("part9_made_up", a_stage(tmp_path / "first", "first"))
+    second = load_stage("part9_made_up", a_stage(tmp_path / "second", "second"))
+    assert (first.VALUE, second.VALUE) == ("first", "second")
+    assert first.uploads is stage_module("part9_made_up", "uploads", tmp_path / "first")
+    assert first.uploads.__name__ == first.__name__.removesuffix(".app") + ".uploads"
+    assert sys.modules["uploads"] is mine  # the caller's, untouched, and never the stages'
+    assert "app" not in sys.modules
+    assert str(tmp_path / "first") not in sys.path
