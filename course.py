@@ -74,10 +74,7 @@ def ensure_venv(requirements):
                 "error: Python could not create a virtual environment. On Debian or Ubuntu, "
                 "install it with: sudo apt install python3-venv"
             )
-    # A stamp per requirements file: installing one installs those it includes too.
-    stamps = [(VENV / f"installed-{name}", digest_of(*included(name), "pyproject.toml"))
-              for name in included(requirements)]
-    if all(stamp.exists() and stamp.read_text() == digest for stamp, digest in stamps):
+    if not stale(requirements):
         return
     print(f"Installing the pinned packages from {requirements} ...", flush=True)
     pip = [VENV_PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
@@ -86,8 +83,24 @@ def ensure_venv(requirements):
             subprocess.run([*pip, "--no-deps", "--editable", ROOT]).returncode:
         sys.exit(f"error: pip could not install {requirements} (its message is above); "
                  "check the network, then run the same command again.")
-    for stamp, digest in stamps:
-        stamp.write_text(digest)
+    for name in included(requirements):
+        stamp(name).write_text(pins(name))
+
+
+def stale(requirements):
+    """Which of `requirements` and the files it includes changed since .venv installed
+    them (or were never installed): a stamp per file, the digest of what it installs."""
+    return [name for name in included(requirements)
+            if not stamp(name).exists() or stamp(name).read_text() != pins(name)]
+
+
+def stamp(requirements):
+    return VENV / f"installed-{requirements}"
+
+
+def pins(requirements):
+    """The digest of what `requirements` installs: its pins, those it includes, and the project."""
+    return digest_of(*included(requirements), "pyproject.toml")
 
 
 def included(requirements):

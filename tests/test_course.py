@@ -216,6 +216,10 @@ def test_without_chromium_the_browser_tests_are_skipped_in_one_line(tmp_path, mo
 def repository(tmp_path):
     """A copy of the repository, its virtual environment shared, where part 1's
     exercise 3 is solved (its solution applied) and the others are not."""
+    # The copy's course.py would install what is not installed yet into the shared
+    # environment, coursekit from the copy among it, which is deleted after the test.
+    stale = course.stale(course.REQUIREMENTS["check"])
+    assert not stale, f"{stale} changed since .venv was set up: run the tests with python3 course.py test"
     copy = tmp_path / "repository"
     ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache")
     copy.mkdir()
