@@ -1,7 +1,8 @@
 """coursekit: what the course's tests, benchmarks and notebooks share.
 
     stages      the stages, and the one way to load one (load_stage)
-    serving     a Tornado app served in this process, over real HTTP (served)
+    serving     a Tornado app served in this process, over real HTTP (served), and a
+                stage so, on a database of its own (stage_served)
     processes   a program run as a child process, a stage as a learner runs it
                 (Program, StageProgram, StageLauncher), free ports
     database    the MongoDB to use: $MONGODB_URI, or the embedded SecantusDB

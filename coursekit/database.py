@@ -5,6 +5,7 @@ import os
 import re
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -85,3 +86,17 @@ def scratch_db():
     with tempfile.TemporaryDirectory(prefix="course-db-") as storage, \
             embedded_db(free_port(), Path(storage) / "db") as uri:
         yield uri
+
+
+@contextlib.contextmanager
+def database_of_its_own(uri):
+    """A new database name (test_ and 12 hex digits) on the MongoDB at `uri`; the
+    database is dropped at the end, whoever wrote there: a test, or a stage it ran."""
+    from pymongo import MongoClient
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        with MongoClient(uri) as client:
+            client.drop_database(name)

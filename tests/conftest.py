@@ -35,14 +35,12 @@ test that hangs fails, with its name.
 
 import contextlib
 import os
-import uuid
 
 import pytest
 from motor.motor_tornado import MotorClient
-from pymongo import MongoClient
 
 from coursekit.clients import Client, RawConnection, upload_collections
-from coursekit.database import embedded_db
+from coursekit.database import database_of_its_own, embedded_db
 from coursekit.processes import StageLauncher, free_port
 from coursekit.serving import served
 from coursekit.stages import ROOT, STAGES, load_stage
@@ -117,10 +115,8 @@ def mongodb_uri(tmp_path_factory):
 def db_name(mongodb_uri):
     """A database name of the test's own, dropped afterwards: whatever wrote there,
     the test itself or a stage it started as a program."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    yield name
-    with MongoClient(mongodb_uri) as client:
-        client.drop_database(name)
+    with database_of_its_own(mongodb_uri) as name:
+        yield name
 
 
 @pytest.fixture

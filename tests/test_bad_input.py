@@ -3,7 +3,10 @@
 A case is answered with a specific 4xx and a clear message (or, where the input is
 no error, with the answer the README's table says); afterwards no GridFS file, chunk
 or record (`imgs`, from part 3 `uploads`) has been added and the server still
-answers. The README's "Bad input" table is made from CASES: a test checks that they agree."""
+answers. The README's "Bad input" table is made from CASES: a test checks that they agree.
+
+Each case gets a stage and a database of its own: it checks that it left no trace
+there, or that its file is the only one listed."""
 
 import dataclasses
 import datetime

@@ -1,6 +1,9 @@
 """Running part 4 for real (part4_production/README.md): several processes on one
 port, stopping together; the health check; nginx in front, streaming both ways;
-and the Docker Compose file, which cannot run here, read and checked."""
+and the Docker Compose file, which cannot run here, read and checked.
+
+Each test runs part 4 of its own: with the options it checks, to stop, behind nginx,
+or on a database that does not answer; the one that only reads (the health check) is alone."""
 
 import contextlib
 import hashlib

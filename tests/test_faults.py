@@ -1,5 +1,8 @@
 """Faults and safety on every stage: the database going away and coming back, a
-bug in a handler, and the headers and settings that keep visitors safe."""
+bug in a handler, and the headers and settings that keep visitors safe.
+
+Each test gets a stage of its own: all but the 404 page's stop the database, break a
+handler, serve with options of their own, or count what was stored and listed."""
 
 from http.cookies import SimpleCookie
 

@@ -7,8 +7,8 @@ repeats, splits and adds whole chunks, their checksums right, so that Pillow rea
 on into the damage (and it shrinks what fails to the smallest change that does).
 The damaged images go to the stage run as a program, so that its log can be read
 too: no traceback in it, ever. The accepted seeds themselves are checked first (on
-the stage served in process, a fresh one for each seed): a rule that refused valid
-images would pass the rest."""
+the stage served in process, a fresh one for each seed, as each counts what it stored):
+a rule that refused valid images would pass the rest."""
 
 import io
 

@@ -1,4 +1,7 @@
-"""What only part 1 does: it trusts the type the client claims, within safe image types."""
+"""What only part 1 does: it trusts the type the client claims, within safe image types.
+
+Each test gets a stage and a database of its own: it stores a file, or checks that
+nothing was stored."""
 
 import pytest
 from motor.motor_tornado import MotorGridFSBucket

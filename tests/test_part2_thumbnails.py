@@ -1,5 +1,8 @@
 """What part 2 adds: options, XSRF protection, thumbnails made off the event loop,
-uploads checked by Pillow, and the original and thumbnail saved together or not at all."""
+uploads checked by Pillow, and the original and thumbnail saved together or not at all.
+
+Each test gets a stage and a database of its own: it counts what was stored or
+listed, changes the app's settings or options, or runs the stage as a program."""
 
 import asyncio
 import io

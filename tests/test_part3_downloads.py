@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import re
-import uuid
 
 import pytest
 import pytest_asyncio
@@ -23,8 +22,8 @@ from motor.motor_tornado import MotorClient
 from pymongo import monitoring
 from tornado.simple_httpclient import HTTPStreamClosedError
 
-from coursekit.clients import Client, RawConnection, error_message, upload_collections
-from coursekit.serving import served
+from coursekit.clients import RawConnection, error_message
+from coursekit.serving import stage_served
 from coursekit.waiting import eventually, steady
 
 RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
@@ -150,24 +149,16 @@ async def served_big_file(stage, stage_app, mongodb_uri, tmp_path_factory):
     tests above serve a stage of their own: they count chunks on a database client
     of their own, delete chunks, or leave a download cut short.)
 
-    Built here, not with conftest's `serve`: that one lives in each test's own event
-    loop and database; this one in the module's, on a database of its own, dropped
-    at the end."""
+    Served by coursekit's stage_served, not conftest's `serve`: that one lives in each
+    test's own event loop and database; this one in the module's, on a database of its
+    own, dropped at the end."""
     data = os.urandom(12 * CHUNK + 1234)
     files_dir = tmp_path_factory.mktemp("files_dir")
     (files_dir / "big.bin").write_bytes(data)
-    motor_client = MotorClient(mongodb_uri)
-    db = motor_client[f"test_{uuid.uuid4().hex[:12]}"]
-    try:
-        async with served(stage_app.make_app(db, files_dir=str(files_dir))) as url:
-            client = Client(url, db, collections=upload_collections(stage))
-            await client.visit()
-            uploaded = await client.put(data, "big.bin")
-            assert uploaded.code == 201, uploaded.body
-            yield client, {"gridfs": uploaded.headers["Location"], "disk": "/files/big.bin"}, data
-    finally:
-        await motor_client.drop_database(db.name)
-        motor_client.close()
+    async with stage_served(stage_app, stage, mongodb_uri, files_dir=str(files_dir)) as client:
+        uploaded = await client.put(data, "big.bin")
+        assert uploaded.code == 201, uploaded.body
+        yield client, {"gridfs": uploaded.headers["Location"], "disk": "/files/big.bin"}, data
 
 
 @pytest.fixture(params=["gridfs", "disk"])

@@ -3,7 +3,9 @@ Pillow decodes is shown as one, with a thumbnail made on the thumbnail threads f
 the file read back from GridFS; everything else is a download, of a type no browser
 runs, whatever its uploader claimed.
 
-Everything goes over real HTTP to a real database."""
+Everything goes over real HTTP to a real database. Each test gets a stage and a
+database of its own: all upload, and most then find their files the only ones there,
+or nothing stored."""
 
 import io
 import os

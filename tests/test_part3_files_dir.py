@@ -9,8 +9,10 @@ import logging
 import os
 
 import pytest
+import pytest_asyncio
 
 from coursekit.clients import RawConnection
+from coursekit.serving import stage_served
 
 RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
 
@@ -21,43 +23,58 @@ async def raw_get(client, path):
         return await connection.response()
 
 
-@pytest.fixture
-async def files_dir(serve, tmp_path):
-    """(client, tmp_path): tmp_path/served is served; tmp_path/secret.txt is outside it."""
-    served = tmp_path / "served"
-    (served / "sub").mkdir(parents=True)
-    (served / "sub" / "inner.txt").write_text("inner")
-    (served / "page.html").write_text("<h1>hi</h1>")
-    (tmp_path / "secret.txt").write_text("secret")
-    (served / "link_out").symlink_to(tmp_path / "secret.txt")
-    (served / "dir_out").symlink_to(tmp_path)
-    (served / "link_in").symlink_to(served / "sub" / "inner.txt")
-    (served / "loop").symlink_to(served / "loop")
-    return await serve(files_dir=str(served)), tmp_path
+# --- Paths inside and outside: one stage for all the cases ---
+
+# These tests run in the module's event loop, where the stage they share is served.
+in_the_shared_loop = pytest.mark.asyncio(loop_scope="module")
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def served_files_dir(stage, stage_app, mongodb_uri, tmp_path_factory):
+    """A client of the stage serving FOLDER/served as its --files_dir, where FOLDER/secret.txt
+    is outside it, and symbolic links lead in, out, and round in a loop.
+
+    Shared, for each stage, by the path cases: each GETs one path on a connection of its
+    own, and none writes to the folder or the database, changes the app or stops it."""
+    folder = tmp_path_factory.mktemp("files_dir")
+    inside = folder / "served"
+    (inside / "sub").mkdir(parents=True)
+    (inside / "sub" / "inner.txt").write_text("inner")
+    (inside / "page.html").write_text("<h1>hi</h1>")
+    (folder / "secret.txt").write_text("secret")
+    (inside / "link_out").symlink_to(folder / "secret.txt")
+    (inside / "dir_out").symlink_to(folder)
+    (inside / "link_in").symlink_to(inside / "sub" / "inner.txt")
+    (inside / "loop").symlink_to(inside / "loop")
+    async with stage_served(stage_app, stage, mongodb_uri, files_dir=str(inside)) as client:
+        yield client
+
+
+@in_the_shared_loop
 @pytest.mark.parametrize("path", [
     "/files/../secret.txt", "/files/%2e%2e/secret.txt", "/files/sub/../../secret.txt",
     "/files/sub/%2E%2E%2F%2E%2E%2Fsecret.txt", "/files//etc/passwd", "/files/%2Fetc%2Fpasswd",
     "/files/link_out", "/files/dir_out/secret.txt", "/files/sub", "/files/nothing.txt", "/files/a%00b",
     "/files/loop", "/files/loop/x", "/files/" + "a" * 5000, "/files/" + "a/" * 3000 + "x",
 ])
-async def test_files_outside_the_directory_are_not_served(files_dir, path):
-    client, _ = files_dir
-    status, _, body = await raw_get(client, path)
+async def test_files_outside_the_directory_are_not_served(served_files_dir, path):
+    status, _, body = await raw_get(served_files_dir, path)
     assert status == 404
     assert b"secret" not in body and b"root:" not in body
 
 
+@in_the_shared_loop
 @pytest.mark.parametrize("path, body, content_type", [
     ("/files/sub/inner.txt", b"inner", "text/plain"),
     ("/files/link_in", b"inner", "text/plain"),  # a link inside the directory is followed
     ("/files/sub/../page.html", b"<h1>hi</h1>", "text/html"),
 ])
-async def test_files_inside_the_directory_are_served(files_dir, path, body, content_type):
-    client, _ = files_dir
-    status, headers, received = await raw_get(client, path)
+async def test_files_inside_the_directory_are_served(served_files_dir, path, body, content_type):
+    status, headers, received = await raw_get(served_files_dir, path)
     assert (status, received, headers["content-type"]) == (200, body, content_type)
+
+
+# --- A stage of their own: one shrinks a file it serves, one has no --files_dir ---
 
 
 async def test_a_file_that_shrinks_during_its_download_is_cut_short_and_logged(serve, stage_app, tmp_path, caplog):

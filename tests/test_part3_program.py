@@ -5,6 +5,8 @@ bodies of requests that upload nothing."""
 import pytest
 
 from coursekit.clients import Client, RawConnection, error_message
+from coursekit.database import database_of_its_own
+from coursekit.processes import StageLauncher
 
 RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
 
@@ -22,15 +24,24 @@ async def test_the_program_takes_max_upload_size_and_files_dir(program, db, tmp_
     assert "Traceback" not in running.output()
 
 
+@pytest.fixture(scope="module")
+def running_with_hello_txt(stage_folder, mongodb_uri, tmp_path_factory):
+    """The stage run as a program, its --files_dir holding hello.txt: one for each stage,
+    shared by the cases below, as each sends two requests and none stores, changes or stops
+    anything. (The test above runs one of its own: it stores files, with the options it checks.)"""
+    files_dir = tmp_path_factory.mktemp("files_dir")
+    (files_dir / "hello.txt").write_text("hello")
+    with database_of_its_own(mongodb_uri) as db_name, StageLauncher(stage_folder, mongodb_uri, db_name) as launcher:
+        yield launcher(f"--files_dir={files_dir}")
+
+
 @pytest.mark.parametrize("method, path", [("GET", "/"), ("POST", "/"), ("GET", "/files/hello.txt")])
-async def test_a_big_body_sent_where_nothing_is_uploaded_is_refused_unread(program, tmp_path, method, path):
+async def test_a_big_body_sent_where_nothing_is_uploaded_is_refused_unread(running_with_hello_txt, method, path):
     # Handlers that do not stream read a body whole, into memory, before they run.
-    (tmp_path / "hello.txt").write_text("hello")
-    running = program(f"--files_dir={tmp_path}")
-    async with RawConnection(running.url) as connection:
+    async with RawConnection(running_with_hello_txt.url) as connection:
         await connection.send_headers(method, path, ["Content-Length: 100000000"])  # and no byte of it
         status, _, _ = await connection.response()
     assert status == 400  # Tornado's own answer, from the Content-Length alone
-    async with RawConnection(running.url) as connection:
+    async with RawConnection(running_with_hello_txt.url) as connection:
         status, _, body = await connection.request("GET", path if method == "GET" else "/", b"a small body")
     assert status == 200  # a small one is read, and the request served

@@ -4,7 +4,9 @@ without a trace when its client goes; read no faster than the database stores it
 and the XSRF token sent where a streamed body still lets it be checked.
 
 Everything goes over real HTTP to a real database. Where a client must misbehave
-(stop halfway, lie, send a chunked body) the test speaks HTTP on a raw connection."""
+(stop halfway, lie, send a chunked body) the test speaks HTTP on a raw connection.
+Each test gets a stage and a database of its own: it uploads, or tries to, and most
+count what was stored; some set a limit of their own."""
 
 import asyncio
 import hashlib

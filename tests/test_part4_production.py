@@ -4,7 +4,8 @@ graceful stop, a database that hangs, and a bound on the uploads at once.
 
 Each test starts the stage as a program (the `program` fixture), as an operator runs
 it, against the real database, and speaks HTTP to it on raw connections where a
-client must stall. Deployment (processes, nginx, Compose) is in test_deploy.py."""
+client must stall: a program of its own, with the options it checks, to stop or
+starve as it needs. Deployment (processes, nginx, Compose) is in test_deploy.py."""
 
 import asyncio
 import os

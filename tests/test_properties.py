@@ -6,7 +6,8 @@
 - a Range request is answered with exactly the slice of the file it asks for, or
   416 when there is none, or the whole file when the header is not one byte range.
 
-Part 3 runs as a program; these tests talk to it through raw connections, one piece
+Part 3 runs as a program, one for each test and all its examples (each test stores
+files: none only reads); these tests talk to it through raw connections, one piece
 at a time. asyncio's connections send without delay (TCP_NODELAY), so that the
 pieces leave as they are cut."""
 

@@ -1,4 +1,6 @@
-"""The behaviour every stage keeps: each test runs once per stage.
+"""The behaviour every stage keeps: each test runs once per stage, on a stage and a
+database of its own, as all but one (the icon's) upload, count what is listed, or run
+the stage as a program and stop it.
 
 Bad input (404s, 400s and the rest) has its own catalogue: test_bad_input.py."""
 
