@@ -1,10 +1,12 @@
-"""The stages, and the one way to load one: load_stage()."""
+"""The stages, the one way to load one (load_stage), and what a stage defines,
+whichever of its modules defines it (StageCode)."""
 
 import functools
 import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 
@@ -109,3 +111,31 @@ class SiblingLoader(importlib.machinery.SourceFileLoader):
         sys.modules[plain] = module
         self.siblings.imported.append(plain)
         super().exec_module(module)
+
+
+
+class StageCode:
+    """What a stage defines, whichever of its modules defines it: `StageCode(app).
+    check_filename` is part 1's from its app.py, part 2's from the module that holds it
+    (`app`: the stage's app.py as load_stage() imported it). A test asks for the stage's
+    function, not for the file it lives in."""
+
+    def __init__(self, app):
+        prefix = app.__name__.removesuffix(".app")
+        self.modules = [app, *(module for name, module in sorted(sys.modules.items())
+                               if name.startswith(prefix + ".") and module is not app)]
+
+    def __getattr__(self, name):
+        return getattr(self.module_of(name), name)
+
+    def module_of(self, name):
+        """The module of the stage that defines `name`."""
+        for module in self.modules:
+            if name not in module.__dict__:
+                continue
+            value = module.__dict__[name]
+            # A function or a class is the module's own, not one it imported; any other
+            # value, the first module's that has it (app.py first).
+            if not (inspect.isfunction(value) or inspect.isclass(value)) or value.__module__ == module.__name__:
+                return module
+        raise AttributeError(f"no module of {self.modules[0].__name__.removesuffix('.app')} defines {name}")

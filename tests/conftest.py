@@ -43,7 +43,7 @@ from coursekit.clients import Client, RawConnection, upload_collections
 from coursekit.database import database_of_its_own, embedded_db
 from coursekit.processes import StageLauncher, free_port
 from coursekit.serving import served
-from coursekit.stages import ROOT, STAGES, load_stage
+from coursekit.stages import ROOT, STAGES, StageCode, load_stage
 
 
 def pytest_addoption(parser):
@@ -137,6 +137,13 @@ def stage_folder(stage):
 def stage_app(stage):
     """The stage's app.py, imported."""
     return load_stage(stage)
+
+
+@pytest.fixture(scope="module")
+def stage_code(stage_app):
+    """What the stage defines, whichever of its modules defines it (coursekit's
+    StageCode): `stage_code.check_filename`, `stage_code.module_of("make_thumbnail")`."""
+    return StageCode(stage_app)
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@ load_stage() imports a stage of several modules side by side with another."""
 
 import sys
 
-from coursekit.stages import load_stage, stage_module
+import pytest
+
+from coursekit.stages import StageCode, load_stage, stage_module
 
 RUNS_ON = []  # about the toolkit: copies of a made-up stage
 
@@ -12,8 +14,8 @@ def a_stage(folder, value):
     """A stage of two modules, app.py importing its sibling `uploads` by name, as a
     script's siblings do."""
     folder.mkdir()
-    (folder / "uploads.py").write_text(f"VALUE = {value!r}\n")
-    (folder / "app.py").write_text("import uploads\nfrom uploads import VALUE\n")
+    (folder / "uploads.py").write_text(f"VALUE = {value!r}\n\ndef store():\n    return VALUE\n")
+    (folder / "app.py").write_text("import uploads\nfrom uploads import VALUE, store\n")
     return folder
 
 
@@ -28,3 +30,13 @@ def test_two_stages_with_a_module_of_the_same_name_each_keep_their_own(tmp_path,
     assert sys.modules["uploads"] is mine  # the caller's, untouched, and never the stages'
     assert "app" not in sys.modules
     assert str(tmp_path / "first") not in sys.path
+
+
+def test_a_stages_code_is_found_in_the_module_that_defines_it(tmp_path):
+    app = load_stage("part9_made_up", a_stage(tmp_path / "stage", "mine"))
+    code = StageCode(app)
+    assert code.module_of("store") is app.uploads  # not app.py, which imports it
+    assert code.store() == "mine"
+    assert code.module_of("VALUE") is app  # a value: the first module's, app.py's
+    with pytest.raises(AttributeError, match="no module of part9_made_up_\\w+ defines missing"):
+        code.missing
