@@ -193,6 +193,9 @@ async def test_the_database_failing_mid_upload_gets_503(serve, start_upload, tmp
         await client.visit()  # the XSRF cookie
         upload = await start_upload(client, "big.bin", 10_000_000, os.urandom(3 * CHUNK))
         await eventually(lambda: db.fs.chunks.count_documents({}))
+        # Stopped with no insert under way: one failing then would answer 503 while the
+        # chunk below is still being sent, and the reset could lose the answer.
+        await steady(lambda: db.fs.chunks.count_documents({}))
     # The database has stopped, with chunks of the upload in it. One chunk more: all
     # of it is read before the insert fails (bytes left unread when the server closes
     # would reset the connection, and the answer could be lost).
