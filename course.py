@@ -225,10 +225,11 @@ def test(stage, pytest_args):
     shutil.rmtree(results, ignore_errors=True)
     results.mkdir(parents=True)
     subprocess.run([*coverage, "erase"], cwd=ROOT, check=True)
-    only = ["--stage", stage] if stage else []
+    only = [f"--stage={stage}"] if stage else []  # one word: pytest would take a second for a folder
     # A test at a time to each worker as it is free (--maxschedchunk 1), not a batch
     # each up front, which leaves workers idle at the end while one works through its own.
-    workers = [] if {"-n", "--numprocesses", "-p"} & set(pytest_args) else ["-n", str(WORKERS), "--maxschedchunk=1"]
+    told = {"-n", "--numprocesses", "no:xdist"} & set(pytest_args)  # you said how many, or none
+    workers = [] if told else ["-n", str(WORKERS), "--maxschedchunk=1"]
     pytest = [*coverage, "run", "-m", "pytest", *only]
     which = f"the tests that concern {stage} (its modules' RUNS_ON)" if stage else "the whole suite"
     print(f"Running {which}: the suite on {WORKERS} workers side by side"
@@ -236,14 +237,17 @@ def test(stage, pytest_args):
              if browser_tests else "")
           + f". All of it takes about {SUITE_MINUTES} minutes on a 2-core machine.", flush=True)
     browser_log = results / "browser.log"
-    browser = browser_tests and subprocess.Popen(  # Playwright drives its own event loop: a process of its own
-        [*pytest, "-q", f"--junit-xml={results / 'browser.xml'}", "tests/browser"],
-        cwd=ROOT, stdout=browser_log.open("w"), stderr=subprocess.STDOUT)
-    statuses = [subprocess.run([*pytest, *workers, f"--junit-xml={results / 'suite.xml'}", *pytest_args],
-                               cwd=ROOT).returncode]
-    print(f"The suite took {took(started)}.", flush=True)
+    with browser_log.open("w") as log:
+        browser = browser_tests and subprocess.Popen(  # Playwright drives its own event loop: a process of its own
+            [*pytest, "-q", f"--junit-xml={results / 'browser.xml'}", "tests/browser"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        statuses = [subprocess.run([*pytest, *workers, f"--junit-xml={results / 'suite.xml'}", *pytest_args],
+                                   cwd=ROOT).returncode]
+        print(f"The suite took {took(started)}." if (results / "suite.xml").exists() else
+              "The suite did not run: pytest's message is above.", flush=True)
+        if browser:
+            statuses.append(browser.wait())
     if browser:
-        statuses.append(browser.wait())
         print(f"The browser tests{' failed' if statuses[-1] else ''} ({took(started)} since the start):", flush=True)
         print(browser_log.read_text() if statuses[-1] else browser_log.read_text().strip().splitlines()[-1])
     subprocess.run([*coverage, "combine", "-q"], cwd=ROOT, check=True)
@@ -251,6 +255,9 @@ def test(stage, pytest_args):
     statuses.append(subprocess.run([*coverage, "report", *([f"--include={stage}/*"] if stage else [])],
                                    cwd=ROOT).returncode)
     closing_line, expected_failures = summary(results.glob("*.xml"))
+    if stage:
+        ran = sum(int(number) for number in re.findall(r"(\d+) \w+", closing_line))
+        print(f"These were the {ran} tests that concern {stage}; python3 course.py test runs them all.")
     if expected_failures:
         print(f"The {expected_failures} xfailed are the exercises' checks failing on the stages as shipped, "
               "as they must until you solve them (tests/exercises/README.md): counted as passed below.")
