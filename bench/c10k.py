@@ -37,7 +37,7 @@ import time
 from coursekit.clients import Client, RawConnection
 from coursekit.images import photo_jpeg
 from coursekit.processes import Program, free_port
-from coursekit.stages import ROOT, load_stage
+from coursekit.stages import ROOT, StageCode, load_stage
 from harness import MB, Measured, MiB, command_line, database, percentile
 
 STAGES = {"part3": "part3_streaming", "part4": "part4_production"}
@@ -313,7 +313,7 @@ def main():
           f"{TARGETS['p99 ms']:7.1f} ms {'':>10} {TARGETS['errors']:7d}   (for part 4)")
     if args.uploads:
         figures = measure(STAGES["part4"], args.connections, args.interval, args.seconds, args.uploads)
-        part4 = load_stage("part4_production")
+        part4 = StageCode(load_stage("part4_production"))
         # What each may take: a connection its target; an upload a GridFS chunk waiting
         # to be whole, and the piece Tornado reads at a time; the thumbnails their budget.
         upload = part4.CHUNK_SIZE + 64 * 1024
