@@ -1,9 +1,5 @@
 """Part 2: thumbnails made off the event loop, configuration, and XSRF protection.
 
-This file holds the stage's options, its routes (make_app()) and main(); each of
-its other modules holds one idea: thumbnails.py, uploads.py (the home page and its
-form), downloads.py, and base.py (what every handler shares).
-
 Run it with `python part2_thumbnails/app.py`; `--help` lists its options. Their
 defaults come from the environment variables PORT (8000), MONGODB_URI
 (mongodb://localhost:27017), MONGODB_DB (part2_thumbnails, the stage's name) and
@@ -12,7 +8,6 @@ COOKIE_SECRET.
 
 import asyncio
 import os
-import re
 import secrets
 import sys
 from pathlib import Path
@@ -23,7 +18,7 @@ import tornado.web
 from motor.motor_tornado import MotorClient, MotorGridFSBucket
 from pymongo.errors import PyMongoError
 
-from base import NotFoundHandler, log
+from base import NotFoundHandler, log, redact
 from downloads import ShowImageHandler
 from thumbnails import thumbnail_pool
 from uploads import MainHandler
@@ -89,11 +84,6 @@ async def main():
         sys.exit(f"error: cannot listen on port {options.port}: {error.strerror}")
     log.info("serving on http://localhost:%d, database %r", options.port, options.db_name)
     await asyncio.Event().wait()  # serve until Ctrl+C
-
-
-def redact(uri):
-    """The URI without its user name and password, fit for a log line."""
-    return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,5 @@
 """Part 3: uploads streamed into GridFS, and big files served in chunks.
 
-This file holds the stage's options, its routes (make_app()) and main(); each of
-its other modules holds one idea: uploads.py (streamed in), gridfs_chunks.py,
-downloads.py (sent in pieces), http_ranges.py, home.py, and part 2's.
-
 Run it with `python part3_streaming/app.py`; `--help` lists its options. Their
 defaults come from the environment variables PORT (8000), MONGODB_URI
 (mongodb://localhost:27017), MONGODB_DB (part3_streaming, the stage's name) and
@@ -12,7 +8,6 @@ COOKIE_SECRET.
 
 import asyncio
 import os
-import re
 import secrets
 import sys
 from pathlib import Path
@@ -24,7 +19,7 @@ from gridfs import GridFSBucket
 from motor.motor_tornado import MotorClient, MotorGridFSBucket
 from pymongo.errors import PyMongoError
 
-from base import NotFoundHandler, log
+from base import NotFoundHandler, log, redact
 from downloads import DownloadHandler, FileHandler
 from home import HomeHandler
 from thumbnails import thumbnail_pool
@@ -106,11 +101,6 @@ async def main():
         sys.exit(f"error: cannot listen on port {options.port}: {error.strerror}")
     log.info("serving on http://localhost:%d, database %r", options.port, options.db_name)
     await asyncio.Event().wait()  # serve until Ctrl+C
-
-
-def redact(uri):
-    """The URI without its user name and password, fit for a log line."""
-    return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
 if __name__ == "__main__":

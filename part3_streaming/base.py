@@ -1,8 +1,9 @@
-"""What every handler of the stage shares: safety headers, cookies, blocking work
-run off the event loop, error pages (the 404 too); the check of a file's name; and
-the stage's logger."""
+"""What the stage's code shares: the base of its handlers (safety headers, cookies,
+blocking work run off the event loop, error pages, the 404 page), the check of a
+file's name, and the stage's logger, with redact() for what its lines show."""
 
 import logging
+import re
 import unicodedata
 
 import tornado.web
@@ -75,3 +76,8 @@ def check_filename(filename):
 class NotFoundHandler(BaseHandler):
     def prepare(self):  # for any URL that no route matches, whatever the method
         raise tornado.web.HTTPError(404, "There is no page here.")
+
+
+def redact(uri):
+    """The URI without its user name and password, fit for a log line."""
+    return re.sub(r"//[^@/]*@", "//***@", uri)
