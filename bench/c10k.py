@@ -93,6 +93,7 @@ def serve(app, stats_path, breakdown=False, max_uploads=None):
         signal.signal(signal.SIGUSR2, snapshot)
     atexit.register(write_figures)
     sys.argv = [app, *([f"--max_uploads={max_uploads}"] if max_uploads else [])]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(app)))  # as `python app.py` does, for its siblings
     runpy.run_path(app, run_name="__main__")
 
 
