@@ -26,7 +26,7 @@ from coursekit.clients import Client
 from coursekit.database import scratch_db
 from coursekit.images import photo_jpeg
 from coursekit.processes import Program, free_port
-from coursekit.stages import load_stage
+from coursekit.stages import StageCode, load_stage, stage_module
 from harness import Measured, allow_requests, command_line, fresh_database, percentile
 
 MODES = {"inline": "on the event loop", "executor": "on the thread pool"}
@@ -38,7 +38,7 @@ async def serve(mode, port, mongodb_uri, db_name, workers):
     """Serve part 2 on 127.0.0.1:port, with thumbnails made in `mode`: the child process."""
     from motor.motor_tornado import MotorClient
 
-    part2 = load_stage("part2_thumbnails")
+    part2 = StageCode(load_stage("part2_thumbnails"))
     if mode == "inline":
         executor = None
     else:
@@ -111,7 +111,7 @@ def measure(mode, jpeg, args, db_uri):
 
 def run(args, db_uri):
     jpeg = photo_jpeg(args.megapixels)
-    workers = args.workers or load_stage("part2_thumbnails").THUMBNAIL_THREADS
+    workers = args.workers or stage_module("part2_thumbnails", "thumbnails").THUMBNAIL_THREADS
     print(f"GET {LIGHT_REQUEST} while {args.uploads} uploads of a {args.megapixels}-megapixel JPEG "
           f"({len(jpeg) / 1e6:.1f} MB) are in flight, {args.rounds} time(s); {os.cpu_count()} cores, "
           f"{workers} thumbnail thread(s); load average {os.getloadavg()[0]:.2f}")

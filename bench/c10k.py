@@ -37,7 +37,7 @@ import time
 from coursekit.clients import Client, RawConnection
 from coursekit.images import photo_jpeg
 from coursekit.processes import Program, free_port
-from coursekit.stages import ROOT, load_stage
+from coursekit.stages import ROOT, StageCode, load_stage
 from harness import MB, Measured, MiB, command_line, database, percentile
 
 STAGES = {"part3": "part3_streaming", "part4": "part4_production"}
@@ -93,6 +93,7 @@ def serve(app, stats_path, breakdown=False, max_uploads=None):
         signal.signal(signal.SIGUSR2, snapshot)
     atexit.register(write_figures)
     sys.argv = [app, *([f"--max_uploads={max_uploads}"] if max_uploads else [])]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(app)))  # as `python app.py` does, for its siblings
     runpy.run_path(app, run_name="__main__")
 
 
@@ -313,7 +314,7 @@ def main():
           f"{TARGETS['p99 ms']:7.1f} ms {'':>10} {TARGETS['errors']:7d}   (for part 4)")
     if args.uploads:
         figures = measure(STAGES["part4"], args.connections, args.interval, args.seconds, args.uploads)
-        part4 = load_stage("part4_production")
+        part4 = StageCode(load_stage("part4_production"))
         # What each may take: a connection its target; an upload a GridFS chunk waiting
         # to be whole, and the piece Tornado reads at a time; the thumbnails their budget.
         upload = part4.CHUNK_SIZE + 64 * 1024

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from coursekit.clients import Client
-from coursekit.stages import load_stage
+from coursekit.stages import StageCode, load_stage, stage_module
 from harness import MB, MiB, Server, allow_requests, command_line, database, memory, reset_peak, status
 
 # (name, format, mode, what else save() is given): each kind decodes differently.
@@ -81,7 +81,7 @@ def decode(path):
     memory it took at its peak and decoding_cost()'s estimate, in bytes."""
     from PIL import Image
 
-    part4 = load_stage("part4_production")
+    part4 = StageCode(load_stage("part4_production"))
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as opened:
         pixels = opened.size[0] * opened.size[1]
@@ -134,7 +134,7 @@ def estimate(data):
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as opened:
-        return load_stage("part4_production").decoding_cost(opened, opened.size[0] * opened.size[1])
+        return stage_module("part4_production", "decode_budget").decoding_cost(opened, opened.size[0] * opened.size[1])
 
 
 def under_budget(megapixels, uploads, threads, budgets, untuned=False):

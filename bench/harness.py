@@ -38,7 +38,7 @@ from coursekit.clients import Client
 from coursekit.database import scratch_db
 from coursekit.nginx import Nginx, nginx_executable
 from coursekit.processes import Program, StageProgram, free_port
-from coursekit.stages import load_stage
+from coursekit.stages import StageCode, load_stage
 
 SERVERS = ("part3", "gridfshandler", "static", "part2", "part4")
 # Stopped by SIGTERM (a timeout, kill): clean up as on Ctrl+C, the database included.
@@ -324,7 +324,7 @@ def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=No
         if kind == "part4":
             from concurrent.futures import ThreadPoolExecutor
 
-            part4 = load_stage("part4_production")
+            part4 = StageCode(load_stage("part4_production"))
             if not untuned:
                 part4.tune_the_process()  # as its serve() does
             budget = {"decode_budget": decode_budget} if decode_budget else {}  # else the stage's default

@@ -16,7 +16,7 @@ import time
 from PIL import Image
 
 from coursekit.images import DETAIL, photo_jpeg
-from coursekit.stages import load_stage
+from coursekit.stages import stage_module
 from harness import command_line
 
 SIZE = (128, 128)
@@ -49,7 +49,7 @@ def main():
     parser = command_line(__doc__, "small images, few runs")
     args = parser.parse_args()
     megapixels, runs = (2, 3) if args.quick else (24, 9)
-    make_thumbnail = load_stage("part2_thumbnails").make_thumbnail
+    make_thumbnail = stage_module("part2_thumbnails", "thumbnails").make_thumbnail
 
     print(f"Thumbnail ({SIZE[0]}x{SIZE[1]}) of a {megapixels}-megapixel JPEG, median of {runs} runs")
     print(f"{'photo':8} {'file':>8} {'naive':>9} {'fast':>8} {'ratio':>6} {'make_thumbnail':>15}")

@@ -71,9 +71,9 @@ from tornado.ioloop import IOLoop
 from coursekit import lab  # the course's toolkit: the Session that starts and stops things, the colours
 from coursekit.clients import Client
 from coursekit.database import local_address
-from coursekit.stages import load_stage
+from coursekit.stages import StageCode, load_stage
 
-part2 = load_stage("part2_thumbnails")
+part2 = StageCode(load_stage("part2_thumbnails"))  # what part 2 defines, whichever module holds it
 print(f"{os.cpu_count()} cores; part 2 makes thumbnails on {part2.THUMBNAIL_THREADS} thread(s)")
 
 # %% [markdown]

@@ -71,10 +71,10 @@ from tornado.httpclient import AsyncHTTPClient
 
 from coursekit import lab  # the course's toolkit: the Session that starts and stops things, the colours
 from coursekit.clients import Client, RawConnection, multipart_around
-from coursekit.stages import load_stage
+from coursekit.stages import StageCode, load_stage
 from coursekit.waiting import eventually
 
-part2, part3 = load_stage("part2_thumbnails"), load_stage("part3_streaming")
+part2, part3 = StageCode(load_stage("part2_thumbnails")), StageCode(load_stage("part3_streaming"))
 
 # %% [markdown]
 # ## Start the database, part 2, part 3 and Motor's `GridFSHandler`

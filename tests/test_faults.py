@@ -42,11 +42,11 @@ async def test_503_while_the_database_is_down_and_recovery_when_it_is_back(serve
     db.client.close()
 
 
-async def test_a_bug_gives_a_500_page_without_a_traceback(stage_app, client, monkeypatch):
+async def test_a_bug_gives_a_500_page_without_a_traceback(stage_code, client, monkeypatch):
     async def broken(self):
         raise RuntimeError("a detail for the log, not for visitors")
 
-    home = getattr(stage_app, "HomeHandler", None) or stage_app.MainHandler  # GET /'s handler: HomeHandler from part 3
+    home = getattr(stage_code, "HomeHandler", None) or stage_code.MainHandler  # GET /: HomeHandler from part 3
     monkeypatch.setattr(home, "get", broken)
     response = await client.fetch("/")
     assert response.code == 500

@@ -31,7 +31,7 @@ import tornado.web
 from PIL import Image, UnidentifiedImageError
 from pymongo.collection import Collection
 
-from coursekit.stages import ROOT, STAGES, load_stage
+from coursekit.stages import ROOT, STAGES, StageCode, load_stage
 
 RUNS_ON = STAGES  # every stage
 
@@ -49,7 +49,7 @@ def what_changed_rows(stage):
 
 
 def stage_source(stage, name):
-    return inspect.getsource(getattr(load_stage(stage), name))
+    return inspect.getsource(getattr(StageCode(load_stage(stage)), name))
 
 
 # --- The rows of the "What changed" tables ---
@@ -265,13 +265,13 @@ def test_finish_answers_304_only_without_an_etag_of_the_handlers_own():
     assert "if not self._headers_written:" in source
 
 
-async def test_the_stages_error_page_shows_no_traceback_even_with_serve_traceback(stage_app, serve, monkeypatch):
+async def test_the_stages_error_page_shows_no_traceback_even_with_serve_traceback(stage_code, serve, monkeypatch):
     """Debug mode turns on serve_traceback: our write_error ignores it."""
 
     async def broken(self):
         raise RuntimeError("a detail for the log")
 
-    home = getattr(stage_app, "HomeHandler", None) or stage_app.MainHandler  # GET /'s: HomeHandler from part 3
+    home = getattr(stage_code, "HomeHandler", None) or stage_code.MainHandler  # GET /'s: HomeHandler from part 3
     monkeypatch.setattr(home, "get", broken)
     client = await serve(serve_traceback=True, visit=False)
     response = await client.fetch("/")

@@ -219,11 +219,11 @@ def close_to(actual, expected, tolerance=6):
 
 
 @pytest.mark.parametrize("case", THUMBNAIL_CASES)
-def test_thumbnail_fits_128_and_is_a_png_for_each_kind_of_image(stage_app, case):
+def test_thumbnail_fits_128_and_is_a_png_for_each_kind_of_image(stage_code, case):
     # make_thumbnail() alone, with no server: the tests below upload images and fetch
     # their thumbnails over HTTP (upload_and_get_thumbnail), served as PNGs.
     make, size, mode, pixel, colour = THUMBNAIL_CASES[case]
-    *_, png = stage_app.make_thumbnail(make())
+    *_, png = stage_code.make_thumbnail(make())
     thumbnail = Image.open(io.BytesIO(png))
     assert thumbnail.format == "PNG"
     assert thumbnail.size == size
@@ -305,20 +305,20 @@ async def test_an_image_whose_file_was_deleted_gets_404(client, stage):
 # --- Off the event loop ---
 
 
-async def test_thumbnails_are_made_on_the_thumbnail_threads(client, stage_app, monkeypatch):
+async def test_thumbnails_are_made_on_the_thumbnail_threads(client, stage_code, monkeypatch):
     threads = []
 
     def make_thumbnail(data):
         threads.append(threading.current_thread().name)
         return real_make_thumbnail(data)
 
-    real_make_thumbnail = stage_app.make_thumbnail
-    monkeypatch.setattr(stage_app, "make_thumbnail", make_thumbnail)
+    real_make_thumbnail = stage_code.make_thumbnail
+    monkeypatch.setattr(stage_code.module_of("MainHandler"), "make_thumbnail", make_thumbnail)  # where post() finds it
     assert (await client.upload(image_bytes())).code == 302
     assert len(threads) == 1 and threads[0].startswith("thumbnail")
 
 
-async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, stage_app, monkeypatch):
+async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, stage_code, monkeypatch):
     started, finish = threading.Event(), threading.Event()
 
     def slow_make_thumbnail(data):
@@ -326,8 +326,8 @@ async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, 
         finish.wait(30)  # as long as a huge photo would take, or longer
         return real_make_thumbnail(data)
 
-    real_make_thumbnail = stage_app.make_thumbnail
-    monkeypatch.setattr(stage_app, "make_thumbnail", slow_make_thumbnail)
+    real_make_thumbnail = stage_code.make_thumbnail
+    monkeypatch.setattr(stage_code.module_of("MainHandler"), "make_thumbnail", slow_make_thumbnail)
     upload = asyncio.ensure_future(client.upload(image_bytes()))
     assert await asyncio.to_thread(started.wait, 30)
     assert (await client.fetch("/")).code == 200  # served while the thumbnail is still in the making
@@ -336,15 +336,15 @@ async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, 
     assert (await upload).code == 302
 
 
-async def test_without_an_executor_thumbnails_are_made_on_the_loop(serve, stage_app, monkeypatch):
+async def test_without_an_executor_thumbnails_are_made_on_the_loop(serve, stage_code, monkeypatch):
     threads = []
 
     def make_thumbnail(data):
         threads.append(threading.current_thread())
         return real_make_thumbnail(data)
 
-    real_make_thumbnail = stage_app.make_thumbnail
-    monkeypatch.setattr(stage_app, "make_thumbnail", make_thumbnail)
+    real_make_thumbnail = stage_code.make_thumbnail
+    monkeypatch.setattr(stage_code.module_of("MainHandler"), "make_thumbnail", make_thumbnail)
     client = await serve(thumbnail_executor=None)
     thumbnail = await upload_and_get_thumbnail(client, image_bytes(size=(300, 200)))
     assert threads == [threading.main_thread()]

@@ -67,10 +67,10 @@ async def counted(counting_db, serve):
 # --- Flow: no faster than the client, and only what is needed ---
 
 
-async def test_a_client_gone_mid_download_stops_the_download(client, stage_app, caplog):
+async def test_a_client_gone_mid_download_stops_the_download(client, stage_code, caplog):
     response = await client.put(os.urandom(20 * 1024 * 1024))
     location = response.headers["Location"]
-    caplog.set_level(logging.INFO, logger=stage_app.log.name)
+    caplog.set_level(logging.INFO, logger=stage_code.log.name)
     async with RawConnection(client) as connection:
         await connection.send_headers("GET", location)
         await connection.reader.readuntil(b"\r\n\r\n")

@@ -150,15 +150,16 @@ async def test_a_photo_taken_sideways_is_listed_as_it_is_shown(client):
         assert thumbnail.size == (64, 128)
 
 
-async def test_thumbnails_are_made_on_the_thumbnail_threads(client, stage_app, monkeypatch):
+async def test_thumbnails_are_made_on_the_thumbnail_threads(client, stage_code, monkeypatch):
     threads = []
 
     def make_thumbnail(*args):
         threads.append(threading.current_thread().name)
         return real_make_thumbnail(*args)
 
-    real_make_thumbnail = stage_app.make_thumbnail
-    monkeypatch.setattr(stage_app, "make_thumbnail", make_thumbnail)
+    real_make_thumbnail = stage_code.make_thumbnail
+    # Patched where thumbnail_from_gridfs() finds it.
+    monkeypatch.setattr(stage_code.module_of("thumbnail_from_gridfs"), "make_thumbnail", make_thumbnail)
     assert (await client.upload(image_bytes(), "threads.png")).code == 302
     assert len(threads) == 1 and threads[0].startswith("thumbnail"), (
         f"the thumbnail was made on {threads}, not on one of the thumbnail threads")

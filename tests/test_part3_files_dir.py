@@ -77,8 +77,8 @@ async def test_files_inside_the_directory_are_served(served_files_dir, path, bod
 # --- A stage of their own: one shrinks a file it serves, one has no --files_dir ---
 
 
-async def test_a_file_that_shrinks_during_its_download_is_cut_short_and_logged(serve, stage_app, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger=stage_app.log.name)
+async def test_a_file_that_shrinks_during_its_download_is_cut_short_and_logged(serve, stage_code, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=stage_code.log.name)
     size = 64 * 1024 * 1024
     with open(tmp_path / "shrinking.bin", "wb") as file:
         file.truncate(size)  # sparse: no need to write it

@@ -165,8 +165,8 @@ async def test_a_body_growing_past_the_limit_is_cut_off_and_its_chunks_deleted(s
 
 
 @pytest.mark.parametrize("way", ["form", "put"])
-async def test_a_client_gone_mid_upload_leaves_no_file_and_no_chunks(client, stage_app, way, caplog):
-    caplog.set_level(logging.INFO, logger=stage_app.log.name)
+async def test_a_client_gone_mid_upload_leaves_no_file_and_no_chunks(client, stage_code, way, caplog):
+    caplog.set_level(logging.INFO, logger=stage_code.log.name)
     size = 10 * 1024 * 1024
     async with RawConnection(client) as connection:
         if way == "form":

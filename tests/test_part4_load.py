@@ -127,30 +127,30 @@ class Commands(monitoring.CommandListener):
         pass
 
 
-async def abandoned_upload(stage_app, db, size, silent_for):
+async def abandoned_upload(stage_code, db, size, silent_for):
     """An upload written by part 4's own GridFSUpload, then abandoned (as if its
     process had died) `silent_for` seconds ago: its id."""
-    upload = stage_app.GridFSUpload(db, "abandoned.bin", "application/octet-stream")
+    upload = stage_code.GridFSUpload(db, "abandoned.bin", "application/octet-stream")
     await upload.write(os.urandom(size))
     then = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=silent_for)
     await db.uploads_in_progress.update_one({"_id": upload.file["_id"]}, {"$set": {"updated": then}})
     return upload.file["_id"]
 
 
-async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_live_ones(stage, stage_app, mongodb_uri,
-                                                                                           db_name, db):
+async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_live_ones(stage, stage_code,
+                                                                                           mongodb_uri, db_name, db):
     client = Client(None, db, collections=upload_collections(stage))
-    abandoned = [await abandoned_upload(stage_app, db, 2 * CHUNK, silent_for=7200) for _ in range(12)]
-    live = stage_app.GridFSUpload(db, "live.bin", "application/octet-stream")
+    abandoned = [await abandoned_upload(stage_code, db, 2 * CHUNK, silent_for=7200) for _ in range(12)]
+    live = stage_code.GridFSUpload(db, "live.bin", "application/octet-stream")
     await live.write(os.urandom(2 * CHUNK))
-    finished = stage_app.GridFSUpload(db, "done.bin", "application/octet-stream")
+    finished = stage_code.GridFSUpload(db, "done.bin", "application/octet-stream")
     await finished.write(os.urandom(CHUNK + 5))
     await finished.close()
 
     commands = Commands()
     watched = MotorClient(mongodb_uri, event_listeners=[commands])
     try:
-        swept = await asyncio.gather(*(stage_app.sweep_abandoned_uploads(watched[db_name], 3600) for _ in range(4)))
+        swept = await asyncio.gather(*(stage_code.sweep_abandoned_uploads(watched[db_name], 3600) for _ in range(4)))
     finally:
         watched.close()
     assert sum(swept) == len(abandoned)  # each one swept, by one sweeper
@@ -174,7 +174,7 @@ async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_
 
 
 @pytest.mark.parametrize("when", ["mid-body", "at its end"])
-async def test_an_upload_that_a_sweep_took_gets_408_and_leaves_nothing(serve, stage_app, db, start_upload, when):
+async def test_an_upload_that_a_sweep_took_gets_408_and_leaves_nothing(serve, stage_code, db, start_upload, when):
     # Its record goes stale as if it had been silent for an hour; with a short
     # --abandoned_after its next bytes check the record, else its end does.
     abandoned_after = 0.2 if when == "mid-body" else 3600
@@ -184,7 +184,7 @@ async def test_an_upload_that_a_sweep_took_gets_408_and_leaves_nothing(serve, st
     await eventually(lambda: chunks_of_at_least(db, upload_id, 2), timeout=LIMIT)
     an_hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
     await db.uploads_in_progress.update_one({"_id": upload_id}, {"$set": {"updated": an_hour_ago}})
-    assert await stage_app.sweep_abandoned_uploads(db, 1) == 1
+    assert await stage_code.sweep_abandoned_uploads(db, 1) == 1
     if when == "mid-body":
         await asyncio.sleep(abandoned_after)  # the next bytes are due to refresh the record
         await upload.send(b"a few more bytes")
@@ -209,20 +209,20 @@ async def test_a_client_gone_mid_upload_leaves_no_record_either(client, db, star
     await eventually(all_deleted, timeout=LIMIT)
 
 
-async def test_the_sweep_loop_sweeps_at_once_and_then_again(stage_app, db):
-    gone = await abandoned_upload(stage_app, db, CHUNK, silent_for=10)
-    loop = asyncio.create_task(stage_app.sweep_abandoned_uploads_forever(db, 1))
+async def test_the_sweep_loop_sweeps_at_once_and_then_again(stage_code, db):
+    gone = await abandoned_upload(stage_code, db, CHUNK, silent_for=10)
+    loop = asyncio.create_task(stage_code.sweep_abandoned_uploads_forever(db, 1))
     try:
         await eventually(lambda: no_chunks(db, gone), timeout=LIMIT)  # swept at once
-        later = await abandoned_upload(stage_app, db, CHUNK, silent_for=10)
+        later = await abandoned_upload(stage_code, db, CHUNK, silent_for=10)
         await eventually(lambda: no_chunks(db, later), timeout=LIMIT)  # and again, a period later
     finally:
         loop.cancel()
 
 
-async def test_the_sweep_loop_outlives_a_database_that_does_not_answer(stage_app, caplog):
+async def test_the_sweep_loop_outlives_a_database_that_does_not_answer(stage_code, caplog):
     nobody = MotorClient(f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=100)
-    loop = asyncio.create_task(stage_app.sweep_abandoned_uploads_forever(nobody.test, 0.2))
+    loop = asyncio.create_task(stage_code.sweep_abandoned_uploads_forever(nobody.test, 0.2))
     try:
         await eventually(lambda: caplog.text.count("could not sweep abandoned uploads") >= 2, timeout=LIMIT)
         assert not loop.done()  # it tried again, and goes on
@@ -300,8 +300,8 @@ def settle(budget, lent, waiting):
     wait_until(settled, timeout=10, interval=0.01)
 
 
-def test_the_budget_lends_what_fits_and_makes_the_rest_wait_in_turn(stage_app):
-    budget = stage_app.DecodeBudget(100)
+def test_the_budget_lends_what_fits_and_makes_the_rest_wait_in_turn(stage_code):
+    budget = stage_code.DecodeBudget(100)
     first, second, third = (Borrower(budget, 40) for _ in range(3))
     for borrower in (first, second, third):
         borrower.start()
@@ -363,12 +363,12 @@ def png(width, height, mode="RGBA"):
     return image_bytes("PNG", size=(width, height), color="orange", mode=mode)
 
 
-async def test_concurrent_image_uploads_all_succeed_within_a_small_budget(serve, stage_app):
+async def test_concurrent_image_uploads_all_succeed_within_a_small_budget(serve, stage_code):
     # Eight threads, as on a 9-core machine, and a budget that fits two of these
     # images at a time; and one image that needs more than the whole budget.
     images = [png(1500, 1000) for _ in range(10)] + [png(3000, 2500)]
-    costs = [stage_app.decoding_cost(Image.open(io.BytesIO(data)), 0) for data in images]
-    budget = watched(stage_app.DecodeBudget(2 * costs[0] + 1))
+    costs = [stage_code.decoding_cost(Image.open(io.BytesIO(data)), 0) for data in images]
+    budget = watched(stage_code.DecodeBudget(2 * costs[0] + 1))
     assert costs[-1] > budget.limit
     with thumbnail_threads(8, budget) as threads:
         client = await serve(thumbnail_executor=threads)
@@ -382,7 +382,7 @@ async def test_concurrent_image_uploads_all_succeed_within_a_small_budget(serve,
         assert budget.lent == 0
 
 
-def test_the_cost_of_decoding_is_told_from_the_header(stage_app):
+def test_the_cost_of_decoding_is_told_from_the_header(stage_code):
     # A PNG's pixels, and its premultiplied copy when it has alpha; a JPEG's, drafted
     # to 1/8 (a thumbnail needs no more), unless progressive: then its coefficients.
     def cost(data, draft=False):
@@ -390,7 +390,7 @@ def test_the_cost_of_decoding_is_told_from_the_header(stage_app):
         pixels = image.size[0] * image.size[1]
         if draft:
             image.draft(None, (256, 256))
-        return stage_app.decoding_cost(image, pixels) - stage_app.DECODER_OVERHEAD
+        return stage_code.decoding_cost(image, pixels) - stage_code.DECODER_OVERHEAD
 
     assert cost(png(2000, 1000, "RGB")) == 2000 * 1000 * 4
     assert cost(png(2000, 1000, "RGBA")) == 2000 * 1000 * 8

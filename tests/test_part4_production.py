@@ -237,7 +237,7 @@ def test_part_3_leaves_running_it_for_real_to_part_4(stage_app):
     part3 = load_stage("part3_streaming")
     for option in ("processes", "xheaders", "idle_timeout", "shutdown_timeout", "db_timeout", "max_uploads"):
         assert option in stage_app.options and option not in part3.options
-    code = (ROOT / "part3_streaming" / "app.py").read_text()
+    code = "".join(path.read_text() for path in (ROOT / "part3_streaming").glob("*.py"))  # all its modules
     for word in ("fork_processes", "healthz", "xheaders", "SIGTERM"):
         assert word not in code
     assert "--processes" not in (ROOT / "part3_streaming" / "README.md").read_text()

@@ -45,8 +45,8 @@ SIZE = 12 * CHUNK + 1234  # test_part3_downloads.py's big file: the cases moved 
     ("bytes=0005-0009", (5, 10)),  # leading zeros are allowed
     ("  bytes=0-99\t", (0, 100)),  # whitespace around the header is not part of it
 ])
-def test_one_range_is_the_bytes_it_names(stage_app, header, wanted):
-    assert stage_app.requested_range(header, SIZE) == wanted
+def test_one_range_is_the_bytes_it_names(stage_code, header, wanted):
+    assert stage_code.requested_range(header, SIZE) == wanted
 
 
 # 416: start >= end. requested_range() returns where the range would begin, past the end.
@@ -58,8 +58,8 @@ def test_one_range_is_the_bytes_it_names(stage_app, header, wanted):
     ("bytes=-0", (SIZE, SIZE)),  # the last 0 bytes: none
     (f"bytes={'9' * 5000}-", (10**18, SIZE)),  # 5000 digits: no ValueError from int()
 ])
-def test_a_range_outside_the_file_is_empty(stage_app, header, unsatisfiable):
-    assert stage_app.requested_range(header, SIZE) == unsatisfiable
+def test_a_range_outside_the_file_is_empty(stage_code, header, unsatisfiable):
+    assert stage_code.requested_range(header, SIZE) == unsatisfiable
 
 
 @FROM_PART3
@@ -79,29 +79,29 @@ def test_a_range_outside_the_file_is_empty(stage_app, header, unsatisfiable):
     "bytes=\u0663-\u0669",  # Arabic-Indic digits, which \d would take
     "bytes=\uff10-\uff19",  # fullwidth digits
 ])
-def test_a_header_that_is_not_one_byte_range_asks_for_nothing(stage_app, header):
-    assert stage_app.requested_range(header, SIZE) is None
+def test_a_header_that_is_not_one_byte_range_asks_for_nothing(stage_code, header):
+    assert stage_code.requested_range(header, SIZE) is None
 
 
 @FROM_PART3
-def test_a_range_of_a_huge_number_is_capped_not_parsed(stage_app):
+def test_a_range_of_a_huge_number_is_capped_not_parsed(stage_code):
     nines = "9" * 5000
-    assert stage_app.requested_range(f"bytes=5-{nines}", SIZE) == (5, SIZE)  # the rest of the file
-    assert stage_app.requested_range(f"bytes=-{nines}", SIZE) == (0, SIZE)  # all of it
+    assert stage_code.requested_range(f"bytes=5-{nines}", SIZE) == (5, SIZE)  # the rest of the file
+    assert stage_code.requested_range(f"bytes=-{nines}", SIZE) == (0, SIZE)  # all of it
 
 
 @FROM_PART3
 @pytest.mark.parametrize("header", ["bytes=0-99", "bytes=0-"])
-def test_a_range_from_the_start_of_an_empty_file_is_empty(stage_app, header):
+def test_a_range_from_the_start_of_an_empty_file_is_empty(stage_code, header):
     # A file of --files_dir may be empty: it has no first byte (416).
-    assert stage_app.requested_range(header, 0) == (0, 0)
+    assert stage_code.requested_range(header, 0) == (0, 0)
 
 
 @FROM_PART3
-def test_a_range_of_a_one_byte_file(stage_app):
-    assert stage_app.requested_range("bytes=0-0", 1) == (0, 1)
-    assert stage_app.requested_range("bytes=-5", 1) == (0, 1)
-    assert stage_app.requested_range("bytes=1-", 1) == (1, 1)  # 416
+def test_a_range_of_a_one_byte_file(stage_code):
+    assert stage_code.requested_range("bytes=0-0", 1) == (0, 1)
+    assert stage_code.requested_range("bytes=-5", 1) == (0, 1)
+    assert stage_code.requested_range("bytes=1-", 1) == (1, 1)  # 416
 
 
 # --- byte_number(): a number of a Range header, capped ---
@@ -118,8 +118,8 @@ def test_a_range_of_a_one_byte_file(stage_app):
     ("9" * 5000, 10**18),  # int() would refuse over 4300 digits
     ("0" * 5000 + "42", 42),  # leading zeros do not count towards the cap
 ])
-def test_a_byte_number_past_18_digits_is_10_to_the_18(stage_app, digits, number):
-    assert stage_app.byte_number(digits) == number
+def test_a_byte_number_past_18_digits_is_10_to_the_18(stage_code, digits, number):
+    assert stage_code.byte_number(digits) == number
 
 
 # --- http_date() and to_the_second(): the validators' dates ---
@@ -135,8 +135,8 @@ NOV_6_1994 = datetime.datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)
     "Sun, 06 Nov 1994 08:49:37 -0000",  # "no zone given" in RFC 5322: UTC too
     "Sun, 06 Nov 1994 10:49:37 +0200",  # the same instant elsewhere
 ])
-def test_an_http_date_is_read_as_an_aware_datetime(stage_app, value):
-    date = stage_app.http_date(value)
+def test_an_http_date_is_read_as_an_aware_datetime(stage_code, value):
+    date = stage_code.http_date(value)
     assert date == NOV_6_1994
     assert date.utcoffset() is not None  # aware: comparable with ours
 
@@ -152,8 +152,8 @@ def test_an_http_date_is_read_as_an_aware_datetime(stage_app, value):
     "1994-11-06T08:49:37Z",  # ISO 8601 is not an HTTP date
     "784111777",  # nor is a timestamp
 ])
-def test_what_is_not_an_http_date_is_none(stage_app, value):
-    assert stage_app.http_date(value) is None
+def test_what_is_not_an_http_date_is_none(stage_code, value):
+    assert stage_code.http_date(value) is None
 
 
 @FROM_PART3
@@ -162,12 +162,12 @@ def test_what_is_not_an_http_date_is_none(stage_app, value):
     datetime.datetime(1994, 11, 6, 8, 49, 37, 123456, tzinfo=UTC),  # a file's mtime: aware, to the microsecond
     NOV_6_1994,
 ])
-def test_our_dates_are_compared_to_the_second_in_utc(stage_app, date):
-    exact = stage_app.to_the_second(date)
+def test_our_dates_are_compared_to_the_second_in_utc(stage_code, date):
+    exact = stage_code.to_the_second(date)
     assert exact == NOV_6_1994
     assert exact.tzinfo is UTC
     # What Last-Modified says, read back, is that date: If-Modified-Since and If-Range match it.
-    assert stage_app.http_date(email.utils.format_datetime(exact, usegmt=True)) == exact
+    assert stage_code.http_date(email.utils.format_datetime(exact, usegmt=True)) == exact
 
 
 # --- human_size(): a size as people read it ---
@@ -185,13 +185,13 @@ def test_our_dates_are_compared_to_the_second_in_utc(stage_app, date):
     (1024**4, "1.0 TiB"),
     (1024**5, "1024.0 TiB"),  # TiB is the largest unit
 ])
-def test_a_size_is_shown_in_the_largest_unit_under_1024(stage_app, size, shown):
-    assert stage_app.human_size(size) == shown
+def test_a_size_is_shown_in_the_largest_unit_under_1024(stage_code, size, shown):
+    assert stage_code.human_size(size) == shown
 
 
 @FROM_PART3
-def test_a_size_just_under_a_unit_is_not_shown_as_1024_of_the_smaller(stage_app):
-    assert stage_app.human_size(1024**2 - 1) == "1.0 MiB"
+def test_a_size_just_under_a_unit_is_not_shown_as_1024_of_the_smaller(stage_code):
+    assert stage_code.human_size(1024**2 - 1) == "1.0 MiB"
 
 
 # --- claimed_type(): the type a client gave a file, kept for the listing ---
@@ -213,14 +213,14 @@ def test_a_size_just_under_a_unit_is_not_shown_as_1024_of_the_smaller(stage_app)
     ("text/", "notes.txt", "text/plain"),
     ("", "no extension", "application/octet-stream"),
 ])
-def test_the_claimed_type_is_the_clients_if_it_looks_like_one_else_the_names(stage_app, content_type, filename,
+def test_the_claimed_type_is_the_clients_if_it_looks_like_one_else_the_names(stage_code, content_type, filename,
                                                                             claimed):
-    assert stage_app.claimed_type(content_type, filename) == claimed
+    assert stage_code.claimed_type(content_type, filename) == claimed
 
 
 @FROM_PART3
-def test_a_claimed_type_of_non_ascii_letters_is_not_one(stage_app):
-    assert stage_app.claimed_type("t\u00ebxt/plain", "notes.txt") == "text/plain"
+def test_a_claimed_type_of_non_ascii_letters_is_not_one(stage_code):
+    assert stage_code.claimed_type("t\u00ebxt/plain", "notes.txt") == "text/plain"
 
 
 # --- part_filename(): the file name of a form's part ---
@@ -247,14 +247,14 @@ def form_part(disposition):
     (b'form-data; name="file"; filename=""', ""),  # a form sent with no file chosen
     (b'form-data; name="file"', None),  # a field, not a file
 ])
-def test_a_parts_file_name_is_read_as_the_email_package_reads_it(stage_app, disposition, filename):
-    assert stage_app.part_filename(form_part(disposition)) == filename
+def test_a_parts_file_name_is_read_as_the_email_package_reads_it(stage_code, disposition, filename):
+    assert stage_code.part_filename(form_part(disposition)) == filename
 
 
 @FROM_PART3
-def test_a_file_name_in_a_charset_python_cannot_decode_is_a_400(stage_app):
+def test_a_file_name_in_a_charset_python_cannot_decode_is_a_400(stage_code):
     with pytest.raises(tornado.web.HTTPError) as refused:
-        stage_app.part_filename(form_part(b"form-data; name=file; filename*=idna''%ff.png"))
+        stage_code.part_filename(form_part(b"form-data; name=file; filename*=idna''%ff.png"))
     assert refused.value.status_code == 400
     assert refused.value.log_message == "That file name cannot be decoded: send it in UTF-8."
 
@@ -277,8 +277,8 @@ def test_a_file_name_in_a_charset_python_cannot_decode_is_a_400(stage_app):
     ("it's*.txt", "attachment; filename=\"it's*.txt\"; filename*=UTF-8''it%27s%2A.txt"),
     ("a;b/c~-_.txt", "attachment; filename=\"a;b/c~-_.txt\"; filename*=UTF-8''a%3Bb%2Fc~-_.txt"),
 ])
-def test_an_attachment_gives_a_safe_fallback_and_the_exact_name(stage_app, filename, header):
-    assert stage_app.attachment(filename) == header
+def test_an_attachment_gives_a_safe_fallback_and_the_exact_name(stage_code, filename, header):
+    assert stage_code.attachment(filename) == header
 
 
 ATTACHMENT = re.compile(r"attachment; filename=\"([^\"]*)\"; filename\*=UTF-8''(\S*)")
@@ -286,8 +286,8 @@ ATTACHMENT = re.compile(r"attachment; filename=\"([^\"]*)\"; filename\*=UTF-8''(
 
 @FROM_PART3
 @given(filename=st.text(max_size=40))
-def test_any_name_survives_its_attachment_header_exactly(stage_app, filename):
-    header = stage_app.attachment(filename)
+def test_any_name_survives_its_attachment_header_exactly(stage_code, filename):
+    header = stage_code.attachment(filename)
     assert header.isascii() and header.isprintable()
     fallback, encoded = ATTACHMENT.fullmatch(header).groups()
     assert urllib.parse.unquote(encoded, errors="strict") == filename
@@ -307,8 +307,8 @@ def test_any_name_survives_its_attachment_header_exactly(stage_app, filename):
     "n" * 251 + ".png",  # 255 characters: the limit
     "\u00e9" * 255,  # characters, not bytes (510 of them in UTF-8)
 ])
-def test_names_people_use_are_accepted(stage_app, filename):
-    assert stage_app.check_filename(filename) is None
+def test_names_people_use_are_accepted(stage_code, filename):
+    assert stage_code.check_filename(filename) is None
 
 
 @pytest.mark.parametrize("filename, reason", [
@@ -322,9 +322,9 @@ def test_names_people_use_are_accepted(stage_app, filename):
     *[(f"photo{char}gnp.exe", "bidirectional") for char in "\u202a\u202b\u202c\u202d\u202e"],  # embeddings, overrides
     *[(f"a{char}b.png", "bidirectional") for char in "\u2066\u2067\u2068\u2069"],  # isolates
 ])
-def test_long_names_control_characters_and_bidirectional_overrides_are_a_400(stage_app, filename, reason):
+def test_long_names_control_characters_and_bidirectional_overrides_are_a_400(stage_code, filename, reason):
     with pytest.raises(tornado.web.HTTPError, match=reason) as refused:
-        stage_app.check_filename(filename)
+        stage_code.check_filename(filename)
     assert refused.value.status_code == 400
 
 
@@ -339,8 +339,8 @@ def test_long_names_control_characters_and_bidirectional_overrides_are_a_400(sta
     ("mongodb://ann:pw@h1:27017,h2:27017/app?replicaSet=rs", "mongodb://***@h1:27017,h2:27017/app?replicaSet=rs"),
     ("mongodb://db.example.com/?appName=a@b", "mongodb://db.example.com/?appName=a@b"),  # an @ after the hosts
 ])
-def test_a_uri_is_logged_without_its_credentials(stage_app, uri, shown):
-    assert stage_app.redact(uri) == shown
+def test_a_uri_is_logged_without_its_credentials(stage_code, uri, shown):
+    assert stage_code.redact(uri) == shown
 
 
 # --- decoding_cost() (part 4): the memory an image takes to decode, from its header ---
@@ -375,10 +375,10 @@ DECODING_COSTS = {
 
 @pytest.mark.runs_on("part4_production")
 @pytest.mark.parametrize("case", DECODING_COSTS)
-def test_the_cost_of_decoding_each_kind_of_image(stage_app, case):
+def test_the_cost_of_decoding_each_kind_of_image(stage_code, case):
     make, bytes_a_pixel = DECODING_COSTS[case]
     image = Image.open(io.BytesIO(make()))
-    cost = stage_app.decoding_cost(image, 100 * 50) - stage_app.DECODER_OVERHEAD
+    cost = stage_code.decoding_cost(image, 100 * 50) - stage_code.DECODER_OVERHEAD
     assert cost == 100 * 50 * bytes_a_pixel
     # The full size counts for a progressive JPEG alone.
-    assert stage_app.decoding_cost(image, 10**9) - stage_app.DECODER_OVERHEAD == cost
+    assert stage_code.decoding_cost(image, 10**9) - stage_code.DECODER_OVERHEAD == cost

@@ -1,0 +1,83 @@
+"""What the stage's code shares: the base of its handlers (safety headers, cookies,
+blocking work run off the event loop, error pages, the 404 page), the check of a
+file's name, and the stage's logger, with redact() for what its lines show."""
+
+import logging
+import re
+import unicodedata
+
+import tornado.web
+from pymongo.errors import ConnectionFailure
+from tornado.ioloop import IOLoop
+
+log = logging.getLogger("part2")
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    def set_default_headers(self):
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")  # believe our Content-Type
+
+    def set_cookie(self, name, value, **kwargs):
+        """Every cookie we set (the XSRF one, so far) is SameSite=Lax: browsers do not
+        send it with a POST that another site starts. Reached by HTTPS, it is Secure too:
+        never sent over plain HTTP, where anyone on the way could read or replace it."""
+        kwargs.setdefault("samesite", "Lax")
+        kwargs.setdefault("secure", self.request.protocol == "https")
+        super().set_cookie(name, value, **kwargs)
+
+    @property
+    def fs(self):
+        return self.settings["fs"]
+
+    @property
+    def db(self):
+        return self.settings["db"]
+
+    async def run_blocking(self, function, *args):
+        """function(*args) on the thumbnail threads, so the event loop serves meanwhile."""
+        executor = self.settings["thumbnail_executor"]
+        if executor is None:  # on the event loop itself, blocking it: see bench/blocking.py
+            return function(*args)
+        return await IOLoop.current().run_in_executor(executor, function, *args)
+
+    def write_error(self, status_code, **kwargs):
+        """An error page that says what went wrong, never a traceback."""
+        error = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(error, ConnectionFailure):  # the database is down or out of reach
+            self.set_status(503)
+            message = "The database is not answering. Please try again in a moment."
+        else:
+            message = getattr(error, "log_message", None) or self._reason
+        self.render("error.html", status_code=self.get_status(), message=message)
+
+
+MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+# Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
+BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Our pages load only our own files and run no inline script: whatever an upload's
+# name holds, the browser runs nothing from it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def check_filename(filename):
+    """Refuse a file name that is too long, or holds a control character (a line break
+    could forge a header or a log line) or a bidirectional override or isolate, which
+    can disguise its extension. Every other character people use is fine: spaces of
+    every kind, accents, emoji and their joiners."""
+    if len(filename) > MAX_NAME_LENGTH:
+        raise tornado.web.HTTPError(400, f"That file name is too long: the limit is {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in filename):
+        raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self):  # for any URL that no route matches, whatever the method
+        raise tornado.web.HTTPError(404, "There is no page here.")
+
+
+def redact(uri):
+    """The URI without its user name and password, fit for a log line."""
+    return re.sub(r"//[^@/]*@", "//***@", uri)

@@ -1,0 +1,75 @@
+"""Thumbnails: an upload read as an image and made small, on a few threads of our
+own, off the event loop; a file that is no image we accept is refused, saying why."""
+
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import ExifTags, Image, ImageOps
+
+# The formats we accept, as Pillow names them, and the type we serve each as:
+# image types that cannot carry scripts (no SVG, no HTML).
+IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+THUMBNAIL_SIZE = (128, 128)
+QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that show the image on its side
+DAMAGED = "That image is truncated or damaged: it cannot be decoded."
+
+# Making a thumbnail is CPU work. It runs on a few threads of our own, which Pillow
+# keeps busy without holding Python's lock, while the event loop goes on serving.
+# One per core, less one left for the event loop: more would only queue for the
+# same cores, and a burst of uploads waits its turn in the pool's queue.
+THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
+thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
+
+
+class NotAnImage(ValueError):
+    """An upload we refuse: its message says why, for the visitor."""
+
+
+def make_thumbnail(data):
+    """Read `data` as an image; return its type, width, height, and a PNG thumbnail.
+
+    This blocks for as long as decoding takes: run it on a thread, not on the loop."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=list(IMAGE_TYPES))
+    except Image.DecompressionBombError:  # not an OSError
+        raise NotAnImage("That image has too many pixels to be decoded safely.")
+    except Image.UnidentifiedImageError:  # no format we accept
+        raise NotAnImage("That is not a PNG, JPEG, GIF or WebP image.")
+    except Exception as error:
+        # Pillow raises more than OSError on hostile files: ValueError (text chunks
+        # past its limits, a truncated header, tiles outside the image), SyntaxError
+        # (broken PNG chunk lists), struct.error, EOFError... The image is damaged.
+        raise NotAnImage(DAMAGED) from error
+    with image:
+        # Pillow calls a JPEG holding a second picture, as some cameras write, an MPO.
+        image_type = IMAGE_TYPES["JPEG" if image.format == "MPO" else image.format]
+        width, height = image.size
+        # Pillow refuses only above twice this limit (and only warns between).
+        if width * height > Image.MAX_IMAGE_PIXELS:
+            raise NotAnImage("That image has too many pixels to be decoded safely.")
+        try:
+            # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
+            image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
+            image.load()  # decode it all now, so that a damaged file is caught here
+            if image.getexif().get(ExifTags.Base.Orientation) in QUARTER_TURNS:
+                width, height = height, width  # as a browser shows it
+            thumbnail = for_png(image)
+            thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+            thumbnail = ImageOps.exif_transpose(thumbnail)
+            png = io.BytesIO()
+            thumbnail.save(png, "PNG")
+        except Exception as error:  # whatever Pillow raises, as above
+            raise NotAnImage(DAMAGED) from error
+        return image_type, width, height, png.getvalue()
+
+
+def for_png(image):
+    """`image` in a mode that resizes smoothly and saves as PNG: L, LA, RGB or RGBA."""
+    if image.mode == "I;16":  # 16-bit grey: convert("L") would clip it, not scale it
+        return image.point(lambda value: value / 256).convert("L")
+    if image.mode in ("L", "LA", "RGB", "RGBA") and "transparency" not in image.info:
+        return image
+    # P and 1 would be resized without smoothing, PNG cannot hold CMYK, and a
+    # transparent colour is best kept as an alpha channel.
+    return image.convert("RGBA" if image.has_transparency_data else "RGB")

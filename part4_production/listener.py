@@ -1,0 +1,67 @@
+"""Out of file descriptors: as many as the system allows each process, and a pause
+in accepting connections, not a loop of tracebacks, when even those run out."""
+
+import asyncio
+import contextlib
+import resource
+
+from tornado.iostream import IOStream
+
+from base import log
+
+ACCEPT_PAUSE = 0.5  # seconds without accepting when accept() fails, as nginx does
+
+
+def raise_descriptor_limit():
+    """Raise this process's limit of open files, every connection being one, from
+    its soft value (often 1024) to its hard one (often far higher); return it."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with contextlib.suppress(ValueError, OSError):  # macOS refuses an unlimited one: keep the soft
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Listener:
+    """Accepts connections on the listening `sockets` for `server`, as HTTPServer's
+    own add_sockets() does, but for one thing. Out of file descriptors, accept()
+    fails: Tornado's loop then logs a traceback and tries again at once, for ever;
+    this one stops accepting for ACCEPT_PAUSE seconds, says so in one line, and
+    serves the connections it has meanwhile."""
+
+    def __init__(self, server, sockets):
+        self.server, self.sockets = server, sockets
+        self.loop = asyncio.get_running_loop()
+        self.resume = None
+        self.listen()
+
+    def listen(self):
+        for sock in self.sockets:
+            self.loop.add_reader(sock, self.accept, sock)
+
+    def accept(self, sock):
+        for _ in range(128):  # at most at a time: the loop has other work too
+            try:
+                connection, address = sock.accept()
+            except BlockingIOError:  # no more waiting
+                return
+            except ConnectionAbortedError:  # gone before we took it
+                continue
+            except OSError as error:  # EMFILE: out of file descriptors (or the system is)
+                self.pause(error)
+                return
+            self.server.handle_stream(IOStream(connection), address)
+
+    def pause(self, error):
+        for sock in self.sockets:
+            self.loop.remove_reader(sock)
+        self.resume = self.loop.call_later(ACCEPT_PAUSE, self.listen)
+        log.warning("cannot accept connections (%s, the limit is %d): pausing %s s", error.strerror,
+                    resource.getrlimit(resource.RLIMIT_NOFILE)[0], ACCEPT_PAUSE)
+
+    def close(self):
+        """Accept no more: from now on the port refuses connections."""
+        if self.resume is not None:
+            self.resume.cancel()
+        for sock in self.sockets:
+            self.loop.remove_reader(sock)
+            sock.close()
