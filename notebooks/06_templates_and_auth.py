@@ -18,7 +18,7 @@
 #
 # **Stage: parts 1 and 2, `part1_basic` and `part2_thumbnails`** (templates are taught in
 # [part 1's lesson](../part1_basic/README.md#the-page-a-tornado-template), the
-# `cookie_secret` in [part 2's](../part2_thumbnails/README.md#xsrf)). The stages render
+# `cookie_secret` in [part 2's](../part2_thumbnails/README.md#xsrf-basepy-apppy)). The stages render
 # their pages with Tornado's templates and hold a secret to sign cookies with, but no
 # stage has users yet. This notebook serves small applications from the kernel, one
 # for each idea, and requests them over HTTP, as a browser would.
