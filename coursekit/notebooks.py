@@ -76,9 +76,10 @@ async def execute(nb, timeout=CELL_TIMEOUT):
 
 
 @contextlib.asynccontextmanager
-async def kernel(nb, timeout=CELL_TIMEOUT):
-    """A fresh kernel for `nb`, started in the notebooks' folder: yields its
-    NotebookClient, whose `async_execute_cell(cell, index)` runs a cell of `nb`.
+async def kernel(nb, timeout=CELL_TIMEOUT, env=None):
+    """A fresh kernel for `nb`, started in the notebooks' folder (with the variables
+    `env` added to its environment): yields its NotebookClient, whose
+    `async_execute_cell(cell, index)` runs a cell of `nb`.
     Processes the kernel started and left running are stopped afterwards, and raise
     RuntimeError."""
     marker = uuid.uuid4().hex
@@ -94,7 +95,7 @@ async def kernel(nb, timeout=CELL_TIMEOUT):
             config=Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "ipc")}}),
         )
         try:
-            async with client.async_setup_kernel(env={**unmeasured(os.environ), RUN_MARKER: marker}):
+            async with client.async_setup_kernel(env={**unmeasured(os.environ), **(env or {}), RUN_MARKER: marker}):
                 reply = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
                 nb.metadata["language_info"] = reply["content"]["language_info"]
                 yield client
