@@ -64,8 +64,10 @@ def pytest_collection_modifyitems(config, items):
     the next test when it is free: long ones last would leave the others idle),
     the rest in their order, so a module's tests still run one after the other."""
     if stage := config.getoption("stage"):
-        kept = [item for item in items if concerns(item, stage)]
-        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        kept, dropped = [], []
+        for item in items:
+            (kept if concerns(item, stage) else dropped).append(item)
+        config.hook.pytest_deselected(items=dropped)
         items[:] = kept
     items.sort(key=lambda item: -expected_seconds(item))  # sort() is stable: the rest keep their order
 
