@@ -23,11 +23,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from coursekit.clients import Client
-from coursekit.database import scratch_db
+from coursekit.database import database_of_its_own, scratch_db
 from coursekit.images import photo_jpeg
 from coursekit.processes import Program, free_port
 from coursekit.stages import StageCode, load_stage, stage_module
-from harness import Measured, allow_requests, command_line, fresh_database, percentile
+from harness import Measured, allow_requests, command_line, percentile
 
 MODES = {"inline": "on the event loop", "executor": "on the thread pool"}
 LIGHT_REQUEST = "/static/style.css"
@@ -105,7 +105,7 @@ class Server(Measured, Program):
 
 def measure(mode, jpeg, args, db_uri):
     """Serve part 2 in `mode` in a child process, on a fresh database, and measure it."""
-    with fresh_database(db_uri) as db_name, Server(mode, db_uri, db_name, args.workers) as server:
+    with database_of_its_own(db_uri, "bench") as db_name, Server(mode, db_uri, db_name, args.workers) as server:
         return asyncio.run(latencies_during_uploads(server, jpeg, args.uploads, args.rounds))
 
 

@@ -28,14 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from mirakuru.exceptions import ExecutorError
 from tornado.httpclient import AsyncHTTPClient
 
 from coursekit.clients import Client
-from coursekit.database import scratch_db
+from coursekit.database import database_of_its_own, scratch_db
 from coursekit.nginx import Nginx, nginx_executable
 from coursekit.processes import Program, StageProgram, free_port
 from coursekit.stages import StageCode, load_stage
@@ -51,21 +50,8 @@ MiB = 1024 * 1024
 def database():
     """(uri, name) of a fresh database: at $MONGODB_URI if set, else in the embedded
     database started for the benchmark. The database is dropped at the end."""
-    with scratch_db() as uri, fresh_database(uri) as name:
+    with scratch_db() as uri, database_of_its_own(uri, "bench") as name:
         yield uri, name
-
-
-@contextlib.contextmanager
-def fresh_database(uri):
-    """The name of a database of its own at `uri`, dropped at the end."""
-    from pymongo import MongoClient
-
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    try:
-        yield name
-    finally:
-        with MongoClient(uri) as client:
-            client.drop_database(name)
 
 
 # --- Memory of a process, from /proc (Linux) ---

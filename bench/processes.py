@@ -33,9 +33,9 @@ import tempfile
 import time
 
 from coursekit.clients import Client
-from coursekit.database import scratch_db
+from coursekit.database import database_of_its_own, scratch_db
 from coursekit.images import photo_jpeg
-from harness import Stage, command_line, fresh_database
+from harness import Stage, command_line
 
 PHOTOS = 4  # uploaded, and their thumbnails asked for in turn
 
@@ -149,7 +149,7 @@ def run(args, mongodb_uri):
     rates = {1: [], 2: []}
     for _ in range(args.runs):
         for processes in rates:  # in turn, so that a busy minute weighs on both
-            with fresh_database(mongodb_uri) as db_name:
+            with database_of_its_own(mongodb_uri, "bench") as db_name:
                 rates[processes].append(requests_per_second(processes, photos, args, mongodb_uri, db_name,
                                                             generate_load))
     for processes, label in ((1, "1 process  "), (2, "2 processes")):

@@ -89,12 +89,13 @@ def scratch_db():
 
 
 @contextlib.contextmanager
-def database_of_its_own(uri):
-    """A new database name (test_ and 12 hex digits) on the MongoDB at `uri`; the
-    database is dropped at the end, whoever wrote there: a test, or a stage it ran."""
+def database_of_its_own(uri, prefix="test"):
+    """A new database name (`prefix`_ and 12 hex digits) on the MongoDB at `uri`; the
+    database is dropped at the end, whoever wrote there: a test or a benchmark, or a
+    stage it ran."""
     from pymongo import MongoClient
 
-    name = f"test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         yield name
     finally:
