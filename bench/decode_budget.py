@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from coursekit.clients import Client
+from coursekit.images import encoded
 from coursekit.stages import StageCode, load_stage, stage_module
 from harness import MB, MiB, Server, allow_requests, command_line, database, memory, reset_peak, status
 
@@ -68,9 +69,7 @@ def image(megapixels, format, mode, options):
         picture = ramp.convert("I").point(lambda value: value * 256).convert("I;16")
     else:
         picture = ramp.convert(mode)
-    buffer = io.BytesIO()
-    picture.save(buffer, format, **options)
-    return buffer.getvalue()
+    return encoded(picture, format, **options)
 
 
 # --- What decoding takes, image by image ---

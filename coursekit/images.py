@@ -8,10 +8,15 @@ import zlib
 from PIL import Image, ImageOps
 
 
-def image_bytes(format="PNG", size=(40, 30), color="red", mode="RGB"):
+def encoded(image, format, **params):
+    """`image` saved in `format` (with Pillow's `params` for it), as bytes."""
     buffer = io.BytesIO()
-    Image.new(mode, size, color).save(buffer, format)
+    image.save(buffer, format, **params)
     return buffer.getvalue()
+
+
+def image_bytes(format="PNG", size=(40, 30), color="red", mode="RGB"):
+    return encoded(Image.new(mode, size, color), format)
 
 
 # Detail levels of a photo: how much fine grain goes on top of its smooth scene. More
@@ -38,9 +43,7 @@ def photo_jpeg(megapixels, detail="photo", quality=90):
     scene = ImageOps.autocontrast(scene, cutoff=1)
     if DETAIL[detail]:
         scene = Image.blend(scene, Image.effect_noise(size, 64).convert("RGB"), DETAIL[detail])
-    buffer = io.BytesIO()
-    scene.save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
+    return encoded(scene, "JPEG", quality=quality)
 
 
 # --- Damaged and crafted images ---

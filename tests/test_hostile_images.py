@@ -10,7 +10,6 @@ too: no traceback in it, ever. The accepted seeds themselves are checked first (
 the stage served in process, a fresh one for each seed, as each counts what it stored):
 a rule that refused valid images would pass the rest."""
 
-import io
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from coursekit.clients import Client, upload_collections
-from coursekit.images import png_chunks, png_file
+from coursekit.images import encoded, png_chunks, png_file
 from coursekit.stages import RECORDS
 
 RUNS_ON = ["part2_thumbnails", "part3_streaming", "part4_production"]  # the stages that decode images
@@ -36,9 +35,7 @@ def seed(format, mode):
     """A small image, half noise, so that a change anywhere matters."""
     image = Image.new(mode, (48, 32), COLORS[mode])
     image.paste(Image.effect_noise((24, 32), 60).convert(mode), (0, 0))
-    buffer = io.BytesIO()
-    image.save(buffer, format)
-    return buffer.getvalue()
+    return encoded(image, format)
 
 
 SEED_BYTES = {(format, mode): seed(format, mode) for format, mode in SEEDS}

@@ -16,7 +16,7 @@ from PIL import ExifTags, Image
 from tornado.httpclient import AsyncHTTPClient
 
 from coursekit.clients import Client, error_message, multipart
-from coursekit.images import image_bytes
+from coursekit.images import encoded, image_bytes
 from coursekit.processes import free_port
 from coursekit.stages import ORIGINAL_PATHS
 
@@ -28,12 +28,6 @@ A_FORM = {"file": ("a.png", image_bytes(), "image/png")}
 
 
 # --- Helpers ---
-
-
-def encoded(image, format, **params):
-    buffer = io.BytesIO()
-    image.save(buffer, format, **params)
-    return buffer.getvalue()
 
 
 def noise(size=(300, 200)):

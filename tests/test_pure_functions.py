@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from multipart import MultipartSegment, PushMultipartParser
 from PIL import Image
 
-from coursekit.images import image_bytes
+from coursekit.images import encoded, image_bytes
 
 RUNS_ON = ["part1_basic", "part2_thumbnails", "part3_streaming", "part4_production"]
 # The functions that part 3 adds, which part 4 runs unchanged.
@@ -345,12 +345,6 @@ def test_a_uri_is_logged_without_its_credentials(stage_code, uri, shown):
 
 # --- decoding_cost() (part 4): the memory an image takes to decode, from its header ---
 # test_part4_load.py checks RGB, RGBA and L PNGs and JPEGs, drafted and progressive.
-
-
-def encoded(image, format, **params):
-    buffer = io.BytesIO()
-    image.save(buffer, format, **params)
-    return buffer.getvalue()
 
 
 # (the image, its bytes a pixel beyond the decoders' own buffers), at 100 x 50 pixels.
