@@ -26,21 +26,30 @@ async def served(app, **server_options):
 
 
 @contextlib.asynccontextmanager
+async def stage_client(stage_app, stage, db, visit=True, server_options=None, **settings):
+    """The stage's make_app(db, **settings) served (`server_options` go to Tornado's
+    HTTPServer); yields a Client of it, its `app` the Application served, that has
+    visited the home page unless `visit=False`."""
+    app = stage_app.make_app(db, **settings)
+    async with served(app, **(server_options or {})) as url:
+        client = Client(url, db, collections=upload_collections(stage))
+        client.app = app
+        if visit:
+            await client.visit()
+        yield client
+
+
+@contextlib.asynccontextmanager
 async def stage_served(stage_app, stage, mongodb_uri, **settings):
-    """The stage's make_app(db, **settings) served, on a database of its own on the
-    MongoDB at `mongodb_uri`; yields a Client of it that has visited the home page, its
-    `app` the Application served. At the end the server stops and the database is dropped.
+    """stage_client() on a database of its own on the MongoDB at `mongodb_uri`, dropped
+    at the end.
 
     For the tests that share one stage (a module-scoped fixture, in the module's event
     loop): conftest's `serve` serves one for each test, on the test's database."""
     with database_of_its_own(mongodb_uri) as db_name:
         motor_client = MotorClient(mongodb_uri)
         try:
-            app = stage_app.make_app(motor_client[db_name], **settings)
-            async with served(app) as url:
-                client = Client(url, motor_client[db_name], collections=upload_collections(stage))
-                client.app = app
-                await client.visit()
+            async with stage_client(stage_app, stage, motor_client[db_name], **settings) as client:
                 yield client
         finally:
             motor_client.close()

@@ -39,10 +39,10 @@ import os
 import pytest
 from motor.motor_tornado import MotorClient
 
-from coursekit.clients import Client, RawConnection, upload_collections
+from coursekit.clients import RawConnection
 from coursekit.database import database_of_its_own, embedded_db
 from coursekit.processes import StageLauncher, free_port
-from coursekit.serving import served
+from coursekit.serving import stage_client
 from coursekit.stages import ROOT, STAGES, StageCode, load_stage
 
 
@@ -156,14 +156,8 @@ async def serve(stage, stage_app, db):
     `server_options` go to Tornado's HTTPServer (xheaders=True, as behind a proxy).
     The client's `app` is the Application served, for a test that changes its settings."""
     async with contextlib.AsyncExitStack() as servers:
-        async def start(db=db, visit=True, server_options=None, **settings):
-            app = stage_app.make_app(db, **settings)
-            client = Client(await servers.enter_async_context(served(app, **(server_options or {}))), db,
-                            collections=upload_collections(stage))
-            client.app = app
-            if visit:
-                await client.visit()
-            return client
+        async def start(db=db, **options):
+            return await servers.enter_async_context(stage_client(stage_app, stage, db, **options))
 
         yield start
 
