@@ -8,7 +8,9 @@ environment where a variable can be unset, a function run in the child before th
 program (to lower its limits), and a stop that reports the exit status instead of
 raising on it (tests look at the status themselves)."""
 
+import atexit
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -16,10 +18,30 @@ import sys
 import tempfile
 from pathlib import Path
 
+import mirakuru.base
+import psutil
 from mirakuru import TCPExecutor
+from mirakuru.base import ENV_UUID
 from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
 from .stages import ROOT
+
+
+# mirakuru 3.1.0 kills, as a process exits, every process whose mirakuru_uuid (the
+# starter's id, a colon, a uuid4) *contains* the exiting one's id anywhere: a short-lived
+# process whose id appears inside another's uuid SIGKILLs what that other started (seen:
+# a test worker's database, mid-suite, when a `course.py run` ended). This clean-up
+# stops only what this process started, as mirakuru means to.
+atexit.unregister(mirakuru.base.cleanup_subprocesses)
+
+
+@atexit.register
+def stop_what_this_process_started():
+    mine = f"{os.getpid()}:"
+    for process in psutil.process_iter(["environ"]):
+        if (process.info["environ"] or {}).get(ENV_UUID, "").startswith(mine):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
 
 
 # The variables by which coverage measures a child process too (pyproject.toml's

@@ -1,6 +1,9 @@
-"""coursekit's own contracts that the rest of the suite relies on: here, that
-load_stage() imports a stage of several modules side by side with another."""
+"""coursekit's own contracts that the rest of the suite relies on: load_stage()
+imports a stage of several modules side by side with another; a process that
+exits stops only the programs it started."""
 
+import os
+import subprocess
 import sys
 
 import pytest
@@ -40,3 +43,18 @@ def test_a_stages_code_is_found_in_the_module_that_defines_it(tmp_path):
     assert code.module_of("VALUE") is app  # a value: the first module's, app.py's
     with pytest.raises(AttributeError, match="no module of part9_made_up_\\w+ defines missing"):
         code.missing
+
+
+def test_a_process_that_exits_leaves_the_programs_of_others_running():
+    # A process that has loaded coursekit exits. Another program's mirakuru_uuid holds
+    # its id (mirakuru 3.1.0 alone would SIGKILL that program as the process exits).
+    exiting = subprocess.Popen([sys.executable, "-c", "import coursekit.processes; print(flush=True); input()"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    exiting.stdout.readline()  # coursekit is loaded
+    other = subprocess.Popen(["sleep", "30"], env={**os.environ, "mirakuru_uuid": f"1:{exiting.pid}-0"})
+    try:
+        exiting.communicate("\n", timeout=30)
+        assert other.poll() is None, "another's program was killed"
+    finally:
+        other.kill()
+        other.wait()
