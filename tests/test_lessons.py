@@ -44,7 +44,6 @@ DOCUMENTS = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.rglob("*.m
                    if not any(part.startswith(".") for part in path.relative_to(ROOT).parts))
 LESSONS = [f"{stage}/README.md" for stage in STAGES]
 BLOCK_KINDS = {"python", "console", "pycon", "sh", "output", "mermaid", "text"}
-MAX_LESSON_LINES = 360  # "readable in one sitting": about 350
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 ELLIPSIS = re.compile(r"^[ \t]*\.\.\.[ \t]*\n", re.M)
 
@@ -298,12 +297,6 @@ def test_the_lesson_closes_with_what_you_built_its_trade_offs_and_the_next_stage
     later = STAGES[STAGES.index(stage) + 1 :]
     if later:
         assert f"](../{later[0]}/README.md)" in markdown, f"{stage}: a link to the next stage's lesson"
-
-
-def test_the_lesson_reads_in_one_sitting(stage):
-    lines = len((ROOT / stage / "README.md").read_text().splitlines())
-    assert lines <= MAX_LESSON_LINES, (f"{stage}/README.md has {lines} lines: move benchmark methods and long "
-                            "figure tables to bench/README.md and link them")
 
 
 # A measured figure: a time, a speed, a rate, a ratio, or how much memory grew.
