@@ -4,7 +4,7 @@
     python bench/blocking.py --quick    # two 2-megapixel JPEGs, once: checks the script works
 
 Part 2 is served twice, by a child process each time: once making thumbnails on
-the event loop itself (`make_app(db, thumbnail_executor=None)`), once on its
+the event loop itself (`make_app(db, thumbnail_executor=InlineExecutor())`), once on its
 thread pool (the default). While the uploads are in flight, a light request (a
 small static file, which needs neither the database nor Pillow) is sent every 5 ms,
 and its latency measured: that is how long the server keeps a visitor waiting.
@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from coursekit.clients import Client
 from coursekit.database import database_of_its_own, scratch_db
+from coursekit.executors import InlineExecutor
 from coursekit.images import photo_jpeg
 from coursekit.processes import Program, free_port
 from coursekit.stages import StageCode, load_stage, stage_module
@@ -40,9 +41,9 @@ async def serve(mode, port, mongodb_uri, db_name, workers):
 
     part2 = StageCode(load_stage("part2_thumbnails"))
     if mode == "inline":
-        executor = None
+        executor = InlineExecutor()
     else:
-        executor = ThreadPoolExecutor(workers) if workers else part2.thumbnail_pool
+        executor = ThreadPoolExecutor(workers) if workers else None  # None: the stage's own pool
     app = part2.make_app(MotorClient(mongodb_uri)[db_name], thumbnail_executor=executor)
     app.listen(port, "127.0.0.1")
     await asyncio.Event().wait()

@@ -24,7 +24,7 @@
 #
 # 1. how to see the event loop being busy: a *lag probe*, a coroutine that asks to
 #    sleep 5 ms, again and again, and notes how late it wakes up;
-# 2. what thumbnails made on the loop (`thumbnail_executor=None`) do to everyone
+# 2. what thumbnails made on the loop (with an executor that runs them inline) do to everyone
 #    else, against thumbnails made on part 2's thread pool, plotted while large JPEGs
 #    are uploaded;
 # 3. what `asyncio.gather` gains when part 2 saves a photo and its thumbnail: two
@@ -71,6 +71,7 @@ from tornado.ioloop import IOLoop
 from coursekit import lab  # the course's toolkit: the Session that starts and stops things, the colours
 from coursekit.clients import Client
 from coursekit.database import local_address
+from coursekit.executors import InlineExecutor
 from coursekit.stages import StageCode, load_stage
 
 part2 = StageCode(load_stage("part2_thumbnails"))  # what part 2 defines, whichever module holds it
@@ -80,16 +81,17 @@ print(f"{os.cpu_count()} cores; part 2 makes thumbnails on {part2.THUMBNAIL_THRE
 # ## Start the database and part 2, twice
 #
 # The same application, served on two ports of `127.0.0.1` by the kernel's event loop:
-# `make_app(db, thumbnail_executor=None)` makes each thumbnail right in the handler,
-# on the loop, as the 2014 code did; `make_app(db)` hands it to part 2's thread pool
-# with `run_in_executor`. Both store into one database of our own. Running this cell
+# `make_app(db, thumbnail_executor=InlineExecutor())` makes each thumbnail right in
+# the handler, on the loop, as the 2014 code did (the course's toolkit has that
+# executor: its `submit()` runs the function at once, on the calling thread);
+# `make_app(db)` hands it to part 2's thread pool with `run_in_executor`. Both store into one database of our own. Running this cell
 # again stops the servers and the database of the last run first.
 
 # %%
 session = await lab.Session.start(database=True)
 client = await session.motor_client()
 db = client[session.db_name]
-apps = {"on the loop": part2.make_app(db, thumbnail_executor=None), "on the pool": part2.make_app(db)}
+apps = {"on the loop": part2.make_app(db, thumbnail_executor=InlineExecutor()), "on the pool": part2.make_app(db)}
 base_urls = {mode: await session.serve(f"part 2, thumbnails {mode}", app) for mode, app in apps.items()}
 for mode, base_url in base_urls.items():
     print(f"part 2, thumbnails {mode}: {base_url}")
@@ -444,12 +446,16 @@ plt.show()
 # ### Exercise 1: on part 2's pool
 #
 # Complete `thumbnail_on_the_pool(data)`: return what `part2.make_thumbnail(data)`
-# returns, but made on part 2's own thread pool, `part2.thumbnail_pool`, as part 2's
-# handler does (`IOLoop.current().run_in_executor(...)`). Why that pool and not
+# returns, but made on part 2's own thread pool, `pool` below (the one `make_app()`
+# made for the app served "on the pool"), as part 2's handler does
+# (`IOLoop.current().run_in_executor(...)`). Why that pool and not
 # asyncio's default one? It has one thread per core, less one for the loop: a burst
 # of uploads waits in its queue instead of fighting for the cores.
 
 # %%
+pool = apps["on the pool"].settings["thumbnail_executor"]
+
+
 async def thumbnail_on_the_pool(data):
     return part2.make_thumbnail(data)  # on the loop: your turn
 
@@ -468,7 +474,7 @@ async def check_exercise_1():
         part2.make_thumbnail = make_thumbnail
     return lab.check("Exercise 1", [
         lab.expect("the thumbnail", result, make_thumbnail(photos[-1])),
-        lab.expect("make_thumbnail() ran on a thread of part2.thumbnail_pool",
+        lab.expect("make_thumbnail() ran on a thread of part 2's pool",
                    [name.startswith("thumbnail") for name in threads], [True]),
     ])
 
@@ -477,7 +483,7 @@ await check_exercise_1();
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # A solution
 async def thumbnail_on_the_pool(data):
-    return await IOLoop.current().run_in_executor(part2.thumbnail_pool, part2.make_thumbnail, data)
+    return await IOLoop.current().run_in_executor(pool, part2.make_thumbnail, data)
 
 await check_exercise_1();
 

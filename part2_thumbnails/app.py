@@ -42,11 +42,11 @@ options.define("config", type=str, help="a Python file of option values, such as
                callback=lambda path: options.parse_config_file(path, final=False))
 
 
-def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, **settings):
+def make_app(db, cookie_secret=None, thumbnail_executor=None, **settings):
     """The application, storing its files in the Motor database `db`.
 
-    With no `cookie_secret`, a random one. `thumbnail_executor=None` makes the
-    thumbnails on the event loop: only the benchmark wants that."""
+    With no `cookie_secret`, a random one; with no `thumbnail_executor`, a
+    pool of thumbnail threads of its own."""
     return tornado.web.Application(
         [
             tornado.web.url(r"/", MainHandler, name="main"),
@@ -57,7 +57,8 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, **settin
         static_path=HERE / "static",
         fs=MotorGridFSBucket(db),
         db=db,
-        thumbnail_executor=thumbnail_executor,
+        # Made with the app, not at import: an app's threads are its own.
+        thumbnail_executor=thumbnail_executor or thumbnail_pool(),
         cookie_secret=cookie_secret or secrets.token_hex(32),
         xsrf_cookies=True,  # every POST repeats the token of the visitor's _xsrf cookie
         cross_origin_protection=True,  # and comes, as the browser tells, from our own pages

@@ -36,10 +36,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     async def run_blocking(self, function, *args):
         """function(*args) on the thumbnail threads, so the event loop serves meanwhile."""
-        executor = self.settings["thumbnail_executor"]
-        if executor is None:  # on the event loop itself, blocking it: see bench/blocking.py
-            return function(*args)
-        return await IOLoop.current().run_in_executor(executor, function, *args)
+        return await IOLoop.current().run_in_executor(self.settings["thumbnail_executor"], function, *args)
 
     def write_error(self, status_code, **kwargs):
         """An error page that says what went wrong, never a traceback."""

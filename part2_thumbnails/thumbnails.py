@@ -19,7 +19,11 @@ DAMAGED = "That image is truncated or damaged: it cannot be decoded."
 # One per core, less one left for the event loop: more would only queue for the
 # same cores, and a burst of uploads waits its turn in the pool's queue.
 THUMBNAIL_THREADS = max(1, (os.cpu_count() or 1) - 1)
-thumbnail_pool = ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
+
+
+def thumbnail_pool():
+    """A new pool of THUMBNAIL_THREADS threads: each application makes its own."""
+    return ThreadPoolExecutor(THUMBNAIL_THREADS, thread_name_prefix="thumbnail")
 
 
 class NotAnImage(ValueError):

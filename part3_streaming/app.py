@@ -46,13 +46,13 @@ options.define("config", type=str, help="a Python file of option values, such as
                callback=lambda path: options.parse_config_file(path, final=False))
 
 
-def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_upload_size=4 * 1024**3,
+def make_app(db, cookie_secret=None, thumbnail_executor=None, max_upload_size=4 * 1024**3,
              files_dir=None, **settings):
     """The application, storing its files in the Motor database `db`.
 
-    With no `cookie_secret`, a random one. `thumbnail_executor=None` makes the
-    thumbnails on the event loop: only the benchmark wants that. With `files_dir`,
-    the files of that directory are served at /files/."""
+    With no `cookie_secret`, a random one; with no `thumbnail_executor`, a pool
+    of thumbnail threads of its own. With `files_dir`, the files of that
+    directory are served at /files/."""
     routes = [
         tornado.web.url(r"/", HomeHandler, name="home"),
         tornado.web.url(r"/upload", FormUploadHandler, name="form_upload"),
@@ -67,9 +67,13 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_uplo
         template_path=HERE / "templates",
         static_path=HERE / "static",
         fs=MotorGridFSBucket(db),
-        sync_fs=GridFSBucket(db.delegate),  # the same client, through PyMongo's blocking API
+        # The same client through PyMongo's blocking API, for the thumbnail threads: Motor
+        # runs each of its calls on a thread with this `delegate` too, and one pool of
+        # connections serves both. (PyMongo's async API has no delegate: notebook 05.)
+        sync_fs=GridFSBucket(db.delegate),
         db=db,
-        thumbnail_executor=thumbnail_executor,
+        # Made with the app, not at import: an app's threads are its own.
+        thumbnail_executor=thumbnail_executor or thumbnail_pool(),
         max_upload_size=max_upload_size,
         files_dir=files_dir,
         cookie_secret=cookie_secret or secrets.token_hex(32),

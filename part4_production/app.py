@@ -70,18 +70,14 @@ options.define("decode_budget", default=256 * 1024**2,
 tornado.log.define_logging_options(options)  # --logging=warning, --log_file_prefix=...
 
 
-def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_upload_size=4 * 1024**3,
+def make_app(db, cookie_secret=None, thumbnail_executor=None, max_upload_size=4 * 1024**3,
              files_dir=None, idle_timeout=60, max_uploads=100, abandoned_after=3600,
              decode_budget=256 * 1024**2, **settings):
     """The application, storing its files in the Motor database `db`.
 
-    With no `cookie_secret`, a random one. `thumbnail_executor=None` makes the
-    thumbnails on the event loop: only the benchmark wants that. With `files_dir`,
-    the files of that directory are served at /files/. An upload whose client
-    sends nothing for `idle_timeout` seconds is cut; past `max_uploads` at once,
-    uploads get a 503. An upload that receives nothing for `abandoned_after`
-    seconds may be swept away; the thumbnail threads decode `decode_budget` bytes
-    of images at most at once."""
+    With no `cookie_secret`, a random one; with no `thumbnail_executor`, a pool
+    of thumbnail threads of its own. The others are the options of the same
+    names: `--help` tells what each does."""
     routes = [
         tornado.web.url(r"/", HomeHandler, name="home"),
         tornado.web.url(r"/upload", FormUploadHandler, name="form_upload"),
@@ -97,9 +93,13 @@ def make_app(db, cookie_secret=None, thumbnail_executor=thumbnail_pool, max_uplo
         template_path=HERE / "templates",
         static_path=HERE / "static",
         fs=MotorGridFSBucket(db),
-        sync_fs=GridFSBucket(db.delegate),  # the same client, through PyMongo's blocking API
+        # The same client through PyMongo's blocking API, for the thumbnail threads: Motor
+        # runs each of its calls on a thread with this `delegate` too, and one pool of
+        # connections serves both. (PyMongo's async API has no delegate: notebook 05.)
+        sync_fs=GridFSBucket(db.delegate),
         db=db,
-        thumbnail_executor=thumbnail_executor,
+        # Made with the app, not at import: an app's threads are its own.
+        thumbnail_executor=thumbnail_executor or thumbnail_pool(),
         max_upload_size=max_upload_size,
         files_dir=files_dir,
         idle_timeout=idle_timeout,

@@ -16,6 +16,7 @@ from PIL import ExifTags, Image
 from tornado.httpclient import AsyncHTTPClient
 
 from coursekit.clients import Client, error_message, multipart
+from coursekit.executors import InlineExecutor
 from coursekit.images import encoded, image_bytes
 from coursekit.processes import free_port
 from coursekit.stages import ORIGINAL_PATHS
@@ -330,7 +331,7 @@ async def test_the_loop_serves_other_requests_while_a_thumbnail_is_made(client, 
     assert (await upload).code == 302
 
 
-async def test_without_an_executor_thumbnails_are_made_on_the_loop(serve, stage_code, monkeypatch):
+async def test_with_an_inline_executor_thumbnails_are_made_on_the_loop(serve, stage_code, monkeypatch):
     threads = []
 
     def make_thumbnail(data):
@@ -339,7 +340,7 @@ async def test_without_an_executor_thumbnails_are_made_on_the_loop(serve, stage_
 
     real_make_thumbnail = stage_code.make_thumbnail
     monkeypatch.setattr(stage_code.module_of("MainHandler"), "make_thumbnail", make_thumbnail)
-    client = await serve(thumbnail_executor=None)
+    client = await serve(thumbnail_executor=InlineExecutor())
     thumbnail = await upload_and_get_thumbnail(client, image_bytes(size=(300, 200)))
     assert threads == [threading.main_thread()]
     assert thumbnail.size == (128, 85)

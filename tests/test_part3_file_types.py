@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from coursekit.clients import error_message
+from coursekit.executors import InlineExecutor
 from coursekit.images import image_bytes
 from coursekit.stages import ORIGINAL_PATHS
 
@@ -167,7 +168,7 @@ async def test_thumbnails_are_made_on_the_thumbnail_threads(client, stage_code, 
 
 
 async def test_thumbnails_can_be_made_on_the_event_loop(serve):
-    client = await serve(thumbnail_executor=None)  # as part 2's bench/blocking.py does
+    client = await serve(thumbnail_executor=InlineExecutor())  # as part 2's bench/blocking.py does
     assert (await client.put(image_bytes(size=(256, 256)), "loop.png")).code == 201
     assert (await client.db.uploads.find_one())["width"] == 256
 
