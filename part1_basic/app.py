@@ -78,6 +78,15 @@ class BaseHandler(tornado.web.RequestHandler):
             message = getattr(error, "log_message", None) or self._reason
         self.render("error.html", status_code=self.get_status(), message=message)
 
+    def log_exception(self, typ, value, tb):
+        """A database that does not answer is one line a request, not a traceback:
+        while it is down, every visitor meets it."""
+        if isinstance(value, ConnectionFailure):
+            log.warning("%s %s: the database is not answering (%s)", self.request.method, self.request.path,
+                        typ.__name__)
+        else:
+            super().log_exception(typ, value, tb)
+
 
 class MainHandler(BaseHandler):
     async def get(self):

@@ -41,12 +41,26 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         """An error page that says what went wrong, never a traceback."""
         error = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(error, ConnectionFailure):  # the database is down or out of reach
+        if database_unavailable(error):
             self.set_status(503)
             message = "The database is not answering. Please try again in a moment."
         else:
             message = getattr(error, "log_message", None) or self._reason
         self.render("error.html", status_code=self.get_status(), message=message)
+
+    def log_exception(self, typ, value, tb):
+        """A database that does not answer is one line a request, not a traceback:
+        while it is down, every visitor meets it."""
+        if database_unavailable(value):
+            log.warning("%s %s: the database is not answering (%s)", self.request.method, self.request.path,
+                        typ.__name__)
+        else:
+            super().log_exception(typ, value, tb)
+
+
+def database_unavailable(error):
+    """Whether `error` says the database is down or out of reach."""
+    return isinstance(error, ConnectionFailure)
 
 
 MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow

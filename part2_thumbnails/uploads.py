@@ -36,8 +36,8 @@ class MainHandler(BaseHandler):
             raise tornado.web.HTTPError(400, str(error))
         try:
             image_id = await self.store(upload, image_type, width, height, thumbnail)
-        except PyMongoError:
-            log.exception("could not store %r", upload.filename)
+        except PyMongoError as error:  # one line: the driver's traceback tells no more
+            log.error("could not store %r: %s", upload.filename, error)
             raise tornado.web.HTTPError(503, "The database failed: the image was not stored. Please try again.")
         log.info("stored %r as %s (%d bytes, %dx%d)", upload.filename, image_id, len(upload.body), width, height)
         self.redirect(self.reverse_url("main"))

@@ -77,8 +77,8 @@ class StreamedUpload(BaseHandler):
             await self.receive(chunk)
         except tornado.web.HTTPError as error:
             await self.refuse(error)
-        except PyMongoError:
-            log.exception("could not store an upload")
+        except PyMongoError as error:  # one line: the driver's traceback tells no more
+            log.error("could not store an upload: %s", error)
             await self.refuse(tornado.web.HTTPError(503, DATABASE_FAILED))
 
     async def refuse(self, error):
@@ -94,8 +94,8 @@ class StreamedUpload(BaseHandler):
         if upload is not None:
             try:
                 await upload.abort()
-            except PyMongoError:
-                log.exception("could not delete the partial upload %s, left behind", upload.file["_id"])
+            except PyMongoError as error:
+                log.error("could not delete the partial upload %s, left behind: %s", upload.file["_id"], error)
 
     def on_connection_close(self):
         super().on_connection_close()  # tells Tornado not to call post() or put()
@@ -136,7 +136,7 @@ class StreamedUpload(BaseHandler):
             if isinstance(error, NotAnImage):
                 raise tornado.web.HTTPError(400, str(error))
             if isinstance(error, PyMongoError):
-                log.exception("could not store %r", file["filename"])
+                log.error("could not store %r: %s", file["filename"], error)
                 raise tornado.web.HTTPError(503, DATABASE_FAILED)
             raise
         log.info("stored %r as %s (%s, %s)", file["filename"], result.inserted_id,

@@ -52,8 +52,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         """An error page that says what went wrong, never a traceback."""
         error = kwargs.get("exc_info", (None, None))[1]
-        # The database is down, out of reach, or slower than --db_timeout.
-        if isinstance(error, PyMongoError) and (isinstance(error, ConnectionFailure) or error.timeout):
+        if database_unavailable(error):
             self.set_status(503)
             message = "The database is not answering. Please try again in a moment."
         else:
@@ -61,6 +60,20 @@ class BaseHandler(tornado.web.RequestHandler):
         if self.get_status() == 503:  # busy or down, for now: when to try again
             self.set_header("Retry-After", RETRY_AFTER)
         self.render("error.html", status_code=self.get_status(), message=message)
+
+    def log_exception(self, typ, value, tb):
+        """A database that does not answer is one line a request, not a traceback:
+        while it is down, every visitor meets it."""
+        if database_unavailable(value):
+            log.warning("%s %s: the database is not answering (%s)", self.request.method, self.request.path,
+                        typ.__name__)
+        else:
+            super().log_exception(typ, value, tb)
+
+
+def database_unavailable(error):
+    """Whether `error` says the database is down, out of reach, or slower than --db_timeout."""
+    return isinstance(error, PyMongoError) and (isinstance(error, ConnectionFailure) or error.timeout)
 
 
 MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow

@@ -20,7 +20,7 @@ RUNS_ON = STAGES  # every stage
 
 
 @pytest.mark.takes(8)
-async def test_503_while_the_database_is_down_and_recovery_when_it_is_back(serve, tmp_path):
+async def test_503_while_the_database_is_down_and_recovery_when_it_is_back(serve, tmp_path, caplog):
     port, storage = free_port(), tmp_path / "db"
     # As main() does: operations give up after a short wait instead of hanging.
     db = MotorClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=1000).faults
@@ -30,11 +30,17 @@ async def test_503_while_the_database_is_down_and_recovery_when_it_is_back(serve
         [(image_path, _)] = await client.listed()
 
     # The database has stopped.
+    caplog.clear()
     for response in [await client.fetch("/"), await client.fetch(image_path),
                      await client.upload(image_bytes(), "during.png")]:
         assert response.code == 503
         assert "database" in error_message(response.body.decode())
         assert "Traceback" not in response.body.decode()
+    # In the log, a line for each request, not a traceback: every visitor meets it.
+    tracebacks = [record.getMessage() for record in caplog.records if record.exc_info]
+    assert not tracebacks, f"a database that is down logged tracebacks: {tracebacks}"
+    said = [record.getMessage() for record in caplog.records if "database" in record.getMessage()]
+    assert len(said) >= 3, f"three requests met a database that is down, and the log said: {said}"
 
     with embedded_db(port, storage):  # back, with the same files
         assert [name for _, name in await client.listed()] == ["before.png"]
