@@ -5,7 +5,8 @@
   page's `next` argument). POST /login with a name of 1 to 40 characters sets a
   signed, HttpOnly cookie `user` holding it (set_signed_cookie) and redirects (302)
   to `next` if it is a path of this site (it starts with "/", not with "//" nor
-  "/\\"), else to /. Any other name: 400. POST /logout clears the cookie and
+  "/\\", and holds printable ASCII only: no space, tab or line break), else to /.
+  Any other name: 400. POST /logout clears the cookie and
   redirects to /.
 - get_current_user() gives the name in the cookie, and the setting `login_url` is
   "/login". Every page says who is signed in, `<p class="user">Signed in as ann</p>`,
@@ -20,9 +21,13 @@
   GridFS files (original and thumbnail, every chunk) and its `imgs` document, and
   redirects to /mine (302). Signed out: 403 (what @authenticated does for a POST).
   Someone else's image, or one that nobody owns: 403, "...not yours...". An id that
-  is not valid, or that no image has: the 404 page of /imgs/<id>/orig.
+  is not valid, or that no image has: the 404 page of /imgs/<id>/orig. Deletes of
+  one image sent at the same moment: one redirects to /mine, the others to /mine
+  too or, once the image is gone, get that 404; and the log says nothing was left
+  behind, since nothing was.
 """
 
+import asyncio
 import re
 from urllib.parse import urlencode
 
@@ -101,10 +106,10 @@ async def test_where_signing_in_leads(client):
     assert re.search(r'<input [^>]*name="next" [^>]*value="/mine"|<input [^>]*value="/mine" [^>]*name="next"', page), (
         'the sign-in form of /login?next=%2Fmine should carry it: <input type="hidden" name="next" value="/mine">')
     for next_url, location in [("/mine", "/mine"), ("//evil.example/", "/"), ("/\\evil.example/", "/"),
-                               ("https://evil.example/", "/")]:
+                               ("https://evil.example/", "/"), ("/\t/evil.example/", "/"), ("/\n/x", "/")]:
         response = await sign_in(await visitor(client), "ann", next_url)
         assert response.code == 302 and response.headers.get("Location") == location, (
-            f"signing in with next={next_url} should redirect to {location}"
+            f"signing in with next={next_url!r} should redirect to {location}"
             f"{'' if location == next_url else ': only a path of this site is safe'}; "
             f"it answered {answer(response)}")
     for name in ("", "x" * 41):
@@ -154,6 +159,21 @@ async def test_the_owner_deletes_everything_of_an_upload(client):
         f"nothing of the upload should be left: the original, its thumbnail (files and chunks) and its imgs "
         f"document; left: {await client.stored()}")
     assert (await client.fetch(f"/imgs/{image['_id']}/orig")).code == 404, "a deleted image is a 404"
+
+
+async def test_deletes_at_the_same_moment(client, caplog):
+    client = await visitor(client, "ann")
+    image = await upload(client, "photo.png")
+    path = f"/imgs/{image['_id']}/delete"
+    responses = await asyncio.gather(*(client.fetch(path, "POST", b"") for _ in range(3)))
+    codes = sorted(response.code for response in responses)
+    assert codes[0] == 302 and set(codes) <= {302, 404}, (
+        f"of three deletes of one image at once, one should redirect to /mine, the others too or get a 404 "
+        f"once it is gone; they answered {[answer(response) for response in responses]}")
+    assert await client.stored() == NOTHING, f"nothing of the upload should be left; left: {await client.stored()}"
+    assert "left behind" not in caplog.text, (
+        "only one of the deletes finds the image: the others have nothing to delete, and nothing is left "
+        f"behind, but the log says: {caplog.text}")
 
 
 async def test_nobody_else_deletes_an_upload(client):
