@@ -94,6 +94,9 @@ class MainHandler(BaseHandler):
         uploads = await cursor.to_list(None)
         self.render("index.html", uploads=uploads)
 
+    def head(self):  # what GET sends, without the body: monitors and `curl -I` ask so
+        return self.get()
+
     async def post(self):
         files = self.request.files.get("file")
         if not files or not files[0].body:
@@ -110,7 +113,7 @@ class MainHandler(BaseHandler):
 
 
 class ShowImageHandler(BaseHandler):
-    async def get(self, image_id):
+    async def get(self, image_id, include_body=True):
         try:
             grid_out = await self.fs.open_download_stream(ObjectId(image_id))
         except InvalidId:
@@ -125,7 +128,11 @@ class ShowImageHandler(BaseHandler):
             content_type = "application/octet-stream"
         self.set_header("Content-Type", content_type)
         self.set_header("Content-Length", grid_out.length)
-        await grid_out.stream_to_handler(self)
+        if include_body:
+            await grid_out.stream_to_handler(self)
+
+    def head(self, image_id):  # the headers alone, without reading the file
+        return self.get(image_id, include_body=False)
 
 
 class NotFoundHandler(BaseHandler):

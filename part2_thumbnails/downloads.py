@@ -10,7 +10,7 @@ from thumbnails import IMAGE_TYPES
 
 
 class ShowImageHandler(BaseHandler):
-    async def get(self, image_id, version):
+    async def get(self, image_id, version, include_body=True):
         try:
             image = await self.db.imgs.find_one({"_id": ObjectId(image_id)})
         except InvalidId:
@@ -31,4 +31,8 @@ class ShowImageHandler(BaseHandler):
             content_type = "application/octet-stream"
         self.set_header("Content-Type", content_type)
         self.set_header("Content-Length", grid_out.length)
-        await grid_out.stream_to_handler(self)
+        if include_body:
+            await grid_out.stream_to_handler(self)
+
+    def head(self, image_id, version):  # the headers alone, without reading the file
+        return self.get(image_id, version, include_body=False)

@@ -24,6 +24,9 @@ class MainHandler(BaseHandler):
         uploads = await cursor.to_list(None)
         self.render("index.html", uploads=uploads)
 
+    def head(self):  # what GET sends, without the body: monitors and `curl -I` ask so
+        return self.get()
+
     async def post(self):
         files = self.request.files.get("file")
         if not files or not files[0].body:

@@ -20,3 +20,6 @@ class HomeHandler(BaseHandler):
         uploads = await cursor.to_list(None)
         self.render("index.html", uploads=uploads, human_size=human_size,
                     max_upload_size=self.settings["max_upload_size"])
+
+    def head(self):  # what GET sends, without the body: monitors and `curl -I` ask so
+        return self.get()

@@ -44,6 +44,17 @@ async def test_upload_round_trip_gives_identical_bytes_and_type(client, format):
     assert int(image.headers["Content-Length"]) == len(data)
 
 
+async def test_head_answers_as_get_does_without_the_body(client):
+    # HTTP requires HEAD wherever GET works: monitors, link checkers and `curl -I` use it.
+    await client.upload(image_bytes(), "head.png")
+    [(image_path, _)] = await client.listed()
+    for path in ["/", image_path, "/nowhere"]:
+        get, head = await client.fetch(path), await client.fetch(path, "HEAD")
+        assert (head.code, head.body) == (get.code, b""), f"HEAD {path}: {head.code}, GET {path}: {get.code}"
+        for name in ("Content-Type", "Content-Length"):
+            assert head.headers.get(name) == get.headers.get(name), f"HEAD {path} gave another {name}"
+
+
 async def test_home_page_lists_the_20_newest_newest_first(client):
     for n in range(21):
         response = await client.upload(image_bytes(color=(n * 10, 0, 0)), f"img{n:02}.png")
