@@ -11,6 +11,11 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from tornado.ioloop import IOLoop
 
 log = logging.getLogger("part4")
+
+# What a request without the token of the visitor's _xsrf cookie is told.
+NO_XSRF_TOKEN = ("That request carries no XSRF token: reload the page and try again. (Outside a browser, "
+                 "send the value of the _xsrf cookie in an X-XSRFToken header.)")
+WRONG_XSRF_TOKEN = "That request's XSRF token does not match its _xsrf cookie: reload the page and try again."
 RETRY_AFTER = 10  # seconds, in the Retry-After of a 503: the database or the uploads are busy
 
 
@@ -32,6 +37,15 @@ class BaseHandler(tornado.web.RequestHandler):
         kwargs.setdefault("samesite", "Lax")
         kwargs.setdefault("secure", self.request.protocol == "https")
         super().set_cookie(name, value, **kwargs)
+
+    def check_xsrf_cookie(self):
+        """Tornado's check, in words a visitor can act on: its own say "POST" whatever
+        the method, and name its internals."""
+        try:
+            super().check_xsrf_cookie()
+        except tornado.web.HTTPError as error:
+            missing = "missing" in error.log_message  # else the token is not the cookie's
+            raise tornado.web.HTTPError(403, NO_XSRF_TOKEN if missing else WRONG_XSRF_TOKEN) from None
 
     @property
     def in_flight(self):

@@ -79,6 +79,12 @@ async def put(client, data):
     return response.code, response.body.decode(errors="replace")
 
 
+async def put_without_a_token(client):
+    """A PUT from a client that never opened a page: no cookie, no token."""
+    response = await Client(client.base_url).fetch("/upload/big.bin", "PUT", b"data")
+    return response.code, response.body.decode(errors="replace")
+
+
 def form_path(client):
     """Where the home page's form posts, without the query: from part 3 on, the form's
     action carries the client's XSRF token, and the XSRF cases send their own."""
@@ -317,9 +323,11 @@ CASES = [
          lambda c, s: post_form(c, "multipart/form-data; boundary=x", FILE_PART + image_bytes()),
          answers((400, "no final boundary"), (400, "no final boundary"), (400, "malformed"))),
     Case("no XSRF token", lambda c, s: post_form(c, *A_FORM, sender=Client(c.base_url)),  # no cookie either
-         from_part2(403, "'_xsrf' argument missing"), NO_XSRF),
+         from_part2(403, "no XSRF token"), NO_XSRF),
+    Case("a PUT without an XSRF token", lambda c, s: put_without_a_token(c),
+         answers(part3=(403, "no XSRF token"))),
     Case("a wrong XSRF token", lambda c, s: post_with_anothers_xsrf_token(c),
-         from_part2(403, "XSRF cookie does not match"), NO_XSRF),
+         from_part2(403, "does not match its _xsrf cookie"), NO_XSRF),
     Case("a POST that another site starts (`Sec-Fetch-Site: cross-site`), valid token and all",
          lambda c, s: post_form(c, *A_FORM, headers={"Sec-Fetch-Site": "cross-site",
                                                      "Origin": "https://elsewhere.example"}),
