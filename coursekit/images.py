@@ -94,6 +94,12 @@ def png_with_a_text_bomb():
     return png_file([ihdr, (b"zTXt", b"Comment\0\0" + zlib.compress(b"\0" * 2_000_000, 9)), *rest])
 
 
+def png_with_a_big_colour_profile():
+    """A sound PNG whose colour profile (its iCCP chunk) inflates to 5 MB from 5 KB, past
+    the 1 MB Pillow reads of it: Image.open() raises ValueError."""
+    return encoded(Image.new("RGB", (64, 64), "red"), "PNG", icc_profile=bytes(5_000_000))
+
+
 def png_with_a_broken_chunk_list():
     """A PNG whose image data is split in two chunks, the second of no valid type:
     the header reads well, and decoding raises SyntaxError."""

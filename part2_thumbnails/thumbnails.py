@@ -43,8 +43,8 @@ def make_thumbnail(data):
     except Exception as error:
         # Pillow raises more than OSError on hostile files: ValueError (text chunks
         # past its limits, a truncated header, tiles outside the image), SyntaxError
-        # (broken PNG chunk lists), struct.error, EOFError... The image is damaged.
-        raise NotAnImage(DAMAGED) from error
+        # (broken PNG chunk lists), struct.error, EOFError...
+        raise unreadable(error) from error
     with image:
         # Pillow calls a JPEG holding a second picture, as some cameras write, an MPO.
         image_type = IMAGE_TYPES["JPEG" if image.format == "MPO" else image.format]
@@ -64,8 +64,17 @@ def make_thumbnail(data):
             png = io.BytesIO()
             thumbnail.save(png, "PNG")
         except Exception as error:  # whatever Pillow raises, as above
-            raise NotAnImage(DAMAGED) from error
+            raise unreadable(error) from error
         return image_type, width, height, png.getvalue()
+
+
+def unreadable(error):
+    """What a visitor is told of an image that Pillow could not read."""
+    # Pillow reads at most 1 MB of a PNG's text or of its colour profile (MAX_TEXT_CHUNK,
+    # MAX_TEXT_MEMORY): a few kilobytes of zlib can inflate past that, so it stops.
+    if "MAX_TEXT" in str(error):
+        return NotAnImage("That image carries over 1 MB of text or colour profile, more than we read.")
+    return NotAnImage(DAMAGED)
 
 
 def for_png(image):

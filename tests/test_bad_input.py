@@ -20,7 +20,8 @@ from motor.motor_tornado import MotorGridFSBucket
 
 from coursekit.clients import Client, RawConnection, error_message, multipart
 from coursekit.images import (corrupt_png, image_bytes, png_header, png_with_a_broken_chunk_list,
-                              png_with_a_text_bomb, png_with_a_truncated_header, truncated_jpeg)
+                              png_with_a_big_colour_profile, png_with_a_text_bomb,
+                              png_with_a_truncated_header, truncated_jpeg)
 from coursekit.stages import ORIGINAL_PATHS, RECORDS, ROOT, STAGES
 
 RUNS_ON = STAGES  # every stage
@@ -281,8 +282,11 @@ CASES = [
     Case("a PNG with damaged image data", lambda c, s: upload(c, corrupt_png(), "bad.png"),
          from_part2(400, "truncated or damaged"), STORED_BY_PART1),
     Case("a PNG whose text chunk inflates past Pillow's limit (ValueError)",
-         lambda c, s: upload(c, png_with_a_text_bomb(), "text.png"), from_part2(400, "truncated or damaged"),
+         lambda c, s: upload(c, png_with_a_text_bomb(), "text.png"), from_part2(400, "text or colour profile"),
          STORED_BY_PART1),
+    Case("a PNG whose colour profile inflates to 5 MB, past Pillow's limit (ValueError)",
+         lambda c, s: upload(c, png_with_a_big_colour_profile(), "profile.png"),
+         from_part2(400, "text or colour profile"), STORED_BY_PART1),
     Case("a PNG with a broken chunk list (SyntaxError)",
          lambda c, s: upload(c, png_with_a_broken_chunk_list(), "chunks.png"), from_part2(400, "truncated or damaged"),
          STORED_BY_PART1),
