@@ -1,43 +1,63 @@
-"""What a second process buys: part 4's requests per second with 1 and with 2 processes.
+"""What a second process buys, and how to run it: part 4's requests per second with one
+process, with two forked by part 4 on one listening socket, and with two independent copies
+on one port through SO_REUSEPORT; and how each way spreads the connections.
 
-    python bench/processes.py            # 10 s of load a run, three runs of each
+    python bench/processes.py            # 10 s of load a measure, three runs of each way
     python bench/processes.py --quick    # 2 s, one run of each: checks the script works
 
 Part 4 runs as a learner runs it, `python part4_production/app.py --processes=N`,
-on 127.0.0.1. A few photos are uploaded, then a load generator asks for their
-thumbnails (`GET /uploads/<id>/thumb`, small PNGs) from 16 clients at once, each
-asking again as soon as its answer is in, for a fixed time. The load generator is
-a process of its own: wrk if it is installed (Debian: `apt install wrk`), else a
-small asyncio client, this script run with `--load`.
+on 127.0.0.1. The copies are Tornado's guide's other way ("add reuse_port=True to
+your listen() calls and then simply run multiple copies"): each is part 4's app.py
+with --processes=1, run by this script (`--copy`) with its socket bound with
+SO_REUSEPORT, as part 4 has no option for it. A few photos are uploaded, then a load
+generator asks for their thumbnails (`GET /uploads/<id>/thumb`, small PNGs) from 16
+clients at once, each asking again as soon as its answer is in, for a fixed time:
+first each request on a new connection, as from many visitors; then on 16 kept-alive
+connections, opened at once, as from a proxy that keeps its connections to the app.
+The load generator is a process of its own: wrk if it is installed (Debian: `apt
+install wrk`), else a small asyncio client, this script run with `--load`.
 
-Each request comes on a new connection, as from many visitors. The processes share
-one listening socket, and the one that accepts a connection serves all its
-requests: 16 kept-alive connections opened at once may all go to one process, and
-the figures then vary from run to run with the split. `--keep-alive` shows that.
+How the connections are spread: forked processes share one listening socket, and
+whichever wakes first accepts; 16 connections opened at once may all go to one. With
+SO_REUSEPORT, each copy has its own socket, and Linux hashes each new connection to
+one of them, whether that copy is busy or not. Printed for each run: the connections
+each process holds (kept-alive), and each process's share of the CPU time the
+processes used (both phases).
 
 Everything shares this machine's cores: the app's processes, the database (the
-embedded one, unless MONGODB_URI is set) and the load generator. The ratio shows
+embedded one, unless MONGODB_URI is set) and the load generator. The ratios show
 what a second process buys here; the load average is printed too.
 """
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import os
 import re
+import runpy
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+
+import psutil
 
 from coursekit.clients import Client
 from coursekit.database import database_of_its_own, scratch_db
 from coursekit.images import photo_jpeg
-from harness import Stage, command_line
+from coursekit.processes import Program, free_port
+from coursekit.stages import ROOT
+from harness import Measured, Stage, command_line
 
 PHOTOS = 4  # uploaded, and their thumbnails asked for in turn
+# The ways to serve, measured in turn: part 4 alone, part 4 forking, two copies of it.
+WAYS = ("1 process", "2 processes", "2 copies")
+PHASES = {False: "a new connection for each request", True: "kept-alive connections, opened at once"}
 
 
 async def upload(base_url, photos):
@@ -56,18 +76,72 @@ async def upload(base_url, photos):
     return paths
 
 
+# --- The two copies: part 4's app.py, its port bound with SO_REUSEPORT ---
+
+
+def run_a_copy(args):
+    """Part 4's app.py run as its __main__ with `args`, as `python app.py` runs it, but
+    its listening sockets bound with SO_REUSEPORT: another copy may then bind the same
+    port, each with its own socket."""
+    import tornado.netutil
+
+    tornado.netutil.bind_sockets = functools.partial(tornado.netutil.bind_sockets, reuse_port=True)
+    app = ROOT / "part4_production" / "app.py"
+    sys.argv = [str(app), *args]
+    sys.path.insert(0, str(app.parent))  # as `python app.py` does, for its siblings
+    runpy.run_path(str(app), run_name="__main__")
+
+
+class Copy(Measured, Program):
+    """A copy of part 4 (see run_a_copy()) on `port`, which another copy may hold too."""
+
+    def __init__(self, port, db_uri, db_name, args):
+        super().__init__([sys.executable, __file__, "--copy", *args], port,
+                         {"PORT": str(port), "MONGODB_URI": db_uri, "MONGODB_DB": db_name}, timeout=60)
+
+    def pre_start_check(self):
+        return False  # the port may be open already: the other copy's
+
+    def after_start_check(self):  # this copy listens, not just the other one
+        return self.port in listening_ports(self.process.pid)
+
+
+def listening_ports(pid):
+    with contextlib.suppress(psutil.Error):
+        return {c.laddr.port for c in psutil.Process(pid).net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    return set()
+
+
+@contextlib.contextmanager
+def serving(way, mongodb_uri, db_name):
+    """Part 4 served on a free port, one of WAYS: yields (port, a function that returns
+    the ids of the processes that serve)."""
+    args = ["--logging=warning"]  # no log line for each request
+    if way == "2 copies":
+        port = free_port()
+        with Copy(port, mongodb_uri, db_name, args) as first, Copy(port, mongodb_uri, db_name, args) as second:
+            yield port, lambda: [first.process.pid, second.process.pid]
+        return
+    processes = int(way[0])
+    with Stage("part4_production", mongodb_uri, db_name, [f"--processes={processes}", *args]) as app:
+        if processes == 1:
+            yield app.port, lambda: [app.process.pid]
+        else:  # the parent forks and waits; its children serve
+            yield app.port, lambda: [child.pid for child in psutil.Process(app.process.pid).children()]
+
+
 # --- The load generators: each a process of its own ---
 
 
-def run_wrk(port, paths, args, seconds):
+def run_wrk(port, paths, connections, seconds, keep_alive):
     """(answers, seconds, errors) from wrk, asking for `paths` in turn."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write("paths = {%s}\nn = 0\n" % ", ".join(f'"{path}"' for path in paths))
         script.write("request = function()\n  n = n %% #paths + 1\n  return wrk.format(\"GET\", paths[n])\nend\n")
         script.flush()
-        command = ["wrk", "--threads", "1", "--connections", str(args.connections), "--duration", f"{seconds}s",
+        command = ["wrk", "--threads", "1", "--connections", str(connections), "--duration", f"{seconds}s",
                    "--script", script.name, f"http://127.0.0.1:{port}"]
-        if not args.keep_alive:
+        if not keep_alive:
             command[1:1] = ["--header", "Connection: close"]  # wrk then connects again for each request
         result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
     if result.returncode != 0:
@@ -80,10 +154,10 @@ def run_wrk(port, paths, args, seconds):
         int(n) for match in errors for n in match if n)
 
 
-def run_python_client(port, paths, args, seconds):
+def run_python_client(port, paths, connections, seconds, keep_alive):
     """(answers, seconds, errors) from this script run with --load."""
-    command = [sys.executable, __file__, "--load", str(port), *paths, "--connections", str(args.connections),
-               "--seconds", str(seconds)] + (["--keep-alive"] if args.keep_alive else [])
+    command = [sys.executable, __file__, "--load", str(port), *paths, "--connections", str(connections),
+               "--seconds", str(seconds)] + (["--keep-alive"] if keep_alive else [])
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
     if result.returncode != 0:
         raise SystemExit(f"error: the load generator failed: {result.stderr}")
@@ -127,46 +201,85 @@ async def load(port, paths, clients, seconds, keep_alive):
 # --- The measure ---
 
 
-def requests_per_second(processes, photos, args, mongodb_uri, db_name, generate_load):
-    """Serve part 4 with `processes` processes and measure it."""
-    # --logging=warning: no log line for each request
-    with Stage("part4_production", mongodb_uri, db_name, [f"--processes={processes}", "--logging=warning"]) as app:
-        paths = asyncio.run(upload(app.url, photos))
-        generate_load(app.port, paths, args, 1)  # warm up: the processes' connections to the database, caches
-        answers, seconds, errors = generate_load(app.port, paths, args, args.seconds)
+def cpu_seconds(pids):
+    """The CPU time each process has used so far (user and system), in seconds."""
+    return [sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids]
+
+
+def connections_held(pids, port):
+    """How many connections to `port` each process holds (established ones)."""
+    return [sum(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                for c in psutil.Process(pid).net_connections("tcp")) for pid in pids]
+
+
+def measure(port, pids, paths, args, generate_load, keep_alive):
+    """Load the processes `pids` serving on `port`: (requests/s, each process's share
+    of their CPU time, the connections each held halfway through)."""
+    held = []
+    halfway = threading.Timer(args.seconds / 2, lambda: held.extend(connections_held(pids, port)))
+    before = cpu_seconds(pids)
+    halfway.start()
+    answers, seconds, errors = generate_load(port, paths, args.connections, args.seconds, keep_alive)
+    halfway.join()
+    used = [after - then for after, then in zip(cpu_seconds(pids), before)]
     if errors:
         raise SystemExit(f"error: {errors} of {answers} answers were not 200")
-    return answers / seconds
+    return answers / seconds, [part / (sum(used) or 1) for part in used], held
+
+
+def serve_and_measure(way, photos, args, mongodb_uri, db_name, generate_load):
+    """Serve part 4 one of WAYS and measure it, in each phase: {keep_alive: measure()}."""
+    with serving(way, mongodb_uri, db_name) as (port, pids):
+        paths = asyncio.run(upload(f"http://127.0.0.1:{port}", photos))
+        # Warm up: the processes' connections to the database, caches.
+        generate_load(port, paths, args.connections, 1, False)
+        return {keep_alive: measure(port, pids(), paths, args, generate_load, keep_alive) for keep_alive in PHASES}
+
+
+def per_process(figures):
+    return "+".join(f"{figure:.0f}" for figure in figures)
 
 
 def run(args, mongodb_uri):
     generate_load, generator = (run_wrk, "wrk") if shutil.which("wrk") else (run_python_client, "asyncio client")
-    connections = "kept-alive connections" if args.keep_alive else "clients, a new connection per request"
-    print(f"GET /uploads/<id>/thumb of {PHOTOS} photos for {args.seconds} s from {args.connections} {connections}, "
-          f"{args.runs} run(s) each; load generator: {generator}; {os.cpu_count()} cores, "
+    print(f"GET /uploads/<id>/thumb of {PHOTOS} photos for {args.seconds} s from {args.connections} clients, "
+          f"{args.runs} run(s) of each way; load generator: {generator}; {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.2f}")
+    print("2 processes: part 4's --processes=2, forked, sharing one listening socket; 2 copies: two part 4's, "
+          "--processes=1, on one port with SO_REUSEPORT, a socket each")
     photos = [photo_jpeg(1, quality=80 + n) for n in range(PHOTOS)]
-    rates = {1: [], 2: []}
+    results = {way: [] for way in WAYS}
     for _ in range(args.runs):
-        for processes in rates:  # in turn, so that a busy minute weighs on both
+        for way in WAYS:  # in turn, so that a busy minute weighs on each
             with database_of_its_own(mongodb_uri, "bench") as db_name:
-                rates[processes].append(requests_per_second(processes, photos, args, mongodb_uri, db_name,
-                                                            generate_load))
-    for processes, label in ((1, "1 process  "), (2, "2 processes")):
-        runs = ", ".join(f"{rate:.0f}" for rate in rates[processes])
-        print(f"{label}: {statistics.median(rates[processes]):.0f} requests/s (median of: {runs})")
-    print(f"ratio, 2 / 1 processes: {statistics.median(rates[2]) / statistics.median(rates[1]):.2f}x "
-          f"(load average now {os.getloadavg()[0]:.2f})")
+                results[way].append(serve_and_measure(way, photos, args, mongodb_uri, db_name, generate_load))
+    for keep_alive, phase in PHASES.items():
+        print(f"\n{args.connections} clients, {phase}:")
+        rate = {way: [run[keep_alive][0] for run in results[way]] for way in WAYS}
+        for way in WAYS:
+            runs = ", ".join(f"{figure:.0f}" for figure in rate[way])
+            print(f"{way:<11}: {statistics.median(rate[way]):.0f} requests/s (median of: {runs})")
+        one, forked, copies = (statistics.median(rate[way]) for way in WAYS)
+        print(f"ratio, 2 / 1 processes: {forked / one:.2f}x (load average now {os.getloadavg()[0]:.2f})")
+        print(f"ratio, 2 copies / 2 processes: {copies / forked:.2f}x")
+        for way in WAYS[1:]:
+            shares = ", ".join(per_process(100 * share for share in run[keep_alive][1]) for run in results[way])
+            held = ", ".join(per_process(run[keep_alive][2]) for run in results[way])
+            print(f"{way:<11}: share of the CPU time, % each: {shares}"
+                  + (f"; connections each held: {held}" if keep_alive else ""))
 
 
 def main():
+    if sys.argv[1:2] == ["--copy"]:  # a copy of part 4, with part 4's options after
+        run_a_copy(sys.argv[2:])
+        return
     parser = command_line(__doc__, "2 s of load, one run each")
-    parser.add_argument("--seconds", type=int, default=10, help="of load in a run (default 10)")
-    parser.add_argument("--runs", type=int, default=3, help="of each: the median is printed (default 3)")
+    parser.add_argument("--seconds", type=int, default=10, help="of load in a measure (default 10)")
+    parser.add_argument("--runs", type=int, default=3, help="of each way: the median is printed (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="clients at once (default 16)")
-    parser.add_argument("--keep-alive", action="store_true", help="one kept-alive connection per client")
     # The asyncio load generator, run as a process of its own:
     parser.add_argument("--load", nargs="+", metavar=("PORT", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--keep-alive", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
         asyncio.run(load(int(args.load[0]), args.load[1:], args.connections, args.seconds, args.keep_alive))

@@ -21,7 +21,7 @@ RETRY_AFTER = 10  # seconds, in the Retry-After of a 503: the database or the up
 
 class BaseHandler(tornado.web.RequestHandler):
     def initialize(self):  # as the handler is made, for each request
-        self.in_flight.requests.add(self)
+        self.in_flight.start(self)
 
     def on_finish(self):  # not called for an upload cut short: see StreamedUpload.abandon()
         self.in_flight.end(self)

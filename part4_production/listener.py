@@ -23,12 +23,15 @@ def raise_descriptor_limit():
 
 class Listener:
     """Accepts connections on the listening `sockets` for `server`, as HTTPServer's
-    own add_sockets() does, but for one thing. Out of file descriptors, accept()
+    own add_sockets() does (in plain HTTP: TLS ends at the proxy, so a server with
+    ssl_options is refused), but for one thing. Out of file descriptors, accept()
     fails: Tornado's loop then logs a traceback and tries again at once, for ever;
     this one stops accepting for ACCEPT_PAUSE seconds, says so in one line, and
     serves the connections it has meanwhile."""
 
     def __init__(self, server, sockets):
+        if server.ssl_options is not None:  # wrapping sockets in TLS is TCPServer's, and not copied here
+            raise ValueError("Listener serves plain HTTP: TLS ends at the proxy in front (deploy/nginx.conf)")
         self.server, self.sockets = server, sockets
         self.loop = asyncio.get_running_loop()
         self.resume = None
@@ -49,7 +52,10 @@ class Listener:
             except OSError as error:  # EMFILE: out of file descriptors (or the system is)
                 self.pause(error)
                 return
-            self.server.handle_stream(IOStream(connection), address)
+            # As Tornado's own accept loop makes them: within the server's buffer limits.
+            stream = IOStream(connection, max_buffer_size=self.server.max_buffer_size,
+                              read_chunk_size=self.server.read_chunk_size)
+            self.server.handle_stream(stream, address)
 
     def pause(self, error):
         for sock in self.sockets:

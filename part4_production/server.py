@@ -9,7 +9,6 @@ import gc
 import os
 import signal
 import sys
-import time
 
 import tornado.httpserver
 import tornado.process
@@ -106,16 +105,26 @@ class InFlight:
     def __init__(self):
         self.requests = set()  # handlers, from their start to their end
         self.uploads = set()  # those receiving or storing a file
+        self.none_left = asyncio.Event()  # set while self.requests is empty
+        self.none_left.set()
+
+    def start(self, handler):
+        self.requests.add(handler)
+        self.none_left.clear()
 
     def end(self, handler):
         self.requests.discard(handler)
         self.uploads.discard(handler)
+        if not self.requests:
+            self.none_left.set()
 
     async def ended(self, timeout):
         """Wait up to `timeout` seconds for every request to end: whether they all did."""
-        deadline = time.monotonic() + timeout
-        while self.requests and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                # Again if one started between the set() that woke us and now.
+                while self.requests:
+                    await self.none_left.wait()
         return not self.requests
 
 
@@ -124,7 +133,12 @@ async def shut_down(listener, server, in_flight, options):
     --shutdown_timeout seconds to finish, then cut the rest short, and wait (up to
     --db_timeout) for the uploads cut to delete their chunks."""
     listener.close()
-    server.conn_params.no_keep_alive = True  # a request read from now on is its connection's last
+    # A request read from now on is its connection's last: Tornado answers it with
+    # Connection: close, and closes once the answer is sent. conn_params is what every
+    # connection consults at each request; Tornado has no documented switch for a
+    # running server, and a handler's own Connection: close header is sent, but the
+    # connection left open, to serve more.
+    server.conn_params.no_keep_alive = True
     log.info("stopping: %d requests under way, %d of them uploads", len(in_flight.requests), len(in_flight.uploads))
     if not await in_flight.ended(options.shutdown_timeout):
         log.warning("stopping: cutting %d requests short after %s s, %d of them uploads",
@@ -140,12 +154,14 @@ async def shut_down(listener, server, in_flight, options):
 # connections, each waiting for its next request with some 40 young objects, and
 # asyncio keeping what each request's cancelled header timeout holds for a while,
 # that comes every few hundred requests: with 10,000 connections, 2 s of walks a
-# minute, up to 0.4 s each. After 100,000, next to none (measured: see the lesson).
+# minute, up to 0.4 s each. After 100,000, next to none (measured: bench/c10k.py
+# --idle 1, part 3 at 700 against part 4 at this).
 GC_THRESHOLD = 100_000
 # glibc's malloc (Linux) keeps what a thread frees for that thread to use again:
-# after 20 big images decoded one at a time on 16 threads, the process held 9 GB,
-# 13 images' worth (measured: see the lesson). Blocks of this size or more get
-# their own mapping instead, given back to the system as soon as they are freed.
+# with 20 big images decoded one at a time on 16 threads, the process grew by
+# 9.3 GB, 13 images' worth (measured: bench/decode_budget.py --untuned). Blocks of
+# this size or more get their own mapping instead, given back to the system as soon
+# as they are freed.
 MMAP_THRESHOLD = 1024 * 1024
 M_MMAP_THRESHOLD = -3  # mallopt()'s name for it, in glibc's malloc.h
 

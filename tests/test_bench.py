@@ -54,11 +54,16 @@ def test_the_blocking_bench_prints_both_modes_and_their_ratio(mongodb_uri):
     assert re.search(rf"^p99 ratio, loop / pool: {NUMBER}x$", output, re.M), output
 
 
-def test_the_processes_bench_prints_one_and_two_processes_and_their_ratio(mongodb_uri):
+def test_the_processes_bench_prints_each_way_its_ratios_and_how_it_spread_the_connections(mongodb_uri):
     output = run_bench("processes.py", MONGODB_URI=mongodb_uri)
-    for label in ("1 process", "2 processes"):
-        assert re.search(rf"^{label} *: {NUMBER} requests/s \(median of: {NUMBER}\)$", output, re.M), output
-    assert re.search(rf"^ratio, 2 / 1 processes: {NUMBER}x ", output, re.M), output
+    for label in ("1 process", "2 processes", "2 copies"):  # in each phase: new connections, kept-alive ones
+        assert len(re.findall(rf"^{label} *: {NUMBER} requests/s \(median of: {NUMBER}\)$", output, re.M)) == 2, output
+    assert len(re.findall(rf"^ratio, 2 / 1 processes: {NUMBER}x ", output, re.M)) == 2, output
+    assert len(re.findall(rf"^ratio, 2 copies / 2 processes: {NUMBER}x$", output, re.M)) == 2, output
+    for label in ("2 processes", "2 copies"):  # the 16 kept-alive connections, split between two processes
+        held = re.search(rf"^{label} *: share of the CPU time, % each: \d+\+\d+; "
+                         rf"connections each held: (\d+)\+(\d+)$", output, re.M)
+        assert held and int(held[1]) + int(held[2]) == 16, output
 
 
 @pytest.mark.takes(25)

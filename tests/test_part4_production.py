@@ -8,15 +8,19 @@ client must stall: a program of its own, with the options it checks, to stop or
 starve as it needs. Deployment (processes, nginx, Compose) is in test_deploy.py."""
 
 import asyncio
+import json
 import os
 import resource
 import signal
+import ssl
 
 import psutil
 import pytest
+import tornado.web
 from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
-from coursekit.clients import Client, upload_collections
+from coursekit.clients import Client, RawConnection, upload_collections
 from coursekit.database import embedded_db
 from coursekit.images import image_bytes
 from coursekit.processes import free_port, port_open
@@ -129,6 +133,28 @@ async def test_out_of_file_descriptors_it_pauses_accepting_serves_what_it_has_an
     assert "Traceback" not in output
 
 
+async def test_the_listener_gives_streams_the_servers_buffer_sizes_and_refuses_tls(stage_code):
+    class Sizes(tornado.web.RequestHandler):
+        def get(self):
+            stream = self.request.connection.stream
+            self.write({"max_buffer_size": stream.max_buffer_size, "read_chunk_size": stream.read_chunk_size})
+
+    app = tornado.web.Application([("/", Sizes)])
+    server = HTTPServer(app, max_buffer_size=1_000_000, chunk_size=4096)
+    sockets = bind_sockets(0, "127.0.0.1")
+    listener = stage_code.Listener(server, sockets)
+    try:
+        response = await Client(f"http://127.0.0.1:{sockets[0].getsockname()[1]}", request_timeout=LIMIT).fetch("/")
+    finally:
+        listener.close()
+        await server.close_all_connections()
+    assert json.loads(response.body) == {"max_buffer_size": 1_000_000, "read_chunk_size": 4096}
+    # TLS: refused, not served as plain HTTP.
+    tls = HTTPServer(app, ssl_options=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
+    with pytest.raises(ValueError, match="TLS ends at the proxy"):
+        stage_code.Listener(tls, [])
+
+
 # --- A graceful stop ---
 
 
@@ -163,6 +189,71 @@ async def test_sigterm_lets_uploads_finish_then_cuts_the_rest_and_deletes_their_
     [kept] = await db.fs.files.find().to_list(None)
     assert (kept["filename"], kept["length"]) == ("finishing.bin", size)
     assert await client.stored() == {"fs.files": 1, "fs.chunks": 3, "uploads": 1}  # the stalled one's chunk is gone
+
+
+async def test_after_sigterm_a_kept_alive_connection_gets_one_last_answer_then_is_closed(program, start_upload,
+                                                                                          connect):
+    running = program(f"--shutdown_timeout={LIMIT}")
+    client = Client(running.url, request_timeout=LIMIT)
+    kept = await connect(running.url)
+    status, headers, _ = await kept.request("GET", "/healthz", timeout=LIMIT)
+    assert (status, headers.get("connection")) == (200, None)  # kept alive
+    # An upload under way holds the stop open, up to --shutdown_timeout. The server
+    # has read its headers once it answers a request sent after them.
+    stalled = await start_upload(client, "stalled.bin", 2 * CHUNK, os.urandom(1000))
+    assert (await kept.request("GET", "/healthz", timeout=LIMIT))[0] == 200
+
+    running.process.send_signal(signal.SIGTERM)
+    await eventually(lambda: not port_open("127.0.0.1", running.port), timeout=LIMIT)  # stopping
+    # A request on the kept connection: answered, as its connection's last.
+    status, headers, body = await kept.request("GET", "/healthz", timeout=LIMIT)
+    assert (status, body, headers.get("connection")) == (200, b"ok", "close")
+    assert await kept.closed_by_server(LIMIT)
+    # Closed after that answer, not cut with the rest at the end of the stop.
+    assert "stopping: cutting" not in running.output()
+    stalled.close()  # the last request ends: the stop goes on
+    await eventually(lambda: running.process.poll() is not None, timeout=LIMIT)  # the loop closes the socket
+    assert running.process.returncode == 0
+    assert "Traceback" not in running.output()
+
+
+async def test_a_handlers_own_connection_close_is_sent_but_tornado_serves_the_connection_on():
+    """Why part 4's stop turns keep-alive off in the server's conn_params: a header
+    set by a handler does not make Tornado close the connection."""
+    class Closing(tornado.web.RequestHandler):
+        def get(self):
+            self.set_header("Connection", "close")
+            self.write("ok")
+
+    server = HTTPServer(tornado.web.Application([("/", Closing)]))
+    sockets = bind_sockets(0, "127.0.0.1")
+    server.add_sockets(sockets)
+    try:
+        async with RawConnection(f"http://127.0.0.1:{sockets[0].getsockname()[1]}") as connection:
+            for _ in range(2):  # the second on a connection whose first answer said "close"
+                status, headers, _ = await connection.request("GET", "/", timeout=LIMIT)
+                assert (status, headers["connection"]) == (200, "close")
+    finally:
+        server.stop()
+        await server.close_all_connections()
+
+
+async def test_in_flight_waits_for_the_last_request_however_often_none_are_left(stage_code):
+    in_flight = stage_code.InFlight()
+    assert await in_flight.ended(0)  # none under way
+    first, second = object(), object()  # handlers, as far as InFlight knows
+    in_flight.start(first)
+    waiting = asyncio.create_task(in_flight.ended(LIMIT))
+    await asyncio.sleep(0)
+    in_flight.end(first)  # none left: that wakes the waiter...
+    in_flight.start(second)  # ...but another starts before it runs
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()  # it waits for that one too
+    in_flight.end(second)
+    assert await waiting
+    in_flight.start(first)
+    assert not await in_flight.ended(0.01)  # one under way, past the timeout
 
 
 # --- A database that hangs ---
