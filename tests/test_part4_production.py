@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import ssl
+import time
 
 import psutil
 import pytest
@@ -73,7 +74,9 @@ async def test_a_silent_connection_is_closed_wherever_it_waits(program, stage, d
     mid_body = await connect(running.url)  # a page that takes no body, waiting for one
     await mid_body.send_headers("GET", "/healthz", ["Content-Length: 10"])
     mid_upload = await start_upload(client, "stalled.bin", 10 * CHUNK, os.urandom(CHUNK + 1000))
-    for connection in (between_requests, mid_headers, mid_body, mid_upload):
+    # Its headers, then nothing: the timer starts with prepare(), not with the first piece.
+    before_its_body = await start_upload(client, "silent.bin", 10 * CHUNK)
+    for connection in (between_requests, mid_headers, mid_body, mid_upload, before_its_body):
         assert await connection.closed_by_server(LIMIT)
         connection.close()
 
@@ -114,9 +117,14 @@ async def test_out_of_file_descriptors_it_pauses_accepting_serves_what_it_has_an
     assert (await kept.request("GET", "/healthz", timeout=LIMIT))[2] == b"ok"
     assert psutil.Process(running.process.pid).rlimit(psutil.RLIMIT_NOFILE) == (64, 64)
 
+    crowd_since = time.monotonic()
     crowd = [await connect(running.url) for _ in range(100)]
     pausing = "cannot accept connections (Too many open files, the limit is 64): pausing 0.5 s"
     await eventually(lambda: running.output().count(pausing) >= 3, timeout=LIMIT)
+    # One line per pause, each pause half a second: not a line per attempt, as a loop
+    # that tried again at once would log (hundreds a second).
+    await asyncio.sleep(1)
+    assert running.output().count(pausing) <= (time.monotonic() - crowd_since) / 0.5 + 2
     # A connection it has: still served.
     assert (await kept.request("GET", "/healthz", timeout=LIMIT))[2] == b"ok"
 
