@@ -7,6 +7,11 @@ The naive way decodes all 24 million pixels and shrinks them with Lanczos. The f
 path asks the JPEG decoder for 1/8 of the size (`draft`), which skips most of the
 decoding work, then shrinks that. Both are timed with Pillow alone, on the same
 file, and then part 2's whole `make_thumbnail` (fast path, PNG encoding) for scale.
+
+Then a progressive JPEG of one colour, drawn in more and more scans (its last one
+repeated, a few bytes each): each scan is a pass over every pixel, however small the
+file, and draft() cannot skip it. Timed with Pillow alone, and what part 2 does with it
+(MAX_SCANS refuses it before decoding).
 """
 
 import io
@@ -15,7 +20,7 @@ import time
 
 from PIL import Image
 
-from coursekit.images import DETAIL, photo_jpeg
+from coursekit.images import DETAIL, jpeg_with_scans, photo_jpeg
 from coursekit.stages import stage_module
 from harness import command_line
 
@@ -60,6 +65,21 @@ def main():
         app_ms = timed(make_thumbnail, data, runs)
         print(f"{detail:8} {len(data) / 1e6:6.1f}MB {slow_ms:7.0f}ms {fast_ms:6.0f}ms {slow_ms / fast_ms:5.1f}x"
               f" {app_ms:13.0f}ms")
+    scans(make_thumbnail, (1000, 1000) if args.quick else (4000, 4000), runs)
+
+
+def scans(make_thumbnail, size, runs):
+    """Decoding time by number of scans, and what part 2 answers."""
+    print(f"\nA progressive JPEG of {size[0]}x{size[1]} pixels by its number of scans, median of {runs} runs")
+    print(f"{'scans':>6} {'file':>8} {'decoding':>9} {'a scan':>8}  part 2")
+    for count in (10, 64, 300, 1300):
+        data = jpeg_with_scans(size, count)
+        decoding = timed(fast, data, runs if count < 300 else 1)
+        try:
+            answer = "thumbnail made" if make_thumbnail(data) else ""
+        except ValueError as refused:  # NotAnImage
+            answer = f"refused: {refused}"
+        print(f"{count:6} {len(data) / 1e3:6.0f}KB {decoding:7.0f}ms {decoding / count:6.1f}ms  {answer}")
 
 
 if __name__ == "__main__":

@@ -112,3 +112,32 @@ def png_with_a_truncated_header():
     """A PNG whose IHDR chunk holds 5 bytes of its 13: Image.open() raises ValueError."""
     ihdr, *rest = png_chunks(image_bytes("PNG"))
     return png_file([(b"IHDR", ihdr[1][:5]), *rest])
+
+
+def jpeg_segments(data):
+    """A JPEG cut into its segments, as bytes: each marker's segment, and each scan (SOS)
+    with the entropy-coded data that follows it, up to the next marker."""
+    segments, position = [data[:2]], 2  # SOI
+    while position < len(data):
+        marker = data[position + 1]
+        if marker == 0xD9:  # EOI
+            segments.append(data[position:])
+            break
+        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:  # a scan: its data runs to a marker other than a stuffed 0xFF or RSTn
+            while not (data[end] == 0xFF and data[end + 1] not in (0x00, *range(0xD0, 0xD8))):
+                end += 1
+        segments.append(data[position:end])
+        position = end
+    return segments
+
+
+def jpeg_with_scans(size, scans):
+    """A progressive JPEG of one flat colour whose last scan is repeated until it has
+    `scans` scans: each is another pass over every pixel, a few bytes each (1,300 in
+    4000x4000 pixels: 135 KB, 15 s to decode here)."""
+    segments = jpeg_segments(encoded(Image.new("RGB", size, (120, 130, 140)), "JPEG", progressive=True))
+    last_scan = max(i for i, segment in enumerate(segments) if segment.startswith(b"\xff\xda"))
+    present = sum(segment.startswith(b"\xff\xda") for segment in segments)
+    extra = [segments[last_scan]] * (scans - present)
+    return b"".join(segments[: last_scan + 1] + extra + segments[last_scan + 1 :])

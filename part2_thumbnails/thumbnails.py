@@ -13,6 +13,10 @@ IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WE
 THUMBNAIL_SIZE = (128, 128)
 QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that show the image on its side
 DAMAGED = "That image is truncated or damaged: it cannot be decoded."
+# A progressive JPEG is drawn in scans, each a pass over every pixel, as long as a
+# whole plain JPEG takes, and a few bytes can hold one: 1,300 of them in 134 KB took
+# 15 s to decode (bench/thumbnail.py). Encoders write about 10.
+MAX_SCANS = 64
 
 # Making a thumbnail is CPU work. It runs on a few threads of our own, which Pillow
 # keeps busy without holding Python's lock, while the event loop goes on serving.
@@ -52,6 +56,8 @@ def make_thumbnail(data):
         # Pillow refuses only above twice this limit (and only warns between).
         if width * height > Image.MAX_IMAGE_PIXELS:
             raise NotAnImage("That image has too many pixels to be decoded safely.")
+        if image.info.get("progressive") and scans(image.fp) > MAX_SCANS:
+            raise NotAnImage(f"That JPEG is drawn in over {MAX_SCANS} passes: too many to decode.")
         try:
             # The fast path: a JPEG decodes at 1/2, 1/4 or 1/8 of its size for the asking.
             image.draft(None, (2 * THUMBNAIL_SIZE[0], 2 * THUMBNAIL_SIZE[1]))
@@ -75,6 +81,19 @@ def unreadable(error):
     if "MAX_TEXT" in str(error):
         return NotAnImage("That image carries over 1 MB of text or colour profile, more than we read.")
     return NotAnImage(DAMAGED)
+
+
+def scans(file):
+    """How many scans a JPEG file holds: its SOS markers, which its compressed data
+    cannot hold (a 0xFF there is followed by 0x00). The file is read from its start,
+    and left where it was."""
+    where, count, last = file.tell(), 0, b""
+    file.seek(0)
+    while block := file.read(1024 * 1024):
+        count += (last + block).count(b"\xff\xda")  # one byte back: a marker across two blocks
+        last = block[-1:]
+    file.seek(where)
+    return count
 
 
 def for_png(image):

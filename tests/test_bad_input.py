@@ -19,9 +19,9 @@ from bson import ObjectId
 from motor.motor_tornado import MotorGridFSBucket
 
 from coursekit.clients import Client, RawConnection, error_message, multipart
-from coursekit.images import (corrupt_png, image_bytes, png_header, png_with_a_broken_chunk_list,
-                              png_with_a_big_colour_profile, png_with_a_text_bomb,
-                              png_with_a_truncated_header, truncated_jpeg)
+from coursekit.images import (corrupt_png, image_bytes, jpeg_with_scans, png_header, png_with_a_big_colour_profile,
+                              png_with_a_broken_chunk_list, png_with_a_text_bomb, png_with_a_truncated_header,
+                              truncated_jpeg)
 from coursekit.stages import ORIGINAL_PATHS, RECORDS, ROOT, STAGES
 
 RUNS_ON = STAGES  # every stage
@@ -287,6 +287,9 @@ CASES = [
     Case("a PNG whose colour profile inflates to 5 MB, past Pillow's limit (ValueError)",
          lambda c, s: upload(c, png_with_a_big_colour_profile(), "profile.png"),
          from_part2(400, "text or colour profile"), STORED_BY_PART1),
+    Case("a progressive JPEG drawn in 1,300 scans (22 KB, each scan a pass over every pixel)",
+         lambda c, s: upload(c, jpeg_with_scans((1000, 1000), 1300), "scans.jpg", "image/jpeg"),
+         from_part2(400, "passes"), STORED_BY_PART1),
     Case("a PNG with a broken chunk list (SyntaxError)",
          lambda c, s: upload(c, png_with_a_broken_chunk_list(), "chunks.png"), from_part2(400, "truncated or damaged"),
          STORED_BY_PART1),

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from multipart import MultipartSegment, PushMultipartParser
 from PIL import Image
 
-from coursekit.images import encoded, image_bytes
+from coursekit.images import encoded, image_bytes, jpeg_with_scans
 
 RUNS_ON = ["part1_basic", "part2_thumbnails", "part3_streaming", "part4_production"]
 # The functions that part 3 adds, which part 4 runs unchanged.
@@ -376,3 +376,38 @@ def test_the_cost_of_decoding_each_kind_of_image(stage_code, case):
     assert cost == 100 * 50 * bytes_a_pixel
     # The full size counts for a progressive JPEG alone.
     assert stage_code.decoding_cost(image, 10**9) - stage_code.DECODER_OVERHEAD == cost
+
+
+# --- scans(): how many passes a progressive JPEG makes over its pixels ---
+
+FROM_PART2 = pytest.mark.runs_on("part2_thumbnails", "part3_streaming", "part4_production")
+
+
+@FROM_PART2
+@pytest.mark.parametrize("count", [10, 64, 65, 1300])  # libjpeg writes 10
+def test_the_scans_of_a_jpeg_are_counted_and_the_file_left_where_it_was(stage_code, count):
+    file = io.BytesIO(jpeg_with_scans((64, 48), count))
+    file.seek(7)
+    assert stage_code.scans(file) == count
+    assert file.tell() == 7
+
+
+@FROM_PART2
+def test_a_scan_marker_across_two_reads_is_counted_once(stage_code):
+    for at in (1024 * 1024 - 2, 1024 * 1024 - 1, 1024 * 1024):  # before, across, after the boundary
+        data = bytearray(2 * 1024 * 1024)
+        data[at : at + 2] = b"\xff\xda"
+        assert stage_code.scans(io.BytesIO(bytes(data))) == 1, at
+
+
+@FROM_PART2
+def test_a_progressive_jpeg_of_max_scans_is_thumbnailed_one_more_is_refused(stage_code, stage):
+    def thumbnail(data):
+        if stage == "part2_thumbnails":
+            return stage_code.make_thumbnail(data)
+        budget = [stage_code.DecodeBudget(2**30)] if stage == "part4_production" else []  # from part 3: a file
+        return stage_code.make_thumbnail(io.BytesIO(data), *budget)
+
+    assert thumbnail(jpeg_with_scans((400, 300), stage_code.MAX_SCANS))[1:3] == (400, 300)
+    with pytest.raises(stage_code.NotAnImage, match="passes"):
+        thumbnail(jpeg_with_scans((400, 300), stage_code.MAX_SCANS + 1))
