@@ -1,10 +1,8 @@
 """Part 4: part 3 run for real: processes, a proxy, timeouts, a graceful stop.
 
-Run it with `python part4_production/app.py`; `--help` lists its options. Their
-defaults come from the environment variables PORT (8000), MONGODB_URI
-(mongodb://localhost:27017), MONGODB_DB (part4_production, the stage's name) and
-COOKIE_SECRET. Its lesson tells how to run it for real: processes, a proxy, a
-MongoDB cluster.
+Run it with `python part4_production/app.py`; `--help` lists its options, whose
+defaults come from the environment: PORT (8000), MONGODB_URI (mongodb://localhost:27017),
+MONGODB_DB (part4_production, the stage's name) and COOKIE_SECRET.
 """
 
 import asyncio
@@ -116,6 +114,9 @@ def make_app(db, cookie_secret=None, thumbnail_executor=None, max_upload_size=4 
 
 def main():
     """Check the options and the database, listen, fork if asked to, then serve."""
+    # Tornado prints the whole of --help before it names an option it does not know.
+    if unknown := [arg for arg in sys.argv[1:] if arg.startswith("-") and arg.lstrip("-").split("=")[0] not in options]:
+        sys.exit(f"error: no such option: {unknown[0]} (--help lists them)")
     try:
         options.parse_command_line()
     except (tornado.options.Error, ValueError, OSError) as error:  # e.g. --port=abc, or no such --config

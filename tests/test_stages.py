@@ -96,6 +96,14 @@ async def test_runs_as_a_program_and_stops_cleanly_on_ctrl_c(program):
     assert "Traceback" not in app.output()
 
 
+@pytest.mark.runs_on("part2_thumbnails", "part3_streaming", "part4_production")  # part 1 takes no options
+@pytest.mark.parametrize("wrong", ["--bogus", "--bogus=1", "--db-nmae=x"])
+def test_an_unknown_option_is_one_line_naming_it(program, wrong):
+    status, output = program.run(wrong, timeout=15)
+    assert status != 0
+    assert output.strip().splitlines() == [f"error: no such option: {wrong} (--help lists them)"]
+
+
 def test_exits_with_one_clear_line_when_the_port_is_taken(program):
     first = program()
     status, output = program.run(port=first.port, timeout=15)
