@@ -27,6 +27,23 @@ def claimed_type(content_type, filename):
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
+def declared_size(headers):
+    """The body's size as its Content-Length says, or None if Tornado will refuse it
+    with a bare 400: ASCII digits only ("²".isdigit() is true too), 19 at most (more
+    than any disk holds), and the same value each time if a proxy repeated it ("5, 5")."""
+    values = set(re.split(r",\s*", headers.get("Content-Length", "")))
+    value = values.pop() if len(values) == 1 else ""
+    return int(value) if re.fullmatch(r"[0-9]{1,19}", value) else None
+
+
+def malformed(error):
+    """The 400 for a form that the multipart parser refused, in words: its message may
+    hold a Python repr, as ('Segment header failed to decode', UnicodeDecodeError(...))."""
+    if any(isinstance(cause, UnicodeDecodeError) for cause in error.args):
+        return tornado.web.HTTPError(400, "That form's headers cannot be decoded: send the file name in UTF-8.")
+    return tornado.web.HTTPError(400, f"That form data is malformed: {error.args[0]}")
+
+
 def part_filename(part):
     """The file name of a form's part, read as Tornado reads it, as the email package
     does: quotes, backslashes and RFC 2231's `filename*=` included."""

@@ -12,7 +12,7 @@ from tornado.ioloop import IOLoop
 from base import BaseHandler, check_filename, log
 from gridfs_chunks import GridFSUpload
 from thumbnails import NotAnImage, thumbnail_from_gridfs
-from upload_checks import claimed_type, human_size, part_filename
+from upload_checks import claimed_type, declared_size, human_size, malformed, part_filename
 
 # How the files of the formats we accept (IMAGE_TYPES) begin: only those are read back
 # to be thumbnailed.
@@ -39,11 +39,9 @@ class StreamedUpload(BaseHandler):
         self.received = 0
         # The limit is the file's: a body may hold a little more than its file (a form's does).
         limit = self.settings["max_upload_size"] + self.overhead
-        declared = self.request.headers.get("Content-Length", "")
-        # Only ASCII digits ("²".isdigit() is true too), and 19 of them are more than
-        # any disk holds: Tornado answers anything else with a bare 400.
-        if re.fullmatch(r"[0-9]{1,19}", declared) and int(declared) > limit:
-            self.request.connection.set_max_body_size(int(declared))  # else Tornado adds a 400 to our 413
+        declared = declared_size(self.request.headers)
+        if declared is not None and declared > limit:
+            self.request.connection.set_max_body_size(declared)  # else Tornado adds a 400 to our 413
             raise self.too_big()
         # Shed the load before a byte of the body is read: each upload under way
         # holds up to a chunk in memory while it waits for the rest.
@@ -219,14 +217,14 @@ class FormUploadHandler(StreamedUpload):
                 elif self.in_file:  # some bytes of the part
                     await self.write_file(part)
         except MultipartError as error:
-            raise tornado.web.HTTPError(400, f"That form data is malformed: {error}")
+            raise malformed(error)
 
     async def post(self):
         try:
             self.form.close()  # checks that the form ended as a form should
         except MultipartError as error:
             await self.discard()
-            raise tornado.web.HTTPError(400, f"That form data is malformed: {error}")
+            raise malformed(error)
         await self.store()
         self.redirect(self.reverse_url("home"))
 

@@ -11,11 +11,12 @@ import re
 import urllib.parse
 
 import pytest
+import tornado.httputil
 import tornado.web
 from gridfs import DEFAULT_CHUNK_SIZE as CHUNK
 from hypothesis import given
 from hypothesis import strategies as st
-from multipart import MultipartSegment, PushMultipartParser
+from multipart import MultipartError, MultipartSegment, PushMultipartParser
 from PIL import Image
 
 from coursekit.images import encoded, image_bytes, jpeg_with_scans
@@ -411,3 +412,33 @@ def test_a_progressive_jpeg_of_max_scans_is_thumbnailed_one_more_is_refused(stag
     assert thumbnail(jpeg_with_scans((400, 300), stage_code.MAX_SCANS))[1:3] == (400, 300)
     with pytest.raises(stage_code.NotAnImage, match="passes"):
         thumbnail(jpeg_with_scans((400, 300), stage_code.MAX_SCANS + 1))
+
+
+# --- declared_size() and malformed(): a streamed upload's headers, read with care ---
+
+
+@FROM_PART3
+@pytest.mark.parametrize("header, size", [
+    ("1234", 1234), ("0", 0), ("007", 7),
+    ("200000000, 200000000", 200000000),  # repeated by a proxy: Tornado takes it
+    ("5,5,5", 5),
+    ("5, 6", None),  # values that disagree: Tornado's bare 400
+    ("\u00b2", None), ("١٢", None),  # digits, but not ASCII
+    ("9" * 19, int("9" * 19)), ("9" * 20, None), ("9" * 5000, None),  # int() refuses over 4300 digits
+    ("-1", None), ("1e3", None), ("", None),
+])
+def test_the_declared_size_is_read_as_tornado_reads_it(stage_code, header, size):
+    headers = tornado.httputil.HTTPHeaders({"Content-Length": header} if header else {})
+    assert stage_code.declared_size(headers) == size
+
+
+@FROM_PART3
+def test_a_form_whose_headers_are_not_utf8_is_told_so_without_a_repr(stage_code):
+    parser = PushMultipartParser("x")
+    body = b'--x\r\nContent-Disposition: form-data; name="file"; filename="caf\xe9.png"\r\n\r\nabc\r\n--x--\r\n'
+    with pytest.raises(MultipartError) as refused:
+        list(parser.parse(body))
+    message = stage_code.malformed(refused.value).log_message
+    assert message == "That form's headers cannot be decoded: send the file name in UTF-8."
+    assert stage_code.malformed(MultipartError("No final boundary")).log_message == (
+        "That form data is malformed: No final boundary")
