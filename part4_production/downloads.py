@@ -11,6 +11,7 @@ import re
 import urllib.parse
 from pathlib import Path
 
+import tornado.gen
 import tornado.web
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -84,6 +85,19 @@ class ChunkedDownload(BaseHandler):
             return if_range == etag
         return http_date(if_range) == to_the_second(modified)
 
+    async def flush_or_cut(self):
+        """flush(), unless the client takes nothing for --idle_timeout: a client that
+        stops reading would hold what is read ahead for it, and a descriptor, for ever.
+        Then the connection is closed, and StreamClosedError raised."""
+        idle_timeout = self.settings["idle_timeout"]
+        try:
+            await tornado.gen.with_timeout(datetime.timedelta(seconds=idle_timeout), self.flush(),
+                                           quiet_exceptions=StreamClosedError)
+        except TimeoutError:
+            log.info("%s took nothing for %s s: closing the connection", self.request.remote_ip, idle_timeout)
+            self.request.connection.stream.close()
+            raise StreamClosedError()
+
     async def send_pieces(self, reader):
         """Send what `reader` reads, reading the next pieces while these go out (the
         interleaving pattern of Tornado's guide), until the client goes."""
@@ -97,7 +111,7 @@ class ChunkedDownload(BaseHandler):
                     reads.append(asyncio.ensure_future(reader.read()))
                 for piece in pieces:
                     self.write(piece)
-                    await self.flush()  # until the client has taken it: memory stays flat
+                    await self.flush_or_cut()  # until the client has taken it: memory stays flat
                     sent += len(piece)
                 await asyncio.sleep(0)  # flush() need not wait on a fast network: let others in
         except StreamClosedError:

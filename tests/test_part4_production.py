@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import ssl
 import time
 
@@ -103,6 +104,24 @@ async def test_a_slow_but_steady_upload_is_never_cut(program, start_upload):
     upload.close()
     assert status == 201, body
     assert (await client.fetch(headers["location"])).body == b"".join(pieces)
+
+
+async def test_a_download_whose_client_stops_reading_is_cut_after_idle_timeout(program):
+    running = program("--idle_timeout=1")
+    data = os.urandom(20 * 1024 * 1024)  # far more than the socket buffers on either side hold
+    response = await Client(running.url, request_timeout=LIMIT).put(data, "big.bin")
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never reads, for now
+    reader.connect(("127.0.0.1", running.port))
+    reader.sendall(f"GET {response.headers['Location']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await eventually(lambda: "took nothing for 1.0 s: closing the connection" in running.output(), timeout=LIMIT)
+    # Read now: what was under way, then the end, short of the file.
+    reader.settimeout(LIMIT)
+    received = 0
+    with reader:
+        while piece := await asyncio.to_thread(reader.recv, 1024 * 1024):
+            received += len(piece)
+    assert received < len(data)
 
 
 # --- Out of file descriptors ---
