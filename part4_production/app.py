@@ -51,8 +51,8 @@ options.define("processes", default=1, help="how many processes serve, on one po
 options.define("xheaders", default=False,
                help="take the client's address from X-Real-IP or X-Forwarded-For: only behind a proxy that sets them")
 options.define("idle_timeout", default=60, type=float,
-               help="close a connection that sends nothing for this long, in seconds: between requests, "
-                    "in its headers or in its body")
+               help="close a connection silent for this long, in seconds, in its headers or its body, "
+                    "or between requests; an upload bringing under 1 KiB/s over it; a download not read for it")
 options.define("shutdown_timeout", default=25, type=float,
                help="on SIGTERM or Ctrl+C, how long the requests under way may take to finish, in seconds")
 options.define("db_timeout", default=5, type=float,

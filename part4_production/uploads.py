@@ -1,5 +1,5 @@
 """Uploads streamed into GridFS as they arrive (StreamedUpload), then a handler for
-the form and one for PUT. From part 4: shed under load, closed when silent, abandon()."""
+the form and one for PUT. From part 4: shed under load, kept to a pace, abandon()."""
 
 import asyncio
 import re
@@ -13,6 +13,7 @@ from base import BaseHandler, check_filename, log
 from gridfs_chunks import GridFSUpload
 from thumbnails import NotAnImage, thumbnail_from_gridfs
 from upload_checks import claimed_type, declared_size, human_size, malformed, part_filename
+from upload_pace import UploadPace
 
 # How the files of the formats we accept (IMAGE_TYPES) begin: only those are read back
 # to be thumbnailed.
@@ -32,7 +33,8 @@ class StreamedUpload(BaseHandler):
     # Also when Tornado refuses the request before prepare() (XSRF, size), and the
     # connection then closes: there is nothing to delete.
     upload = None  # the GridFS file being written
-    idle_timer = None  # set while the body is coming: it closes a connection gone silent
+    pace = None  # an UploadPace while the body is coming: it closes a connection too slow or silent
+    storing = False  # whether a piece of the body is being stored
     overhead = 0  # bytes a body may hold besides its file: a subclass sets its own
 
     def prepare(self):
@@ -49,26 +51,17 @@ class StreamedUpload(BaseHandler):
             raise tornado.web.HTTPError(503, "The server is busy with other uploads. Please try again in a moment.")
         self.in_flight.uploads.add(self)
         # Tornado's body timeout bounds the whole body, and a big file on a slow line
-        # takes hours: ours bounds the silences instead, restarted by each piece.
+        # takes hours: ours bounds the pace instead, over each --idle_timeout.
         self.request.connection.set_body_timeout(None)
-        self.restart_idle_timer()
+        self.pace = UploadPace(self, self.settings["idle_timeout"])
         # A chunked body has no Content-Length: Tornado cuts it off (a bare 400) when
         # the sizes of its chunks add up to more than this.
         self.request.connection.set_max_body_size(limit)
 
-    def restart_idle_timer(self):
-        self.stop_idle_timer()
-        self.idle_timer = IOLoop.current().call_later(self.settings["idle_timeout"], self.gone_silent)
-
-    def stop_idle_timer(self):
-        if self.idle_timer is not None:
-            IOLoop.current().remove_timeout(self.idle_timer)
-            self.idle_timer = None
-
-    def gone_silent(self):
-        log.info("nothing from %s for %s s: closing the connection", self.request.remote_ip,
-                 self.settings["idle_timeout"])
-        self.request.connection.close()  # then on_connection_close() deletes what was stored
+    def stop_pace(self):
+        if self.pace is not None:
+            self.pace.stop()
+            self.pace = None
 
     def too_big(self):
         limit = human_size(self.settings["max_upload_size"])
@@ -95,8 +88,8 @@ class StreamedUpload(BaseHandler):
     async def data_received(self, chunk):
         # Awaited by Tornado: it reads no more of the body, and the client's sending
         # slows down, until the database has taken this piece.
-        self.restart_idle_timer()
         self.received += len(chunk)
+        self.storing = True
         try:
             await self.receive(chunk)
         except tornado.web.HTTPError as error:
@@ -104,6 +97,8 @@ class StreamedUpload(BaseHandler):
         except PyMongoError as error:  # one line: the driver's traceback tells no more
             log.error("could not store an upload: %s", error)
             await self.refuse(tornado.web.HTTPError(503, DATABASE_FAILED))
+        finally:
+            self.storing = False
 
     async def refuse(self, error):
         """Answer `error` before the body has all arrived. Tornado then reads no more
@@ -114,7 +109,7 @@ class StreamedUpload(BaseHandler):
 
     async def discard(self):
         """Delete the chunks an unfinished upload has stored."""
-        self.stop_idle_timer()
+        self.stop_pace()
         upload, self.upload = self.upload, None
         if upload is not None:
             try:
@@ -124,7 +119,7 @@ class StreamedUpload(BaseHandler):
 
     def on_connection_close(self):
         super().on_connection_close()  # tells Tornado not to call post() or put()
-        if self.idle_timer is None:  # the body was all in, or refused: the request ends as usual
+        if self.pace is None:  # the body was all in, or refused: the request ends as usual
             return
         if self.upload is not None:
             log.info("client gone after %d bytes of %r: deleting them", self.received, self.upload.file["filename"])
@@ -136,13 +131,13 @@ class StreamedUpload(BaseHandler):
         self.in_flight.end(self)
 
     def on_finish(self):
-        self.stop_idle_timer()
+        self.stop_pace()
         super().on_finish()
 
     async def store(self):
         """The whole body is in: close the file, make its thumbnail if it is an image,
         then the document that lists them. If any of it fails, nothing is kept."""
-        self.stop_idle_timer()  # the body is all in
+        self.stop_pace()  # the body is all in
         upload, self.upload = self.upload, None  # a disconnect no longer deletes it
         if upload is None or not upload.size:
             raise tornado.web.HTTPError(400, "Choose a file to upload: the file is missing or empty.")

@@ -348,6 +348,39 @@ async def test_uploads_past_max_uploads_get_503_and_retry_after_before_their_bod
         connection.close()
 
 
+async def test_uploads_that_trickle_lose_their_slots_to_uploads_that_progress(program, connect, start_upload):
+    running = program("--max_uploads=2", "--idle_timeout=1")
+    client = Client(running.url, request_timeout=LIMIT)
+    # Two forms whose preamble comes a byte every 0.2 s: never silent for the timeout,
+    # but 5 bytes a second, where the pace asks for 1 KiB.
+    tricklers = [await connect(client) for _ in range(2)]
+    for trickler in tricklers:
+        await trickler.send_headers("POST", client.form_action, [
+            "Content-Type: multipart/form-data; boundary=x", "Content-Length: 100000"])
+
+    async def trickle():
+        for _ in range(5 * LIMIT):  # longer than the test waits, unless cut
+            for trickler in tricklers:
+                await trickler.send(b"-")
+            await asyncio.sleep(0.2)
+
+    trickling = asyncio.ensure_future(trickle())
+    try:
+        assert (await client.fetch("/healthz")).code == 200  # their headers are read: they hold the slots
+        assert (await client.put(os.urandom(1000), "refused.bin")).code == 503
+        # Within two looks of the pace, both are cut, and a real upload has a slot.
+        async def an_upload_gets_in():
+            response = await client.put(os.urandom(1000), "real.bin")
+            return response.code == 201
+
+        await eventually(an_upload_gets_in, timeout=LIMIT)
+    finally:
+        trickling.cancel()
+        for trickler in tricklers:
+            trickler.close()
+    assert "too slow, closing the connection" in running.output()
+
+
 # --- Part 3 is streaming alone again ---
 
 
