@@ -5,9 +5,12 @@ import asyncio
 import collections
 import contextlib
 import datetime
+import fcntl
 import mimetypes
 import os
 import re
+import stat
+import sys
 import urllib.parse
 from pathlib import Path
 
@@ -174,26 +177,42 @@ class FileHandler(ChunkedDownload):
     """GET /files/<path>: a file of --files_dir, sent the same way."""
 
     async def get(self, path, include_body=True):
-        root = Path(self.settings["files_dir"]).resolve()
-        try:
-            full_path = (root / path).resolve(strict=True)  # no more `..` nor symbolic links; it exists
-            inside = full_path.is_relative_to(root) and full_path.is_file()
-            file = open(full_path, "rb", buffering=0) if inside else None
-        # A NUL byte, a name too long, a loop of links (a RuntimeError before Python
-        # 3.13), no permission: nothing to serve.
-        except (OSError, RuntimeError, ValueError):
-            file = None
+        file = open_inside(Path(self.settings["files_dir"]).resolve(), path)
         if file is None:
             raise tornado.web.HTTPError(404, "There is no such file here.")
         with file:
-            stat = os.fstat(file.fileno())
-            self.set_header("Content-Type", mimetypes.guess_type(full_path.name)[0] or "application/octet-stream")
-            modified = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.UTC)
-            await self.send_file(stat.st_size, f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"', modified,
+            file_stat = os.fstat(file.fileno())
+            kind = mimetypes.guess_type(real_path(file.fileno()))[0]  # a link's target's type
+            self.set_header("Content-Type", kind or "application/octet-stream")
+            modified = datetime.datetime.fromtimestamp(file_stat.st_mtime, datetime.UTC)
+            await self.send_file(file_stat.st_size, f'"{file_stat.st_mtime_ns:x}-{file_stat.st_size:x}"', modified,
                                  lambda start, end: FileRange(file, start, end), include_body)
 
     def head(self, path):
         return self.get(path, include_body=False)
+
+
+def open_inside(root, path):
+    """The regular file at `path` under the folder `root`, open for reading; None if
+    there is none. Links are followed, `..` too, and then what was opened is checked,
+    not the path: a path checked first, then opened, may lead elsewhere by then (a
+    folder swapped for a link to /etc in between served /etc/passwd)."""
+    try:
+        fd = os.open(root / path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO would block open() for ever
+    # No such file, a NUL byte, a name too long, a loop of links, no permission.
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(os.fstat(fd).st_mode) and Path(real_path(fd)).is_relative_to(root):
+        return os.fdopen(fd, "rb", buffering=0)
+    os.close(fd)
+    return None
+
+
+def real_path(fd):
+    """Where the file open as `fd` is, whatever path opened it: as the system knows it."""
+    if sys.platform == "darwin":
+        return fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024)).rstrip(b"\0").decode()
+    return os.readlink(f"/proc/self/fd/{fd}")  # Linux
 
 
 class FileRange:

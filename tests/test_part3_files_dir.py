@@ -5,8 +5,12 @@ The requests go over real HTTP on a raw connection, so that their paths reach th
 server exactly as written, `..` and all (an HTTP client would tidy them)."""
 
 import asyncio
+import collections
+import ctypes
 import logging
 import os
+import sys
+import threading
 
 import pytest
 import pytest_asyncio
@@ -94,6 +98,41 @@ async def test_a_file_that_shrinks_during_its_download_is_cut_short_and_logged(s
     assert "shrank during the download" in caplog.text
     assert "cutting the response short" in caplog.text
     assert "Uncaught exception" not in caplog.text
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="renameat2(RENAME_EXCHANGE) is Linux's")
+@pytest.mark.takes(10)
+async def test_a_folder_swapped_for_a_link_outside_mid_request_serves_nothing_outside(serve, tmp_path):
+    # served/d, a folder, and served/x, a link to outside/, trade places again and again,
+    # atomically, while d/passwd is asked for: what is opened is checked, not the path.
+    served, outside = tmp_path / "served", tmp_path / "outside"
+    (served / "d").mkdir(parents=True)
+    (served / "d" / "passwd").write_text("inside")
+    outside.mkdir()
+    (outside / "passwd").write_text("SECRET")
+    (served / "x").symlink_to(outside)
+    client = await serve(files_dir=str(served))
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_cwd, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    swapping = threading.Event()
+
+    def swap():
+        while swapping.is_set():
+            libc.renameat2(at_cwd, bytes(served / "d"), at_cwd, bytes(served / "x"), exchange)
+
+    swapping.set()
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    answers = collections.Counter()
+    try:
+        for _ in range(1500):  # the previous code served the outside file once in about 300
+            status, _, body = await raw_get(client, "/files/d/passwd")
+            answers[status, body.decode(errors="replace")[:6]] += 1
+    finally:
+        swapping.clear()
+        swapper.join()
+    assert (200, "SECRET") not in answers, f"a file outside was served: {answers}"
+    assert answers[200, "inside"] and sum(count for (status, _), count in answers.items() if status == 404)
 
 
 async def test_files_are_not_served_without_a_files_dir(client):
