@@ -39,6 +39,9 @@ class ChunkedDownload(BaseHandler):
     the body sent a piece at a time, each awaited until the client has taken it."""
 
     client_gone = False
+    # Whether a date (to the second) names one version of the file: a GridFS file never
+    # changes. A date that cannot is weak, and a weak If-Range never matches (RFC 9110).
+    dates_name_one_version = True
 
     def on_connection_close(self):
         super().on_connection_close()
@@ -79,13 +82,13 @@ class ChunkedDownload(BaseHandler):
 
     def same_file(self, etag, modified):
         """Whether If-Range, if sent, names this file: by its ETag, compared strongly (a
-        weak one never matches), or by its exact date (RFC 9110, section 13.1.5)."""
+        weak one never matches), or by its exact date if dates tell versions apart."""
         if_range = self.request.headers.get("If-Range")
         if if_range is None:
             return True
         if if_range.startswith(('"', "W/")):
             return if_range == etag
-        return http_date(if_range) == to_the_second(modified)
+        return self.dates_name_one_version and http_date(if_range) == to_the_second(modified)
 
     async def send_pieces(self, reader):
         """Send what `reader` reads, reading the next pieces while these go out (the
@@ -161,6 +164,10 @@ class DownloadHandler(ChunkedDownload):
 
 class FileHandler(ChunkedDownload):
     """GET /files/<path>: a file of --files_dir, sent the same way."""
+
+    # A file rewritten within the second of its Last-Modified keeps that date: a range of
+    # the new version would be spliced onto the client's part of the old. Its ETag tells.
+    dates_name_one_version = False
 
     async def get(self, path, include_body=True):
         file = open_inside(Path(self.settings["files_dir"]).resolve(), path)
