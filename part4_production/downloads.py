@@ -133,6 +133,9 @@ class ChunkedDownload(BaseHandler):
                     await read
         if self.client_gone:
             log.info("client gone: stopped sending %s", self.request.path)
+            # For the request's log line, which would say 200: 499 is nginx's "client closed
+            # the connection", never sent (the headers went long ago).
+            self.set_status(499, "Client Closed Request")
 
 
 class DownloadHandler(ChunkedDownload):

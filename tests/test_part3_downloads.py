@@ -75,8 +75,10 @@ async def test_a_client_gone_mid_download_stops_the_download(client, stage_code,
         await connection.send_headers("GET", location)
         await connection.reader.readuntil(b"\r\n\r\n")
         await connection.reader.readexactly(1000)
-    # The handler noticed, stopped reading the file and closed its cursor.
+    # The handler noticed, stopped reading the file and closed its cursor; the request's
+    # log line says the client closed it, not 200.
     await eventually(lambda: "client gone: stopped sending" in caplog.text)
+    await eventually(lambda: re.search(rf"499 GET {re.escape(location)} ", caplog.text))
     assert (await client.digest(location))[0] == 200  # and the server serves on
 
 
