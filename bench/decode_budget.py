@@ -32,7 +32,7 @@ from pathlib import Path
 
 from coursekit.clients import Client
 from coursekit.images import encoded
-from coursekit.stages import StageCode, load_stage, stage_module
+from coursekit.stages import StageCode, load_stage
 from harness import MB, MiB, Server, allow_requests, command_line, database, memory, reset_peak, status
 
 # (name, format, mode, what else save() is given): each kind decodes differently.
@@ -93,23 +93,30 @@ def decode(path):
     print(round((status(os.getpid(), "VmHWM") - before) * MB), estimate)
 
 
+def decoding(data, name):
+    """decode() the image `data` in a process of its own: (bytes it took, bytes estimated)."""
+    with tempfile.TemporaryDirectory(prefix="bench-decode-") as tmp:
+        path = Path(tmp) / "image"
+        path.write_bytes(data)
+        result = subprocess.run([sys.executable, __file__, "--decode", str(path)], capture_output=True,
+                                text=True, timeout=300)
+    if result.returncode != 0:
+        raise SystemExit(f"error: decoding {name} failed:\n{result.stderr}")
+    measured, estimated = map(int, result.stdout.split())
+    return measured, estimated
+
+
 def calibrate(megapixels):
     print(f"What make_thumbnail() takes, image by image ({megapixels} megapixels each), and the estimate:")
     print(f"{'':32} {'file':>8} {'measured':>10} {'estimated':>10} {'estimated / measured':>21}")
     lowest = None
-    with tempfile.TemporaryDirectory(prefix="bench-decode-") as tmp:
-        for name, format, mode, options in KINDS:
-            path = Path(tmp) / "image"
-            path.write_bytes(image(megapixels, format, mode, options))
-            result = subprocess.run([sys.executable, __file__, "--decode", str(path)], capture_output=True,
-                                    text=True, timeout=300)
-            if result.returncode != 0:
-                raise SystemExit(f"error: decoding {name} failed:\n{result.stderr}")
-            measured, estimated = map(int, result.stdout.split())
-            ratio = estimated / max(measured, 1)
-            lowest = ratio if lowest is None else min(lowest, ratio)
-            print(f"{name:32} {path.stat().st_size / MB:6.1f} MB {measured / MB:7.0f} MB {estimated / MB:7.0f} MB "
-                  f"{ratio:20.2f}x")
+    for name, format, mode, options in KINDS:
+        data = image(megapixels, format, mode, options)
+        measured, estimated = decoding(data, name)
+        ratio = estimated / max(measured, 1)
+        lowest = ratio if lowest is None else min(lowest, ratio)
+        print(f"{name:32} {len(data) / MB:6.1f} MB {measured / MB:7.0f} MB {estimated / MB:7.0f} MB "
+              f"{ratio:20.2f}x")
     print(f"lowest estimated / measured: {lowest:.2f}x ({'never under' if lowest >= 1 else 'UNDER'})")
 
 
@@ -128,20 +135,12 @@ async def upload_at_once(base_url, data, count):
         raise SystemExit(f"error: uploads got {failed}")
 
 
-def estimate(data):
-    """decoding_cost() of the image `data`, as make_thumbnail() tells it."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as opened:
-        return stage_module("part4_production", "decode_budget").decoding_cost(opened, opened.size[0] * opened.size[1])
-
-
 def under_budget(megapixels, uploads, threads, budgets, untuned=False):
     data = image(megapixels, "PNG", "RGBA", {})
-    one = estimate(data)
-    print(f"\n{uploads} uploads at once of a {megapixels}-megapixel RGBA PNG ({len(data) / MB:.1f} MB, "
-          f"{one / MB:.0f} MB to decode), {threads} thumbnail threads; {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    measured, one = decoding(data, f"the {megapixels}-megapixel PNG")
+    print(f"\n{uploads} uploads at once of a {megapixels}-megapixel RGBA PNG ({len(data) / MB:.1f} MB; alone, "
+          f"make_thumbnail() took {measured / MB:.0f} MB, decoding_cost() says {one / MB:.0f} MB), "
+          f"{threads} thumbnail threads; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     print("The bound: the budget, or one image alone if it needs more.")
     print(f"{'decode budget':>26} {'bound':>9} {'peak memory':>12} {'peak / bound':>13} {'took':>8}")
     with database() as (db_uri, db_name):

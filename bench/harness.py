@@ -9,12 +9,15 @@ The scripts start the servers they measure through this module:
 
 KIND is one of SERVERS: part3 (the stage), gridfshandler (Motor's
 motor.web.GridFSHandler, serving /fs/<file id>), static (Tornado's
-StaticFileHandler, serving /static/<name>), part2 (the stage before, its body
+StaticFileHandler, serving /static/<name>), static-1mib (the same, reading 1 MiB
+at a time where Tornado's reads 64 KiB), part2 (the stage before, its body
 limits raised to 2 GiB) or part4 (with `--threads N` thumbnail threads, as on a
 machine of N + 1 cores, and `--decode-budget BYTES`; the process tuned as its
-serve() tunes it, unless `--untuned`). `python bench/harness.py
-read ...` is the driver alone, reading a GridFS file with Motor's
-GridOut.readchunk(), for comparison.
+serve() tunes it, unless `--untuned`). Part 3 takes `--set MODULE.NAME=NUMBER`
+(say `--set downloads.READS_AHEAD=1`), which changes one of its constants, and
+`--disk-reads-on-a-thread`: the choices its lesson makes, measured against the
+others. `python bench/harness.py read ...` is the driver alone, reading a GridFS
+file with Motor's GridOut.readchunk(), for comparison.
 """
 
 import argparse
@@ -30,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import tornado.web
 from mirakuru.exceptions import ExecutorError
 from tornado.httpclient import AsyncHTTPClient
 
@@ -39,7 +43,7 @@ from coursekit.nginx import Nginx, nginx_executable
 from coursekit.processes import Program, StageProgram, free_port
 from coursekit.stages import StageCode, load_stage
 
-SERVERS = ("part3", "gridfshandler", "static", "part2", "part4")
+SERVERS = ("part3", "gridfshandler", "static", "static-1mib", "part2", "part4")
 # Stopped by SIGTERM (a timeout, kill): clean up as on Ctrl+C, the database included.
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 MB = 1e6
@@ -101,6 +105,12 @@ class Measured:
 
     def reset_peak(self):
         reset_peak(self.process.pid)
+
+    def cpu_seconds(self):
+        """The CPU time the process has used so far, user and system, all its threads
+        counted: unlike a speed, hardly changed by other work on the machine."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 class Server(Measured, Program):
@@ -184,22 +194,28 @@ def allow_requests(at_once, timeout=3600):
 
 
 def curl(url, *args, timeout=600):
-    """curl `url` with `args`, the body to /dev/null: (status, bytes received, bytes/s)."""
+    """curl `url` with `args`, the body to /dev/null: (status, bytes received, bytes/s,
+    seconds from the start to the first byte of the answer)."""
     result = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{speed_download}",
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{speed_download} %{time_starttransfer}",
          "--max-time", str(timeout), *args, url],
         capture_output=True, text=True, check=False,
     )
-    code, size, speed = result.stdout.split()
-    return int(code), int(size), float(speed)
+    code, size, speed, first_byte = result.stdout.split()
+    return int(code), int(size), float(speed), float(first_byte)
 
 
 def download(url, size, *args):
     """Download `url` with curl, check it is all there; its speed in MB/s."""
-    code, received, speed = curl(url, *args)
+    return timed_download(url, size, *args)[0]
+
+
+def timed_download(url, size, *args):
+    """Download `url` with curl, check it is all there: (MB/s, seconds to the first byte)."""
+    code, received, speed, first_byte = curl(url, *args)
     if code not in (200, 206) or received != size:
         raise SystemExit(f"error: {url} gave {code} and {received} bytes, not {size}")
-    return speed / MB
+    return speed / MB, first_byte
 
 
 def curl_upload(base_url, path, form=False, expected=(201,), timeout=600):
@@ -297,14 +313,70 @@ def ratio(a, b):
 # --- The child processes ---
 
 
-def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=None, untuned=False):
-    import tornado.web
+class StaticFileHandlerReading1MiB(tornado.web.StaticFileHandler):
+    """Tornado's StaticFileHandler, reading 1 MiB at a time where it reads 64 KiB: the
+    read size alone changed, to compare it with part 3's /files/ (which reads 1 MiB)."""
+
+    @classmethod
+    def get_content(cls, abspath, start=None, end=None):  # Tornado 6.6's, but for the size of a read
+        cls._stat_regular_file(abspath, abspath)
+        with open(abspath, "rb") as file:
+            if start is not None:
+                file.seek(start)
+            remaining = end - (start or 0) if end is not None else None
+            while chunk := file.read(MiB if remaining is None else min(MiB, remaining)):
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+
+def vary_part3(app, settings, disk_reads_on_a_thread):
+    """Part 3, loaded as `app`, with some of its constants changed, `settings` as
+    ["MODULE.NAME=NUMBER"], and if `disk_reads_on_a_thread`, its FileRange reading on
+    asyncio's default thread pool rather than on the event loop."""
+
+    def sibling(name):  # the module of app's stage that app's code uses
+        return sys.modules[f"{app.__name__.rpartition('.')[0]}.{name}"]
+
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        module_name, _, constant = name.partition(".")
+        module = sibling(module_name)
+        if not hasattr(module, constant):
+            raise SystemExit(f"error: part 3's {module_name}.py has no {constant}")
+        setattr(module, constant, int(value))  # read when used: the change applies
+    if disk_reads_on_a_thread:
+        downloads = sibling("downloads")
+
+        class FileRangeOnAThread(downloads.FileRange):
+            """Each read on a thread, at an offset of its own (os.pread): reads that run
+            ahead may then run side by side, and must not share the file's position."""
+
+            def __init__(self, file, start, end):
+                super().__init__(file, start, end)
+                self.offset = start
+
+            async def read(self):
+                size = min(self.left, downloads.DISK_READ_SIZE)
+                offset, self.offset, self.left = self.offset, self.offset + size, self.left - size
+                piece = await asyncio.to_thread(os.pread, self.file.fileno(), size, offset) if size else b""
+                if len(piece) < size:
+                    raise OSError(f"{self.file.name} shrank during the download")
+                return [piece] if piece else []
+
+        downloads.FileRange = FileRangeOnAThread  # FileHandler looks it up when it reads
+
+
+def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=None, untuned=False, settings=(),
+          disk_reads_on_a_thread=False):
     from motor.motor_tornado import MotorClient
     from tornado.httpserver import HTTPServer
 
     def make_app(db):
         if kind == "part3":
-            return load_stage("part3_streaming").make_app(db, files_dir=files_dir)
+            part3 = load_stage("part3_streaming")
+            vary_part3(part3, settings, disk_reads_on_a_thread)
+            return part3.make_app(db, files_dir=files_dir)
         if kind == "part2":
             return load_stage("part2_thumbnails").make_app(db)
         if kind == "part4":
@@ -325,7 +397,8 @@ def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=No
                     return bucket.open_download_stream(ObjectId(filename))
 
             return tornado.web.Application([(r"/fs/(\w+)", ById, {"database": db})])
-        return tornado.web.Application([(r"/static/(.*)", tornado.web.StaticFileHandler, {"path": files_dir})])
+        handler = StaticFileHandlerReading1MiB if kind == "static-1mib" else tornado.web.StaticFileHandler
+        return tornado.web.Application([(r"/static/(.*)", handler, {"path": files_dir})])
 
     async def main():
         db = MotorClient(db_uri)[db_name]  # in the running loop: Motor binds to it
@@ -373,9 +446,11 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int)
     parser.add_argument("--decode-budget", type=int)
     parser.add_argument("--untuned", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=NUMBER")
+    parser.add_argument("--disk-reads-on-a-thread", action="store_true")
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.kind, args.port, args.db_uri, args.db_name, args.files_dir, args.threads, args.decode_budget,
-              args.untuned)
+              args.untuned, args.set, args.disk_reads_on_a_thread)
     else:
         read(args.db_uri, args.db_name, args.file_id)

@@ -9,7 +9,9 @@ the connection, CONCURRENCY of them at a time. A server that reads the file
 faster than clients take it, or goes on reading after they leave, pays for it in
 memory, time and database reads. Three servers: part 3 and Motor's GridFSHandler
 (which never waits for a client) serving the file from GridFS, and Tornado's
-StaticFileHandler serving it from disk, the handler the 2012 post measured.
+StaticFileHandler serving it from disk, the handler the 2012 post measured. Part 3
+runs a second time with READ_AHEAD_FROM = 0 (harness.py's --set): reading two
+pieces ahead from the first byte, not once a client has taken 4 MiB.
 GridFSHandler gets a hundredth of the clients: it reads the whole file for each,
 gone or not, and with 2000 of them the embedded database, answering 20 reads of
 the whole file at a time, grew to 21 GB and was killed by the kernel. Printed for
@@ -93,9 +95,12 @@ def main():
     size, clients = (8 * 10**6, 200) if args.quick else (100 * 10**6, 2000)
 
     with big_file(size) as (path, db_uri, db_name), gridfs_servers(path, db_uri, db_name) as servers, \
-            Server("static", db_uri, db_name, files_dir=path.parent) as static:
+            Server("static", db_uri, db_name, files_dir=path.parent) as static, \
+            Server("part3", db_uri, db_name, args=["--set", "downloads.READ_AHEAD_FROM=0"]) as eager:
+        part3, url = servers["part 3"]
         # GridFSHandler last: the one that can exhaust the database.
         servers = {"part 3": servers["part 3"],
+                   "part 3, READ_AHEAD_FROM = 0": (eager, eager.url + url.removeprefix(part3.url)),
                    "Tornado's StaticFileHandler": (static, f"{static.url}/static/{path.name}"),
                    "Motor's GridFSHandler": servers["Motor's GridFSHandler"]}
         print(f"{clients} clients reading 1 byte of a {size / MB:.0f} MB file, {CONCURRENCY} at a time")

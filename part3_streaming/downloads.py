@@ -27,7 +27,8 @@ from thumbnails import IMAGE_TYPES
 
 # How much a download reads of a file on disk at a time, at most: 1 MiB (of GridFS,
 # gridfs_chunks.CHUNKS_PER_READ); and how many reads run ahead of what is sent: one,
-# then two once the client has taken 4 MiB (measured: see the lesson).
+# then two once the client has taken 4 MiB. bench/big_downloads.py measures 64 KiB
+# and one read ahead; bench/partial_reads.py, two ahead from the first byte.
 DISK_READ_SIZE = 1024 * 1024
 READS_AHEAD = 2
 READ_AHEAD_FROM = 4 * 1024 * 1024
@@ -165,6 +166,8 @@ class DownloadHandler(ChunkedDownload):
         return self.get(upload_id, version, include_body=False)
 
 
+# Not Tornado's StaticFileHandler, which hashes a file for its ETag before its first byte (64 MiB of a bigger one,
+# then none), keeps that ETag when the file changes, ignores If-Range, reads 64 KiB (bench/big_downloads.py).
 class FileHandler(ChunkedDownload):
     """GET /files/<path>: a file of --files_dir, sent the same way."""
 
@@ -213,8 +216,8 @@ def real_path(fd):
 
 class FileRange:
     """Reads bytes start..end of an open file, DISK_READ_SIZE at a time. On the event
-    loop, as StaticFileHandler does: from the page cache, a read is quicker than
-    handing it to a thread (measured: see the lesson)."""
+    loop, as StaticFileHandler does: from the page cache, reads on a thread were slower
+    and took more CPU (bench/big_downloads.py)."""
 
     def __init__(self, file, start, end):
         self.file, self.left = file, end - start

@@ -19,13 +19,20 @@ pytestmark = pytest.mark.takes(20)
 NUMBER = r"[+-]?\d+(\.\d+)?"
 SCRIPTS = {
     "big_downloads.py": [
-        rf"part 3, /uploads/<id>/orig +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
+        # MB/s, the ratio, memory, CPU a GiB, the first byte: first answer, later ones
+        rf"part 3, /uploads/<id>/orig +{NUMBER} +{NUMBER}x +\+{NUMBER} MB +{NUMBER} s +{NUMBER} ms +{NUMBER} ms",
+        rf"part 3, READS_AHEAD = 1 +{NUMBER} +{NUMBER}x +\+{NUMBER} MB +{NUMBER} s",
+        rf"part 3, CHUNKS_PER_READ = 4 +{NUMBER} +{NUMBER}x +\+{NUMBER} MB +{NUMBER} s",
+        rf"part 3, CHUNKS_PER_READ = 16 +{NUMBER} +{NUMBER}x +\+{NUMBER} MB +{NUMBER} s",
         rf"Motor's GridFSHandler +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
         rf"the driver alone \(readchunk\) +{NUMBER} +1\.00x",
         rf"part 3 vs GridFSHandler +{NUMBER}x",
-        rf"part 3, /files/<name> +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
-        rf"Tornado's StaticFileHandler +{NUMBER} +1\.00x",
-        r"nginx \(sendfile\) +[\d.]+ +[\d.]+x|nginx is not installed: its figures are skipped",
+        rf"part 3, /files/<name> +{NUMBER} +{NUMBER}x +\+{NUMBER} MB +{NUMBER} s +{NUMBER} ms +{NUMBER} ms",
+        rf"part 3, DISK_READ_SIZE = 64 KiB +{NUMBER} +{NUMBER}x +\+{NUMBER} MB +{NUMBER} s",
+        rf"part 3, reads on a thread +{NUMBER} +{NUMBER}x +\+{NUMBER} MB +{NUMBER} s",
+        rf"Tornado's StaticFileHandler +{NUMBER} +1\.00x +\+{NUMBER} MB +{NUMBER} s +{NUMBER} ms +{NUMBER} ms",
+        rf"StaticFileHandler, 1 MiB reads +{NUMBER} +{NUMBER}x +\+{NUMBER} MB +{NUMBER} s +{NUMBER} ms",
+        r"nginx \(sendfile\) +[\d.]+ +[\d.]+x +[\d.]+ ms|nginx is not installed: its figures are skipped",
     ],
     "slow_client.py": [
         rf"part 3 +{NUMBER} +\+{NUMBER} MB",
@@ -33,6 +40,7 @@ SCRIPTS = {
     ],
     "partial_reads.py": [
         rf"part 3 +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
+        rf"part 3, READ_AHEAD_FROM = 0 +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
         rf"Motor's GridFSHandler +2 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
         rf"Tornado's StaticFileHandler +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
     ],
