@@ -36,7 +36,6 @@ RECORDS = {
 }
 
 
-@functools.cache
 def load_stage(stage, folder=None):
     """Import `<stage>/app.py` under a module name of its own, so that stages live side
     by side in one process; or, given a `folder`, the app.py of a copy of the stage
@@ -49,7 +48,12 @@ def load_stage(stage, folder=None):
     stage_module() returns), once, and is known by its plain name only while the stage
     is being imported: one stage's `uploads` is never another's. (So a stage imports
     its siblings at the top of a module, never later.)"""
-    folder, prefix = where(stage, folder)
+    return import_stage(*where(stage, folder))
+
+
+@functools.cache  # by where the stage is: load_stage(s), load_stage(s, None) and stage_module(s, ...) alike
+def import_stage(folder, prefix):
+    """The app module of the stage in `folder`, its modules imported under `prefix`."""
     siblings = StageSiblings(folder, prefix)
     # Modules the process already knows by a name of the stage's own (another
     # program's `app`, say) step aside meanwhile: the stage's come first, as in a script.

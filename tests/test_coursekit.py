@@ -35,6 +35,14 @@ def test_two_stages_with_a_module_of_the_same_name_each_keep_their_own(tmp_path,
     assert str(tmp_path / "first") not in sys.path
 
 
+def test_a_stage_is_imported_once_however_it_is_asked_for(tmp_path):
+    folder = a_stage(tmp_path / "once", "once")
+    module = stage_module("part9_made_up", "uploads", folder)  # first, as bench/harness.py may ask
+    app = load_stage("part9_made_up", folder)
+    assert app is load_stage("part9_made_up", folder=folder)
+    assert app.uploads is module  # what the app uses is what a caller changes
+
+
 def test_a_stages_code_is_found_in_the_module_that_defines_it(tmp_path):
     app = load_stage("part9_made_up", a_stage(tmp_path / "stage", "mine"))
     code = StageCode(app)
