@@ -17,12 +17,15 @@ serve() tunes it, unless `--untuned`). Part 3 takes `--set MODULE.NAME=NUMBER`
 (say `--set downloads.READS_AHEAD=1`), which changes one of its constants, and
 `--disk-reads-on-a-thread`: the choices its lesson makes, measured against the
 others. `python bench/harness.py read ...` is the driver alone, reading a GridFS
-file with Motor's GridOut.readchunk(), for comparison.
+file with Motor's GridOut.readchunk(), for comparison; `python bench/harness.py
+write WRITER ...` stores a file in GridFS in that process, with no HTTP, one of
+WRITERS' ways.
 """
 
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import re
 import signal
@@ -40,10 +43,20 @@ from tornado.httpclient import AsyncHTTPClient
 from coursekit.clients import Client
 from coursekit.database import database_of_its_own, scratch_db
 from coursekit.nginx import Nginx, nginx_executable
+from coursekit.database import local_address
 from coursekit.processes import Program, StageProgram, free_port
 from coursekit.stages import StageCode, load_stage
 
 SERVERS = ("part3", "gridfshandler", "static", "static-1mib", "part2", "part4")
+STAGES = {"part3": "part3_streaming", "part4": "part4_production"}  # the servers that are our stages
+# How `write` stores a file: the driver's chunk inserts alone, one at a time (its
+# own rate), or a whole GridFS file fed as Tornado feeds data_received.
+WRITERS = {
+    "driver": "the driver alone: insert_one() of each 255 KiB chunk, awaited one after another",
+    "gridfsupload": "part 3's GridFSUpload (gridfs_chunks.py), fed 64 KiB at a time",
+    "open_upload_stream": "Motor's MotorGridFSBucket.open_upload_stream(), fed 64 KiB at a time",
+}
+PIECE = 64 * 1024  # what Tornado hands data_received at most (its chunk_size)
 # Stopped by SIGTERM (a timeout, kill): clean up as on Ctrl+C, the database included.
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 MB = 1e6
@@ -70,6 +83,25 @@ def status(pid, field):
 def reset_peak(pid):
     """Start VmHWM again from the current resident size (Linux 4.0 and later)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def cpu_seconds(pid):
+    """CPU seconds (user and system) that process `pid` has used so far: (its main
+    thread's, which runs the event loop; its other threads', ended ones included)."""
+    def used(stat):
+        fields = Path(stat).read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    main = used(f"/proc/{pid}/task/{pid}/stat")
+    return main, used(f"/proc/{pid}/stat") - main
+
+
+def database_process(db_uri):
+    """The id of the process of the database server at `db_uri`, if it runs on this
+    machine (the embedded one does): its CPU can then be counted; else None."""
+    address = local_address(db_uri)
+    with contextlib.suppress(SystemExit):
+        return process_on_port(address[1]) if address else None
 
 
 @contextlib.contextmanager
@@ -116,10 +148,12 @@ class Measured:
 class Server(Measured, Program):
     """`python bench/harness.py serve KIND ...` (see above), on a free port."""
 
-    def __init__(self, kind, db_uri, db_name, files_dir=None, args=()):
+    def __init__(self, kind, db_uri, db_name, files_dir=None, args=(), profile=None):
         port = free_port()
-        command = [sys.executable, __file__, "serve", kind, "--port", port, "--db-uri", db_uri, "--db-name", db_name,
-                   *args, *(["--files-dir", files_dir] if files_dir else [])]
+        # With `profile`, a file: cProfile's figures of the main thread (the event loop), written at the stop.
+        profiling = ["-m", "cProfile", "-o", profile] if profile else []
+        command = [sys.executable, *profiling, __file__, "serve", kind, "--port", port, "--db-uri", db_uri,
+                   "--db-name", db_name, *args, *(["--files-dir", files_dir] if files_dir else [])]
         super().__init__(command, port)
 
 
@@ -402,6 +436,8 @@ def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=No
 
     async def main():
         db = MotorClient(db_uri)[db_name]  # in the running loop: Motor binds to it
+        if kind in STAGES:  # its indexes, as its own start-up makes them
+            await StageCode(load_stage(STAGES[kind])).create_indexes(db)
         # Part 2 buffers whole bodies: its limits are raised for the 1 GiB comparison.
         limits = {"max_body_size": 2 * 1024**3, "max_buffer_size": 2 * 1024**3} if kind == "part2" else {}
         HTTPServer(make_app(db), **limits).listen(port, "127.0.0.1")
@@ -427,6 +463,65 @@ def read(db_uri, db_name, file_id):
     asyncio.run(main())
 
 
+def write(writer, db_uri, db_name, path, limit=None):
+    """In this process, with no HTTP: store the file at `path` (its first `limit`
+    bytes, if given) in GridFS as `writer` (one of WRITERS) does, reading it from disk
+    as it goes. Prints MB/s, this process's memory growth (peak minus what it held
+    before, MB), the seconds taken, and the CPU seconds of its main thread (the event
+    loop) and of its other threads (Motor's)."""
+    from bson import ObjectId
+    from motor.motor_tornado import MotorClient, MotorGridFSBucket
+
+    part3 = StageCode(load_stage("part3_streaming"))
+
+    class OneAtATime:
+        """The driver's own rate: each chunk's insert awaited before the next."""
+
+        def __init__(self, db):
+            self.chunks, self.file_id, self.n = db.fs.chunks, ObjectId(), 0
+
+        async def write(self, data):
+            await self.chunks.insert_one({"files_id": self.file_id, "n": self.n, "data": data})
+            self.n += 1
+
+        async def close(self):
+            pass
+
+    async def main():
+        db = MotorClient(db_uri)[db_name]
+        await part3.create_indexes(db)  # as the stage's start-up makes them: inserts update them
+        size = min(Path(path).stat().st_size, limit or math.inf)
+        piece = part3.CHUNK_SIZE if writer == "driver" else PIECE
+        before, cpu_before = status(os.getpid(), "VmRSS"), cpu_seconds(os.getpid())
+        reset_peak(os.getpid())
+        start = time.perf_counter()
+        if writer == "driver":
+            upload = OneAtATime(db)
+        elif writer == "gridfsupload":
+            upload = part3.GridFSUpload(db, Path(path).name, "application/octet-stream")
+        else:
+            upload = MotorGridFSBucket(db).open_upload_stream(Path(path).name)
+        with open(path, "rb", buffering=0) as file:
+            for _ in range(0, size, piece):
+                await upload.write(file.read(min(piece, size - file.tell())))
+        await upload.close()
+        seconds = time.perf_counter() - start
+        cpu_after = cpu_seconds(os.getpid())
+        print(size / MB / seconds, status(os.getpid(), "VmHWM") - before, seconds,
+              *(after - before for after, before in zip(cpu_after, cpu_before)))
+
+    asyncio.run(main())
+
+
+def write_in_child(writer, db_uri, db_name, path, limit=None):
+    """Run write() in a child process: a dict of its figures (speed: MB/s, growth: MB,
+    seconds; loop and threads: CPU seconds)."""
+    output = subprocess.run([sys.executable, __file__, "write", writer, "--db-uri", db_uri, "--db-name", db_name,
+                             "--path", str(path), *(["--limit", str(limit)] if limit else [])],
+                            capture_output=True, text=True, check=True, timeout=1800)
+    return dict(zip(["speed", "growth", "seconds", "loop", "threads"], map(float, output.stdout.split())))
+
+
 def read_with_driver(db_uri, db_name, file_id):
     """Run read() in a child process; its MB/s."""
     output = subprocess.run([sys.executable, __file__, "read", "--db-uri", db_uri, "--db-name", db_name,
@@ -436,13 +531,15 @@ def read_with_driver(db_uri, db_name, file_id):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["serve", "read"])
-    parser.add_argument("kind", nargs="?", choices=SERVERS)
+    parser.add_argument("command", choices=["serve", "read", "write"])
+    parser.add_argument("kind", nargs="?", choices=[*SERVERS, *WRITERS])
     parser.add_argument("--port", type=int)
     parser.add_argument("--db-uri")
     parser.add_argument("--db-name")
     parser.add_argument("--files-dir")
     parser.add_argument("--file-id")
+    parser.add_argument("--path")
+    parser.add_argument("--limit", type=int)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--decode-budget", type=int)
     parser.add_argument("--untuned", action="store_true")
@@ -452,5 +549,7 @@ if __name__ == "__main__":
     if args.command == "serve":
         serve(args.kind, args.port, args.db_uri, args.db_name, args.files_dir, args.threads, args.decode_budget,
               args.untuned, args.set, args.disk_reads_on_a_thread)
+    elif args.command == "write":
+        write(args.kind, args.db_uri, args.db_name, args.path, args.limit)
     else:
         read(args.db_uri, args.db_name, args.file_id)

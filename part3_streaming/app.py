@@ -21,6 +21,7 @@ from pymongo.errors import PyMongoError
 
 from base import NotFoundHandler, log, redact
 from downloads import DownloadHandler, FileHandler
+from gridfs_chunks import create_indexes
 from home import HomeHandler
 from thumbnails import thumbnail_pool
 from uploads import FORM_OVERHEAD, FormUploadHandler, PutUploadHandler
@@ -97,6 +98,10 @@ async def main():
         await client.admin.command("ping")
     except PyMongoError as error:
         sys.exit(f"error: no MongoDB answers at {redact(options.db_uri)} ({type(error).__name__})")
+    try:
+        await create_indexes(client[options.db_name])  # once, here: not at each upload
+    except PyMongoError as error:  # a user who may not create indexes, say
+        sys.exit(f"error: cannot create the indexes of database {options.db_name!r}: {error}")
     cookie_secret = options.cookie_secret or os.environ.get("COOKIE_SECRET")
     app = make_app(client[options.db_name], cookie_secret, max_upload_size=options.max_upload_size,
                    files_dir=options.files_dir, debug=options.debug)

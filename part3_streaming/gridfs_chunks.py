@@ -1,10 +1,13 @@
 """GridFS's two collections, a chunk at a time: a new file written as its bytes
 come (GridFSUpload), and a range of a file read a few chunks at a time (GridFSRange)."""
 
+import asyncio
+import contextlib
 import datetime
 
 from bson import Int64, ObjectId
 from gridfs.errors import CorruptGridFile
+from pymongo.errors import PyMongoError
 
 CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 MB
 # How much a download reads of GridFS at a time, at most: 8 chunks (of 255 KiB)
@@ -12,49 +15,74 @@ CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 M
 CHUNKS_PER_READ = 8
 
 
+async def create_indexes(db):
+    """Make the index by which GridFS readers find a file's chunks, {files_id: 1, n: 1},
+    unique (PyMongo makes it before its own uploads). Once, at start-up: it does
+    nothing if it exists, but each call is a trip to the database."""
+    await db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+
+
 class GridFSUpload:
     """A new GridFS file, written a chunk at a time as its bytes come, each insert
-    awaited. The two documents are GridFS's own: any driver or tool can read them.
+    awaited before the next. The two documents are GridFS's own: any driver or tool
+    can read them.
 
     Motor's open_upload_stream() writes the same documents, but PyMongo's GridIn
     gathers up to 48 MB of chunks before it inserts any: that much memory for each
-    upload, and no waiting for the database until then (measured: see the lesson)."""
+    upload, and no waiting for the database until then (measured by bench/big_upload.py)."""
 
     def __init__(self, db, filename, content_type):
-        self.db = db
+        self.db, self.chunks = db, db.fs.chunks  # looked up once: each lookup makes new objects
         self.file = {"_id": ObjectId(), "filename": filename, "chunkSize": CHUNK_SIZE, "length": 0,
                      "metadata": {"contentType": content_type}}
-        self.pending = bytearray()  # less than a chunk, waiting for the rest
+        self.pieces, self.pending = [], 0  # less than a chunk, as it came, and its size
+        self.inserting = None  # the insert of the chunk before, while it is under way
         self.start = b""  # how the file begins: enough to tell an image
 
     @property
     def size(self):
-        return self.file["length"] + len(self.pending)
+        return self.file["length"] + self.pending
 
     async def write(self, data):
-        self.pending += data
-        while len(self.pending) >= CHUNK_SIZE:
-            await self.insert_chunk(CHUNK_SIZE)
+        """Add `data` (bytes) to the file: each chunk's worth goes to insert_chunk()."""
+        data = memoryview(data)  # its slices copy nothing
+        while self.pending + len(data) >= CHUNK_SIZE:
+            cut = CHUNK_SIZE - self.pending
+            self.pieces.append(data[:cut])
+            data = data[cut:]
+            await self.insert_chunk()
+        self.pieces.append(data)
+        self.pending += len(data)
 
-    async def insert_chunk(self, size):
-        data = bytes(self.pending[:size])
-        del self.pending[:size]
-        n = self.file["length"] // CHUNK_SIZE
-        if n == 0:  # the index reads need, as PyMongo makes it for its own uploads
-            await self.db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
-        await self.db.fs.chunks.insert_one({"files_id": self.file["_id"], "n": n, "data": data})
+    async def insert_chunk(self):
+        data = b"".join(self.pieces)  # the chunk's one copy: BSON encodes bytes only
+        self.pieces, self.pending = [], 0
+        # One insert at a time, the next chunk arriving meanwhile: at most two in
+        # memory, and the database works while Tornado reads.
+        await self.inserted()
+        document = {"files_id": self.file["_id"], "n": self.file["length"] // CHUNK_SIZE, "data": data}
+        self.inserting = asyncio.ensure_future(self.chunks.insert_one(document))
         self.start = self.start or data[:12]
-        self.file["length"] += size
+        self.file["length"] += len(data)
+
+    async def inserted(self):
+        """Wait for the chunk insert under way, if any: its error, if it failed, is raised here."""
+        inserting, self.inserting = self.inserting, None
+        if inserting is not None:
+            await inserting
 
     async def close(self):
         """Insert the last chunk, then the file's document: only now is the file listed."""
         if self.pending:
-            await self.insert_chunk(len(self.pending))
+            await self.insert_chunk()
+        await self.inserted()
         self.file.update(length=Int64(self.file["length"]), uploadDate=datetime.datetime.now(datetime.UTC))
         await self.db.fs.files.insert_one(self.file)
 
     async def abort(self):
-        await self.db.fs.chunks.delete_many({"files_id": self.file["_id"]})
+        with contextlib.suppress(PyMongoError):  # failed or not, it must land before the deletes
+            await self.inserted()
+        await self.chunks.delete_many({"files_id": self.file["_id"]})
         await self.db.fs.files.delete_one({"_id": self.file["_id"]})
 
 

@@ -69,7 +69,7 @@ class StreamedUpload(BaseHandler):
 
     async def data_received(self, chunk):
         # Awaited by Tornado: it reads no more of the body, and the client's sending
-        # slows down, until the database has taken this piece.
+        # slows down, until the database has taken all but the chunk it is storing.
         self.received += len(chunk)
         try:
             await self.receive(chunk)

@@ -2,11 +2,14 @@
 come (GridFSUpload), and a range of a file read a few chunks at a time (GridFSRange).
 From part 4, an upload under way keeps a record in uploads_in_progress, for the sweep."""
 
+import asyncio
+import contextlib
 import datetime
 import time
 
 from bson import Int64, ObjectId
 from gridfs.errors import CorruptGridFile
+from pymongo.errors import PyMongoError
 
 from sweeper import UploadSwept
 
@@ -16,23 +19,34 @@ CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 M
 CHUNKS_PER_READ = 8
 
 
+async def create_indexes(db):
+    """Make the index by which GridFS readers find a file's chunks, {files_id: 1, n: 1},
+    unique (PyMongo makes it before its own uploads), and from part 4 the one by which
+    the sweep finds stale uploads, on `updated`. Once, at start-up: each does nothing
+    if it exists, but each call is a trip to the database."""
+    await db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+    await db.uploads_in_progress.create_index("updated")
+
+
 class GridFSUpload:
     """A new GridFS file, written a chunk at a time as its bytes come, each insert
-    awaited. The two documents are GridFS's own: any driver or tool can read them.
+    awaited before the next. The two documents are GridFS's own: any driver or tool
+    can read them.
 
     Motor's open_upload_stream() writes the same documents, but PyMongo's GridIn
     gathers up to 48 MB of chunks before it inserts any: that much memory for each
-    upload, and no waiting for the database until then (measured: see the lesson).
+    upload, and no waiting for the database until then (measured by bench/big_upload.py).
 
     From its first chunk to its end, a document of its own in `uploads_in_progress`
     says that it is under way, and when it last received bytes: if its process dies,
     sweep_abandoned_uploads() finds the chunks it left by that document."""
 
     def __init__(self, db, filename, content_type, abandoned_after=3600):
-        self.db = db
+        self.db, self.chunks = db, db.fs.chunks  # looked up once: each lookup makes new objects
         self.file = {"_id": ObjectId(), "filename": filename, "chunkSize": CHUNK_SIZE, "length": 0,
                      "metadata": {"contentType": content_type}}
-        self.pending = bytearray()  # less than a chunk, waiting for the rest
+        self.pieces, self.pending = [], 0  # less than a chunk, as it came, and its size
+        self.inserting = None  # the insert of the chunk before, while it is under way
         self.start = b""  # how the file begins: enough to tell an image
         # Bytes that come refresh the document this often: well within abandoned_after.
         self.heartbeat_every = abandoned_after / 4
@@ -40,25 +54,39 @@ class GridFSUpload:
 
     @property
     def size(self):
-        return self.file["length"] + len(self.pending)
+        return self.file["length"] + self.pending
 
     async def write(self, data):
-        self.pending += data
+        """Add `data` (bytes) to the file: each chunk's worth goes to insert_chunk()."""
         if self.last_heartbeat is not None and time.monotonic() - self.last_heartbeat >= self.heartbeat_every:
             await self.heartbeat()
-        while len(self.pending) >= CHUNK_SIZE:
-            await self.insert_chunk(CHUNK_SIZE)
+        data = memoryview(data)  # its slices copy nothing
+        while self.pending + len(data) >= CHUNK_SIZE:
+            cut = CHUNK_SIZE - self.pending
+            self.pieces.append(data[:cut])
+            data = data[cut:]
+            await self.insert_chunk()
+        self.pieces.append(data)
+        self.pending += len(data)
 
-    async def insert_chunk(self, size):
-        data = bytes(self.pending[:size])
-        del self.pending[:size]
-        n = self.file["length"] // CHUNK_SIZE
-        if n == 0:  # the index reads need, as PyMongo makes it for its own uploads
-            await self.db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+    async def insert_chunk(self):
+        data = b"".join(self.pieces)  # the chunk's one copy: BSON encodes bytes only
+        self.pieces, self.pending = [], 0
+        # One insert at a time, the next chunk arriving meanwhile: at most two in
+        # memory, and the database works while Tornado reads.
+        await self.inserted()
+        if self.file["length"] == 0:
             await self.heartbeat(first=True)  # before any chunk: a sweep can always find them
-        await self.db.fs.chunks.insert_one({"files_id": self.file["_id"], "n": n, "data": data})
+        document = {"files_id": self.file["_id"], "n": self.file["length"] // CHUNK_SIZE, "data": data}
+        self.inserting = asyncio.ensure_future(self.chunks.insert_one(document))
         self.start = self.start or data[:12]
-        self.file["length"] += size
+        self.file["length"] += len(data)
+
+    async def inserted(self):
+        """Wait for the chunk insert under way, if any: its error, if it failed, is raised here."""
+        inserting, self.inserting = self.inserting, None
+        if inserting is not None:
+            await inserting
 
     async def heartbeat(self, first=False):
         """Stamp this upload's document in `uploads_in_progress` with the database's
@@ -76,7 +104,8 @@ class GridFSUpload:
     async def close(self):
         """Insert the last chunk, then the file's document: only now is the file listed."""
         if self.pending:
-            await self.insert_chunk(len(self.pending))
+            await self.insert_chunk()
+        await self.inserted()
         self.file.update(length=Int64(self.file["length"]), uploadDate=datetime.datetime.now(datetime.UTC))
         await self.db.fs.files.insert_one(self.file)
         # Done, once its document in uploads_in_progress is gone: unless a sweep took it
@@ -86,7 +115,9 @@ class GridFSUpload:
             raise UploadSwept()
 
     async def abort(self):
-        await self.db.fs.chunks.delete_many({"files_id": self.file["_id"]})
+        with contextlib.suppress(PyMongoError):  # failed or not, it must land before the deletes
+            await self.inserted()
+        await self.chunks.delete_many({"files_id": self.file["_id"]})
         await self.db.fs.files.delete_one({"_id": self.file["_id"]})
         await self.db.uploads_in_progress.delete_one({"_id": self.file["_id"]})  # last: until then a sweep finds it
 

@@ -13,8 +13,10 @@ import sys
 import tornado.httpserver
 import tornado.process
 from motor.motor_tornado import MotorClient
+from pymongo.errors import PyMongoError
 
 from base import log
+from gridfs_chunks import create_indexes
 from listener import Listener
 from sweeper import sweep_abandoned_uploads_forever
 from uploads import FORM_OVERHEAD
@@ -78,6 +80,10 @@ async def serve(options, make_app, sockets, cookie_secret, parent_pipe=None):
         # lift it, and bound the silences instead.
         body_timeout=options.idle_timeout,
     )
+    try:
+        await create_indexes(app.settings["db"])  # once, here: not at each upload, nor at each sweep
+    except PyMongoError:  # the database hangs, say: serve on, the sweep works without them
+        log.exception("could not create the indexes: reads of big files are slow until a restart makes them")
     listener = Listener(server, sockets)
     tune_the_process()
     sweeping = asyncio.create_task(sweep_abandoned_uploads_forever(app.settings["db"], options.abandoned_after))

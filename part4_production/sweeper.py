@@ -22,12 +22,12 @@ async def sweep_abandoned_uploads(db, abandoned_after):
     """Delete what the uploads that have received nothing for `abandoned_after`
     seconds wrote (their process died, or could not clean up); return how many.
 
-    It reads `uploads_in_progress` alone, by its index on `updated`: its cost grows
-    with the uploads under way, never with fs.chunks. Any number of processes, on
-    any number of machines, may sweep at once: each claims an upload before deleting
-    anything, and only one claim can succeed."""
+    It reads `uploads_in_progress` alone, by its index on `updated` (which
+    create_indexes() makes at start-up): its cost grows with the uploads under way,
+    never with fs.chunks. Any number of processes, on any number of machines, may
+    sweep at once: each claims an upload before deleting anything, and only one
+    claim can succeed."""
     uploads = db.uploads_in_progress
-    await uploads.create_index("updated")  # does nothing if it exists
     # The database's clock: it stamped `updated`, so the machines' clocks do not matter.
     stale = (await db.command("hello"))["localTime"] - datetime.timedelta(seconds=abandoned_after)
     swept = 0

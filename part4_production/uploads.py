@@ -46,7 +46,7 @@ class StreamedUpload(BaseHandler):
             self.request.connection.set_max_body_size(declared)  # else Tornado adds a 400 to our 413
             raise self.too_big()
         # Shed the load before a byte of the body is read: each upload under way
-        # holds up to a chunk in memory while it waits for the rest.
+        # holds up to two chunks in memory, one going in and the next arriving.
         if len(self.in_flight.uploads) >= self.settings["max_uploads"]:
             raise tornado.web.HTTPError(503, "The server is busy with other uploads. Please try again in a moment.")
         self.in_flight.uploads.add(self)
@@ -87,7 +87,7 @@ class StreamedUpload(BaseHandler):
 
     async def data_received(self, chunk):
         # Awaited by Tornado: it reads no more of the body, and the client's sending
-        # slows down, until the database has taken this piece.
+        # slows down, until the database has taken all but the chunk it is storing.
         self.received += len(chunk)
         self.storing = True
         try:

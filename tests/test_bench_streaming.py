@@ -45,8 +45,14 @@ SCRIPTS = {
         rf"Tornado's StaticFileHandler +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",
     ],
     "big_upload.py": [
-        rf"part 3, streamed \(PUT\) +{NUMBER} +\+{NUMBER} MB",
+        rf"the driver alone \(insert_one\) +{NUMBER} +1\.00x +\+{NUMBER} MB",
+        rf"part 3, streamed \(PUT\) +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
+        rf"part 4, streamed \(PUT\) +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
         rf"part 2, buffered \(POST form\) +{NUMBER} +\+{NUMBER} MB",
+        rf"GridFSUpload \(part 3\) +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
+        rf"Motor's open_upload_stream\(\), \d+ MiB +{NUMBER} +{NUMBER}x +\+{NUMBER} MB",
+        # Where the CPU went, per GiB: event loop, threads, database (if on this machine), curl, seconds.
+        rf"part 3, streamed \(PUT\) +{NUMBER} +{NUMBER} +({NUMBER}|-) +{NUMBER} +{NUMBER}$",
     ],
 }
 

@@ -24,6 +24,19 @@ async def test_the_program_takes_max_upload_size_and_files_dir(program, db, tmp_
     assert "Traceback" not in running.output()
 
 
+async def test_the_program_makes_its_indexes_at_start_up_not_at_each_upload(program, stage, db):
+    running = program()
+    await Client(running.url, db).visit()  # it serves: its start-up is over
+    keys = {collection: [(list(index["key"]), index.get("unique", False))
+                         for index in (await db[collection].index_information()).values()]
+            for collection in ("fs.chunks", "uploads_in_progress")}
+    # The one by which GridFS readers find a file's chunks; with no upload made yet.
+    assert ([("files_id", 1), ("n", 1)], True) in keys["fs.chunks"]
+    assert await db.fs.chunks.count_documents({}) == 0
+    # Part 4's sweep finds stale uploads by theirs.
+    assert (([("updated", 1)], False) in keys["uploads_in_progress"]) == (stage == "part4_production")
+
+
 @pytest.fixture(scope="module")
 def running_with_hello_txt(stage_folder, mongodb_uri, tmp_path_factory):
     """The stage run as a program, its --files_dir holding hello.txt: one for each stage,

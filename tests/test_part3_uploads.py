@@ -196,10 +196,11 @@ async def test_the_database_failing_mid_upload_gets_503(serve, start_upload, tmp
         # Stopped with no insert under way: one failing then would answer 503 while the
         # chunk below is still being sent, and the reset could lose the answer.
         await steady(lambda: db.fs.chunks.count_documents({}))
-    # The database has stopped, with chunks of the upload in it. One chunk more: all
-    # of it is read before the insert fails (bytes left unread when the server closes
-    # would reset the connection, and the answer could be lost).
-    await upload.send(os.urandom(CHUNK))
+    # The database has stopped, with chunks of the upload in it. Two chunks more: the
+    # first one's insert fails while the second arrives, and is awaited once the second
+    # is all in; all of it is read before the failure is answered (bytes left unread
+    # when the server closes would reset the connection, and the answer could be lost).
+    await upload.send(os.urandom(2 * CHUNK))
     status, _, body = await upload.response()
     assert status == 503
     assert "database failed" in error_message(body.decode())

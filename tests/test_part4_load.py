@@ -132,6 +132,8 @@ async def abandoned_upload(stage_code, db, size, silent_for):
     process had died) `silent_for` seconds ago: its id."""
     upload = stage_code.GridFSUpload(db, "abandoned.bin", "application/octet-stream")
     await upload.write(os.urandom(size))
+    # write() may return with the last chunk's insert under way: a dead process's has landed.
+    await eventually(lambda: chunks_of_at_least(db, upload.file["_id"], size // CHUNK), timeout=LIMIT)
     then = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=silent_for)
     await db.uploads_in_progress.update_one({"_id": upload.file["_id"]}, {"$set": {"updated": then}})
     return upload.file["_id"]
