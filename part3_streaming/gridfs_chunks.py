@@ -15,13 +15,6 @@ CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 M
 CHUNKS_PER_READ = 8
 
 
-async def create_indexes(db):
-    """Make the index by which GridFS readers find a file's chunks, {files_id: 1, n: 1},
-    unique (PyMongo makes it before its own uploads). Once, at start-up: it does
-    nothing if it exists, but each call is a trip to the database."""
-    await db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
-
-
 class GridFSUpload:
     """A new GridFS file, written a chunk at a time as its bytes come, each insert
     awaited before the next. The two documents are GridFS's own: any driver or tool
@@ -117,3 +110,10 @@ class GridFSRange:
         if len(pieces) < last - first + 1:
             raise CorruptGridFile(f"chunk {first + len(pieces)} of file {self.file_id} is missing")
         return pieces
+
+
+async def create_indexes(db):
+    """Make the index by which GridFS readers find a file's chunks, {files_id: 1, n: 1},
+    unique (PyMongo makes it before its own uploads). Once, at start-up: it does
+    nothing if it exists, but each call is a trip to the database."""
+    await db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)

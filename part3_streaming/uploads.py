@@ -34,39 +34,6 @@ class StreamedUpload(BaseHandler):
     upload = None  # the GridFS file being written
     overhead = 0  # bytes a body may hold besides its file: a subclass sets its own
 
-    def prepare(self):
-        self.received = 0
-        # The limit is the file's: a body may hold a little more than its file (a form's does).
-        limit = self.settings["max_upload_size"] + self.overhead
-        declared = declared_size(self.request.headers)
-        if declared is not None and declared > limit:
-            self.request.connection.set_max_body_size(declared)  # else Tornado adds a 400 to our 413
-            raise self.too_big()
-        # A chunked body has no Content-Length: Tornado cuts it off (a bare 400) when
-        # the sizes of its chunks add up to more than this.
-        self.request.connection.set_max_body_size(limit)
-
-    def too_big(self):
-        limit = human_size(self.settings["max_upload_size"])
-        return tornado.web.HTTPError(413, f"That file is too big: the limit is {limit}.")
-
-    def start_file(self, filename, content_type):
-        """Begin the GridFS file the upload goes to: nothing is stored until bytes come."""
-        check_filename(filename)
-        self.upload = GridFSUpload(self.db, filename, claimed_type(content_type, filename))
-
-    async def write_file(self, data):
-        """Add `data` to the file, within the size limit, whichever way the file comes."""
-        if self.upload.size + len(data) > self.settings["max_upload_size"]:
-            raise self.too_big()
-        await self.upload.write(data)
-
-    async def receive(self, chunk):
-        """Take this piece of the body: what a subclass must provide, as only it knows
-        where the file's bytes are. It writes them with write_file(), once start_file()
-        has begun the file; an HTTPError it raises refuses the upload."""
-        raise NotImplementedError
-
     async def data_received(self, chunk):
         # Awaited by Tornado: it reads no more of the body, and the client's sending
         # slows down, until the database has taken all but the chunk it is storing.
@@ -79,27 +46,22 @@ class StreamedUpload(BaseHandler):
             log.error("could not store an upload: %s", error)
             await self.refuse(tornado.web.HTTPError(503, DATABASE_FAILED))
 
-    async def refuse(self, error):
-        """Answer `error` before the body has all arrived. Tornado then reads no more
-        of it, and closes the connection once the answer is sent."""
-        await self.discard()
-        self.log_exception(type(error), error, None)
-        self.send_error(error.status_code, exc_info=(type(error), error, None))
+    async def receive(self, chunk):
+        """Take this piece of the body: what a subclass must provide, as only it knows
+        where the file's bytes are. It writes them with write_file(), once start_file()
+        has begun the file; an HTTPError it raises refuses the upload."""
+        raise NotImplementedError
 
-    async def discard(self):
-        """Delete the chunks an unfinished upload has stored."""
-        upload, self.upload = self.upload, None
-        if upload is not None:
-            try:
-                await upload.abort()
-            except PyMongoError as error:
-                log.error("could not delete the partial upload %s, left behind: %s", upload.file["_id"], error)
+    def start_file(self, filename, content_type):
+        """Begin the GridFS file the upload goes to: nothing is stored until bytes come."""
+        check_filename(filename)
+        self.upload = GridFSUpload(self.db, filename, claimed_type(content_type, filename))
 
-    def on_connection_close(self):
-        super().on_connection_close()  # tells Tornado not to call post() or put()
-        if self.upload is not None:
-            log.info("client gone after %d bytes of %r: deleting them", self.received, self.upload.file["filename"])
-            IOLoop.current().add_callback(self.discard)
+    async def write_file(self, data):
+        """Add `data` to the file, within the size limit, whichever way the file comes."""
+        if self.upload.size + len(data) > self.settings["max_upload_size"]:
+            raise self.too_big()
+        await self.upload.write(data)
 
     async def store(self):
         """The whole body is in: close the file, make its thumbnail if it is an image,
@@ -147,6 +109,44 @@ class StreamedUpload(BaseHandler):
         for result in await asyncio.gather(*deletions, return_exceptions=True):
             if isinstance(result, Exception):
                 log.error("could not delete a file of %r, left behind: %r", upload.file["filename"], result)
+
+    def prepare(self):
+        self.received = 0
+        # The limit is the file's: a body may hold a little more than its file (a form's does).
+        limit = self.settings["max_upload_size"] + self.overhead
+        declared = declared_size(self.request.headers)
+        if declared is not None and declared > limit:
+            self.request.connection.set_max_body_size(declared)  # else Tornado adds a 400 to our 413
+            raise self.too_big()
+        # A chunked body has no Content-Length: Tornado cuts it off (a bare 400) when
+        # the sizes of its chunks add up to more than this.
+        self.request.connection.set_max_body_size(limit)
+
+    def too_big(self):
+        limit = human_size(self.settings["max_upload_size"])
+        return tornado.web.HTTPError(413, f"That file is too big: the limit is {limit}.")
+
+    async def refuse(self, error):
+        """Answer `error` before the body has all arrived. Tornado then reads no more
+        of it, and closes the connection once the answer is sent."""
+        await self.discard()
+        self.log_exception(type(error), error, None)
+        self.send_error(error.status_code, exc_info=(type(error), error, None))
+
+    async def discard(self):
+        """Delete the chunks an unfinished upload has stored."""
+        upload, self.upload = self.upload, None
+        if upload is not None:
+            try:
+                await upload.abort()
+            except PyMongoError as error:
+                log.error("could not delete the partial upload %s, left behind: %s", upload.file["_id"], error)
+
+    def on_connection_close(self):
+        super().on_connection_close()  # tells Tornado not to call post() or put()
+        if self.upload is not None:
+            log.info("client gone after %d bytes of %r: deleting them", self.received, self.upload.file["filename"])
+            IOLoop.current().add_callback(self.discard)
 
 
 class FormUploadHandler(StreamedUpload):

@@ -45,9 +45,51 @@ class ChunkedDownload(BaseHandler):
     # changes. A date that cannot is weak, and a weak If-Range never matches (RFC 9110).
     dates_name_one_version = True
 
-    def on_connection_close(self):
-        super().on_connection_close()
-        self.client_gone = True  # read no more for it
+    async def send_pieces(self, reader):
+        """Send what `reader` reads, reading the next pieces while these go out (the
+        interleaving pattern of Tornado's guide), until the client goes."""
+        reads = collections.deque([asyncio.ensure_future(reader.read())])
+        sent = 0
+        try:
+            while (pieces := await reads.popleft()) and not self.client_gone:
+                # Read ahead while these go out: once, or twice when the client has
+                # taken enough to show it wants the file, not a byte or two of it.
+                while len(reads) < (READS_AHEAD if sent >= READ_AHEAD_FROM else 1):
+                    reads.append(asyncio.ensure_future(reader.read()))
+                for piece in pieces:
+                    self.write(piece)
+                    await self.flush_or_cut()  # until the client has taken it: memory stays flat
+                    sent += len(piece)
+                await asyncio.sleep(0)  # flush() need not wait on a fast network: let others in
+        except StreamClosedError:
+            self.client_gone = True
+        except Exception:
+            if not sent:
+                raise  # nothing is sent yet: the client gets an error page
+            log.exception("could not read %s after %d bytes: cutting the response short", self.request.path, sent)
+            self.request.connection.stream.close()  # fewer bytes than Content-Length: the client knows
+        finally:
+            for read in reads:  # reads under way end here, not later with no one to see them
+                with contextlib.suppress(Exception):
+                    await read
+        if self.client_gone:
+            log.info("client gone: stopped sending %s", self.request.path)
+            # For the request's log line, which would say 200: 499 is nginx's "client closed
+            # the connection", never sent (the headers went long ago).
+            self.set_status(499, "Client Closed Request")
+
+    async def flush_or_cut(self):
+        """flush(), unless the client takes nothing for --idle_timeout: a client that
+        stops reading would hold what is read ahead for it, and a descriptor, for ever.
+        Then the connection is closed, and StreamClosedError raised."""
+        idle_timeout = self.settings["idle_timeout"]
+        try:
+            await tornado.gen.with_timeout(datetime.timedelta(seconds=idle_timeout), self.flush(),
+                                           quiet_exceptions=StreamClosedError)
+        except TimeoutError:
+            log.info("%s took nothing for %s s: closing the connection", self.request.remote_ip, idle_timeout)
+            self.request.connection.stream.close()
+            raise StreamClosedError()
 
     async def send_file(self, size, etag, modified, open_range, include_body=True):
         self.set_header("Accept-Ranges", "bytes")
@@ -92,51 +134,9 @@ class ChunkedDownload(BaseHandler):
             return if_range == etag
         return self.dates_name_one_version and http_date(if_range) == to_the_second(modified)
 
-    async def flush_or_cut(self):
-        """flush(), unless the client takes nothing for --idle_timeout: a client that
-        stops reading would hold what is read ahead for it, and a descriptor, for ever.
-        Then the connection is closed, and StreamClosedError raised."""
-        idle_timeout = self.settings["idle_timeout"]
-        try:
-            await tornado.gen.with_timeout(datetime.timedelta(seconds=idle_timeout), self.flush(),
-                                           quiet_exceptions=StreamClosedError)
-        except TimeoutError:
-            log.info("%s took nothing for %s s: closing the connection", self.request.remote_ip, idle_timeout)
-            self.request.connection.stream.close()
-            raise StreamClosedError()
-
-    async def send_pieces(self, reader):
-        """Send what `reader` reads, reading the next pieces while these go out (the
-        interleaving pattern of Tornado's guide), until the client goes."""
-        reads = collections.deque([asyncio.ensure_future(reader.read())])
-        sent = 0
-        try:
-            while (pieces := await reads.popleft()) and not self.client_gone:
-                # Read ahead while these go out: once, or twice when the client has
-                # taken enough to show it wants the file, not a byte or two of it.
-                while len(reads) < (READS_AHEAD if sent >= READ_AHEAD_FROM else 1):
-                    reads.append(asyncio.ensure_future(reader.read()))
-                for piece in pieces:
-                    self.write(piece)
-                    await self.flush_or_cut()  # until the client has taken it: memory stays flat
-                    sent += len(piece)
-                await asyncio.sleep(0)  # flush() need not wait on a fast network: let others in
-        except StreamClosedError:
-            self.client_gone = True
-        except Exception:
-            if not sent:
-                raise  # nothing is sent yet: the client gets an error page
-            log.exception("could not read %s after %d bytes: cutting the response short", self.request.path, sent)
-            self.request.connection.stream.close()  # fewer bytes than Content-Length: the client knows
-        finally:
-            for read in reads:  # reads under way end here, not later with no one to see them
-                with contextlib.suppress(Exception):
-                    await read
-        if self.client_gone:
-            log.info("client gone: stopped sending %s", self.request.path)
-            # For the request's log line, which would say 200: 499 is nginx's "client closed
-            # the connection", never sent (the headers went long ago).
-            self.set_status(499, "Client Closed Request")
+    def on_connection_close(self):
+        super().on_connection_close()
+        self.client_gone = True  # read no more for it
 
 
 class DownloadHandler(ChunkedDownload):

@@ -19,15 +19,6 @@ CHUNK_SIZE = 255 * 1024  # GridFS's default: a chunk is one document, under 16 M
 CHUNKS_PER_READ = 8
 
 
-async def create_indexes(db):
-    """Make the index by which GridFS readers find a file's chunks, {files_id: 1, n: 1},
-    unique (PyMongo makes it before its own uploads), and from part 4 the one by which
-    the sweep finds stale uploads, on `updated`. Once, at start-up: each does nothing
-    if it exists, but each call is a trip to the database."""
-    await db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
-    await db.uploads_in_progress.create_index("updated")
-
-
 class GridFSUpload:
     """A new GridFS file, written a chunk at a time as its bytes come, each insert
     awaited before the next. The two documents are GridFS's own: any driver or tool
@@ -88,19 +79,6 @@ class GridFSUpload:
         if inserting is not None:
             await inserting
 
-    async def heartbeat(self, first=False):
-        """Stamp this upload's document in `uploads_in_progress` with the database's
-        clock: it lives. An HTTPError 408 if a sweep has taken it meanwhile."""
-        stamp = {"$currentDate": {"updated": True}}
-        uploads = self.db.uploads_in_progress
-        if first:
-            await uploads.update_one({"_id": self.file["_id"]}, stamp, upsert=True)
-        else:
-            alive = {"_id": self.file["_id"], "swept": {"$exists": False}}
-            if not (await uploads.update_one(alive, stamp)).matched_count:
-                raise UploadSwept()
-        self.last_heartbeat = time.monotonic()
-
     async def close(self):
         """Insert the last chunk, then the file's document: only now is the file listed."""
         if self.pending:
@@ -120,6 +98,19 @@ class GridFSUpload:
         await self.chunks.delete_many({"files_id": self.file["_id"]})
         await self.db.fs.files.delete_one({"_id": self.file["_id"]})
         await self.db.uploads_in_progress.delete_one({"_id": self.file["_id"]})  # last: until then a sweep finds it
+
+    async def heartbeat(self, first=False):
+        """Stamp this upload's document in `uploads_in_progress` with the database's
+        clock: it lives. An HTTPError 408 if a sweep has taken it meanwhile."""
+        stamp = {"$currentDate": {"updated": True}}
+        uploads = self.db.uploads_in_progress
+        if first:
+            await uploads.update_one({"_id": self.file["_id"]}, stamp, upsert=True)
+        else:
+            alive = {"_id": self.file["_id"], "swept": {"$exists": False}}
+            if not (await uploads.update_one(alive, stamp)).matched_count:
+                raise UploadSwept()
+        self.last_heartbeat = time.monotonic()
 
 
 class GridFSRange:
@@ -153,3 +144,12 @@ class GridFSRange:
         if len(pieces) < last - first + 1:
             raise CorruptGridFile(f"chunk {first + len(pieces)} of file {self.file_id} is missing")
         return pieces
+
+
+async def create_indexes(db):
+    """Make the index by which GridFS readers find a file's chunks, {files_id: 1, n: 1},
+    unique (PyMongo makes it before its own uploads), and from part 4 the one by which
+    the sweep finds stale uploads, on `updated`. Once, at start-up: each does nothing
+    if it exists, but each call is a trip to the database."""
+    await db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+    await db.uploads_in_progress.create_index("updated")

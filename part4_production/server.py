@@ -22,38 +22,6 @@ from sweeper import sweep_abandoned_uploads_forever
 from uploads import FORM_OVERHEAD
 
 
-def start_processes(count, sockets):
-    """Fork `count` processes (0: one per core) to serve the same sockets, and return
-    in each of them the end of a pipe to watch.
-
-    The parent stays in fork_processes(), which restarts a child that crashes and
-    exits once all have stopped. It holds the pipe's other end, and closes it on
-    SIGINT or SIGTERM (the system closes it if the parent dies): then they all stop."""
-    watched, held = os.pipe()
-
-    def stop_children(*signal_args):
-        # The parent's copies of the sockets too: while one is open, the port takes
-        # connections, and no process accepts them.
-        for sock in sockets:
-            sock.close()
-        with contextlib.suppress(OSError):  # closed already
-            os.close(held)
-
-    signal.signal(signal.SIGINT, stop_children)
-    signal.signal(signal.SIGTERM, stop_children)
-    tornado.process.fork_processes(count)
-    # In a child from here on. One started again after a crash, as all were stopping,
-    # finds the sockets closed: it has nothing to do.
-    if any(sock.fileno() == -1 for sock in sockets):
-        sys.exit(0)
-    # It must not hold the pipe's other end itself, and the signals stop it as they
-    # stop a single process.
-    os.close(held)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return watched
-
-
 async def serve(options, make_app, sockets, cookie_secret, parent_pipe=None):
     """Serve make_app()'s application, as the command line's `options` say, on
     `sockets` until Ctrl+C (SIGINT) or SIGTERM, or until the parent process closes
@@ -103,6 +71,27 @@ async def serve(options, make_app, sockets, cookie_secret, parent_pipe=None):
     client.close()
 
 
+async def shut_down(listener, server, in_flight, options):
+    """Refuse new connections at once, give the requests under way up to
+    --shutdown_timeout seconds to finish, then cut the rest short, and wait (up to
+    --db_timeout) for the uploads cut to delete their chunks."""
+    listener.close()
+    # A request read from now on is its connection's last: Tornado answers it with
+    # Connection: close, and closes once the answer is sent. conn_params is what every
+    # connection consults at each request; Tornado has no documented switch for a
+    # running server, and a handler's own Connection: close header is sent, but the
+    # connection left open, to serve more.
+    server.conn_params.no_keep_alive = True
+    log.info("stopping: %d requests under way, %d of them uploads", len(in_flight.requests), len(in_flight.uploads))
+    if not await in_flight.ended(options.shutdown_timeout):
+        log.warning("stopping: cutting %d requests short after %s s, %d of them uploads",
+                    len(in_flight.requests), options.shutdown_timeout, len(in_flight.uploads))
+    await server.close_all_connections()
+    if not await in_flight.ended(options.db_timeout):
+        log.error("stopping: %d requests did not end, %d of them uploads: their chunks may stay behind",
+                  len(in_flight.requests), len(in_flight.uploads))
+
+
 class InFlight:
     """What a process is doing: the requests under way, and the uploads among them.
     --max_uploads counts the uploads; a stop waits for the requests to end, and
@@ -134,25 +123,36 @@ class InFlight:
         return not self.requests
 
 
-async def shut_down(listener, server, in_flight, options):
-    """Refuse new connections at once, give the requests under way up to
-    --shutdown_timeout seconds to finish, then cut the rest short, and wait (up to
-    --db_timeout) for the uploads cut to delete their chunks."""
-    listener.close()
-    # A request read from now on is its connection's last: Tornado answers it with
-    # Connection: close, and closes once the answer is sent. conn_params is what every
-    # connection consults at each request; Tornado has no documented switch for a
-    # running server, and a handler's own Connection: close header is sent, but the
-    # connection left open, to serve more.
-    server.conn_params.no_keep_alive = True
-    log.info("stopping: %d requests under way, %d of them uploads", len(in_flight.requests), len(in_flight.uploads))
-    if not await in_flight.ended(options.shutdown_timeout):
-        log.warning("stopping: cutting %d requests short after %s s, %d of them uploads",
-                    len(in_flight.requests), options.shutdown_timeout, len(in_flight.uploads))
-    await server.close_all_connections()
-    if not await in_flight.ended(options.db_timeout):
-        log.error("stopping: %d requests did not end, %d of them uploads: their chunks may stay behind",
-                  len(in_flight.requests), len(in_flight.uploads))
+def start_processes(count, sockets):
+    """Fork `count` processes (0: one per core) to serve the same sockets, and return
+    in each of them the end of a pipe to watch.
+
+    The parent stays in fork_processes(), which restarts a child that crashes and
+    exits once all have stopped. It holds the pipe's other end, and closes it on
+    SIGINT or SIGTERM (the system closes it if the parent dies): then they all stop."""
+    watched, held = os.pipe()
+
+    def stop_children(*signal_args):
+        # The parent's copies of the sockets too: while one is open, the port takes
+        # connections, and no process accepts them.
+        for sock in sockets:
+            sock.close()
+        with contextlib.suppress(OSError):  # closed already
+            os.close(held)
+
+    signal.signal(signal.SIGINT, stop_children)
+    signal.signal(signal.SIGTERM, stop_children)
+    tornado.process.fork_processes(count)
+    # In a child from here on. One started again after a crash, as all were stopping,
+    # finds the sockets closed: it has nothing to do.
+    if any(sock.fileno() == -1 for sock in sockets):
+        sys.exit(0)
+    # It must not hold the pipe's other end itself, and the signals stop it as they
+    # stop a single process.
+    os.close(held)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return watched
 
 
 # Python's cycle collector walks every young object (made since its last walk) each
