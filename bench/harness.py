@@ -16,15 +16,18 @@ machine of N + 1 cores, and `--decode-budget BYTES`; the process tuned as its
 serve() tunes it, unless `--untuned`). Part 3 takes `--set MODULE.NAME=NUMBER`
 (say `--set downloads.READS_AHEAD=1`), which changes one of its constants, and
 `--disk-reads-on-a-thread`: the choices its lesson makes, measured against the
-others. `python bench/harness.py read ...` is the driver alone, reading a GridFS
-file with Motor's GridOut.readchunk(), for comparison; `python bench/harness.py
-write WRITER ...` stores a file in GridFS in that process, with no HTTP, one of
-WRITERS' ways.
+others. With `--profile FILE`, a server writes cProfile's figures of its event
+loop's thread to FILE when it stops, timed by the wall clock or, with `--clock
+cpu`, by that thread's CPU time. `python bench/harness.py read ...` is the driver
+alone, reading a GridFS file with Motor's GridOut.readchunk(), for comparison;
+`python bench/harness.py write WRITER ...` stores a file in GridFS in that
+process, with no HTTP, one of WRITERS' ways.
 """
 
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import math
 import os
 import re
@@ -41,9 +44,8 @@ from mirakuru.exceptions import ExecutorError
 from tornado.httpclient import AsyncHTTPClient
 
 from coursekit.clients import Client
-from coursekit.database import database_of_its_own, scratch_db
+from coursekit.database import database_of_its_own, local_address, scratch_db
 from coursekit.nginx import Nginx, nginx_executable
-from coursekit.database import local_address
 from coursekit.processes import Program, StageProgram, free_port
 from coursekit.stages import StageCode, load_stage
 
@@ -148,12 +150,11 @@ class Measured:
 class Server(Measured, Program):
     """`python bench/harness.py serve KIND ...` (see above), on a free port."""
 
-    def __init__(self, kind, db_uri, db_name, files_dir=None, args=(), profile=None):
+    def __init__(self, kind, db_uri, db_name, files_dir=None, args=(), profile=None, clock="wall"):
         port = free_port()
-        # With `profile`, a file: cProfile's figures of the main thread (the event loop), written at the stop.
-        profiling = ["-m", "cProfile", "-o", profile] if profile else []
-        command = [sys.executable, *profiling, __file__, "serve", kind, "--port", port, "--db-uri", db_uri,
-                   "--db-name", db_name, *args, *(["--files-dir", files_dir] if files_dir else [])]
+        profiling = ["--profile", profile, "--clock", clock] if profile else []
+        command = [sys.executable, __file__, "serve", kind, "--port", port, "--db-uri", db_uri, "--db-name", db_name,
+                   *args, *(["--files-dir", files_dir] if files_dir else []), *profiling]
         super().__init__(command, port)
 
 
@@ -402,7 +403,7 @@ def vary_part3(app, settings, disk_reads_on_a_thread):
 
 
 def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=None, untuned=False, settings=(),
-          disk_reads_on_a_thread=False):
+          disk_reads_on_a_thread=False, profile=None, clock="wall"):
     from motor.motor_tornado import MotorClient
     from tornado.httpserver import HTTPServer
 
@@ -444,7 +445,17 @@ def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=No
         await asyncio.Event().wait()
 
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
-    asyncio.run(main())
+    # With `profile`: cProfile's figures of this thread, the event loop's, written to
+    # that file at the stop; by the wall clock (its waits included) or its CPU time.
+    profiler = cProfile.Profile(time.thread_time if clock == "cpu" else time.perf_counter) if profile else None
+    if profiler:
+        profiler.enable()
+    try:
+        asyncio.run(main())
+    finally:
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(profile)
 
 
 def read(db_uri, db_name, file_id):
@@ -540,6 +551,8 @@ if __name__ == "__main__":
     parser.add_argument("--file-id")
     parser.add_argument("--path")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--profile")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--decode-budget", type=int)
     parser.add_argument("--untuned", action="store_true")
@@ -548,7 +561,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.kind, args.port, args.db_uri, args.db_name, args.files_dir, args.threads, args.decode_budget,
-              args.untuned, args.set, args.disk_reads_on_a_thread)
+              args.untuned, args.set, args.disk_reads_on_a_thread, args.profile, args.clock)
     elif args.command == "write":
         write(args.kind, args.db_uri, args.db_name, args.path, args.limit)
     else:
