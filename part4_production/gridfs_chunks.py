@@ -38,6 +38,7 @@ class GridFSUpload:
                      "metadata": {"contentType": content_type}}
         self.pieces, self.pending = [], 0  # less than a chunk, as it came, and its size
         self.inserting = None  # the insert of the chunk before, while it is under way
+        self.may_land_later = False  # whether a write failed: a timeout is ours, the server may do it yet
         self.start = b""  # how the file begins: enough to tell an image
         # Bytes that come refresh the document this often: well within abandoned_after.
         self.heartbeat_every = abandoned_after / 4
@@ -77,7 +78,11 @@ class GridFSUpload:
         """Wait for the chunk insert under way, if any: its error, if it failed, is raised here."""
         inserting, self.inserting = self.inserting, None
         if inserting is not None:
-            await inserting
+            try:
+                await inserting
+            except PyMongoError:
+                self.may_land_later = True
+                raise
 
     async def close(self):
         """Insert the last chunk, then the file's document: only now is the file listed."""
@@ -85,7 +90,11 @@ class GridFSUpload:
             await self.insert_chunk()
         await self.inserted()
         self.file.update(length=Int64(self.file["length"]), uploadDate=datetime.datetime.now(datetime.UTC))
-        await self.db.fs.files.insert_one(self.file)
+        try:
+            await self.db.fs.files.insert_one(self.file)
+        except PyMongoError:
+            self.may_land_later = True
+            raise
         # Done, once its document in uploads_in_progress is gone: unless a sweep took it
         # meanwhile (the upload was silent for too long), in which case it is not done.
         done = {"_id": self.file["_id"], "swept": {"$exists": False}}
@@ -97,7 +106,10 @@ class GridFSUpload:
             await self.inserted()
         await self.chunks.delete_many({"files_id": self.file["_id"]})
         await self.db.fs.files.delete_one({"_id": self.file["_id"]})
-        await self.db.uploads_in_progress.delete_one({"_id": self.file["_id"]})  # last: until then a sweep finds it
+        # Last: until then a sweep finds it. Not at all if a write failed: one that timed
+        # out may still land, after these deletes; the sweep deletes it once the record is stale.
+        if not self.may_land_later:
+            await self.db.uploads_in_progress.delete_one({"_id": self.file["_id"]})
 
     async def heartbeat(self, first=False):
         """Stamp this upload's document in `uploads_in_progress` with the database's
