@@ -20,7 +20,8 @@ from motor.motor_tornado import MotorClient, MotorGridFSBucket
 from pymongo.errors import PyMongoError
 
 from base import NotFoundHandler, log, redact
-from downloads import DownloadHandler, FileHandler
+from disk_files import FileHandler
+from downloads import DownloadHandler
 from gridfs_chunks import create_indexes
 from home import HomeHandler
 from thumbnails import thumbnail_pool

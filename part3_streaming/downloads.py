@@ -1,38 +1,31 @@
-"""Downloads sent a piece at a time, each awaited until the client has taken it:
-an upload's file from GridFS, or a file of --files_dir from the disk."""
+"""Downloads sent a piece at a time, each awaited until the client has taken it
+(ChunkedDownload): an upload's file from GridFS here, a file of --files_dir from the
+disk in disk_files.py."""
 
 import asyncio
 import collections
 import contextlib
-import datetime
-import fcntl
-import mimetypes
-import os
 import re
-import stat
-import sys
 import urllib.parse
-from pathlib import Path
 
 import tornado.web
 from bson import ObjectId
 from bson.errors import InvalidId
-from gridfs.errors import NoFile
+from gridfs.errors import CorruptGridFile, NoFile
 from tornado.iostream import StreamClosedError
 
 from base import CONTENT_SECURITY_POLICY, BaseHandler, log
-from gridfs_chunks import GridFSRange
+from gridfs_chunks import GridFSRange, well_formed
 from http_ranges import http_date, requested_range, to_the_second
 from thumbnails import IMAGE_TYPES
 
-# How much a download reads of a file on disk at a time, at most: 1 MiB (of GridFS,
-# gridfs_chunks.CHUNKS_PER_READ); and how many reads run ahead of what is sent: one,
-# then two once the client has taken 4 MiB. bench/big_downloads.py measures 64 KiB
-# and one read ahead; bench/partial_reads.py, two ahead from the first byte.
-DISK_READ_SIZE = 1024 * 1024
+# How many reads run ahead of what is sent: one, then two once the client has taken
+# 4 MiB. bench/big_downloads.py measures one read ahead; bench/partial_reads.py, two
+# ahead from the first byte.
 READS_AHEAD = 2
 READ_AHEAD_FROM = 4 * 1024 * 1024
 A_YEAR = 365 * 24 * 3600
+DAMAGED = "That upload's file is damaged in the database: it cannot be sent."
 
 
 class ChunkedDownload(BaseHandler):
@@ -143,6 +136,10 @@ class DownloadHandler(ChunkedDownload):
         except NoFile:  # the document outlived its file, or another program wrote it without one
             log.warning("upload %s lists file %r, which does not exist", upload_id, file_id)
             raise tornado.web.HTTPError(404, "That upload's file is missing from the database.")
+        if not well_formed(grid_out):  # written by hand, or damaged: its figures cannot be trusted
+            log.warning("upload %s: file %r has a length of %r, chunks of %r, an upload date of %r", upload_id,
+                        file_id, grid_out.length, grid_out.chunk_size, grid_out.upload_date)
+            raise tornado.web.HTTPError(404, DAMAGED)
         claimed = upload.get("contentType")
         if version == "thumb":
             self.set_header("Content-Type", "image/png")
@@ -158,77 +155,16 @@ class DownloadHandler(ChunkedDownload):
             self.set_header("Content-Security-Policy", f"{CONTENT_SECURITY_POLICY}; sandbox")
         # This URL names one file forever: browsers and proxies may keep it a year.
         self.set_header("Cache-Control", f"public, max-age={A_YEAR}, immutable")
-        await self.send_file(grid_out.length, f'"{file_id}"', grid_out.upload_date,
-                             lambda start, end: GridFSRange(self.db.fs.chunks, grid_out, start, end),
-                             include_body)
+        try:
+            await self.send_file(grid_out.length, f'"{file_id}"', grid_out.upload_date,
+                                 lambda start, end: GridFSRange(self.db.fs.chunks, grid_out, start, end),
+                                 include_body)
+        except CorruptGridFile as error:  # a chunk missing or of the wrong size, before a byte went out
+            log.warning("upload %s: %s", upload_id, error)
+            raise tornado.web.HTTPError(404, DAMAGED)
 
     def head(self, upload_id, version):
         return self.get(upload_id, version, include_body=False)
-
-
-# Not Tornado's StaticFileHandler, which hashes a file for its ETag before its first byte (64 MiB of a bigger one,
-# then none), keeps that ETag when the file changes, ignores If-Range, reads 64 KiB (bench/big_downloads.py).
-class FileHandler(ChunkedDownload):
-    """GET /files/<path>: a file of --files_dir, sent the same way."""
-
-    # A file rewritten within the second of its Last-Modified keeps that date: a range of
-    # the new version would be spliced onto the client's part of the old. Its ETag tells.
-    dates_name_one_version = False
-
-    async def get(self, path, include_body=True):
-        file = open_inside(Path(self.settings["files_dir"]).resolve(), path)
-        if file is None:
-            raise tornado.web.HTTPError(404, "There is no such file here.")
-        with file:
-            file_stat = os.fstat(file.fileno())
-            kind = mimetypes.guess_type(real_path(file.fileno()))[0]  # a link's target's type
-            self.set_header("Content-Type", kind or "application/octet-stream")
-            modified = datetime.datetime.fromtimestamp(file_stat.st_mtime, datetime.UTC)
-            await self.send_file(file_stat.st_size, f'"{file_stat.st_mtime_ns:x}-{file_stat.st_size:x}"', modified,
-                                 lambda start, end: FileRange(file, start, end), include_body)
-
-    def head(self, path):
-        return self.get(path, include_body=False)
-
-
-def open_inside(root, path):
-    """The regular file at `path` under the folder `root`, open for reading; None if
-    there is none. Links are followed, `..` too, and then what was opened is checked,
-    not the path: a path checked first, then opened, may lead elsewhere by then (a
-    folder swapped for a link to /etc in between served /etc/passwd)."""
-    try:
-        fd = os.open(root / path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO would block open() for ever
-    # No such file, a NUL byte, a name too long, a loop of links, no permission.
-    except (OSError, ValueError):
-        return None
-    if stat.S_ISREG(os.fstat(fd).st_mode) and Path(real_path(fd)).is_relative_to(root):
-        return os.fdopen(fd, "rb", buffering=0)
-    os.close(fd)
-    return None
-
-
-def real_path(fd):
-    """Where the file open as `fd` is, whatever path opened it: as the system knows it."""
-    if sys.platform == "darwin":
-        return fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024)).rstrip(b"\0").decode()
-    return os.readlink(f"/proc/self/fd/{fd}")  # Linux
-
-
-class FileRange:
-    """Reads bytes start..end of an open file, DISK_READ_SIZE at a time. On the event
-    loop, as StaticFileHandler does: from the page cache, reads on a thread were slower
-    and took more CPU (bench/big_downloads.py)."""
-
-    def __init__(self, file, start, end):
-        self.file, self.left = file, end - start
-        file.seek(start)
-
-    async def read(self):
-        piece = self.file.read(min(self.left, DISK_READ_SIZE))
-        if self.left and not piece:  # cut short since its size was sent: the client must know
-            raise OSError(f"{self.file.name} shrank during the download: {self.left} bytes are missing")
-        self.left -= len(piece)
-        return [piece] if piece else []
 
 
 def attachment(filename):

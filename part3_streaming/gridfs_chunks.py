@@ -117,3 +117,12 @@ async def create_indexes(db):
     unique (PyMongo makes it before its own uploads). Once, at start-up: it does
     nothing if it exists, but each call is a trip to the database."""
     await db.fs.chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+
+
+def well_formed(grid_out):
+    """Whether a GridFS file's document has what GridFS writes: a length of 0 or more,
+    chunks of a size over 0, an upload date. One written by hand, or damaged, may not."""
+    length, chunk_size = grid_out.length, grid_out.chunk_size
+    return (isinstance(length, int) and not isinstance(length, bool) and length >= 0
+            and isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size > 0
+            and isinstance(grid_out.upload_date, datetime.datetime))

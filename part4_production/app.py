@@ -22,7 +22,8 @@ from pymongo.errors import PyMongoError
 
 from base import NotFoundHandler, log, redact
 from decode_budget import DecodeBudget
-from downloads import DownloadHandler, FileHandler
+from disk_files import FileHandler
+from downloads import DownloadHandler
 from health import HealthHandler
 from home import HomeHandler
 from listener import raise_descriptor_limit
@@ -71,11 +72,9 @@ tornado.log.define_logging_options(options)  # --logging=warning, --log_file_pre
 def make_app(db, cookie_secret=None, thumbnail_executor=None, max_upload_size=4 * 1024**3,
              files_dir=None, idle_timeout=60, max_uploads=100, abandoned_after=3600,
              decode_budget=256 * 1024**2, **settings):
-    """The application, storing its files in the Motor database `db`.
-
-    With no `cookie_secret`, a random one; with no `thumbnail_executor`, a pool
-    of thumbnail threads of its own. The others are the options of the same
-    names: `--help` tells what each does."""
+    """The application, storing its files in the Motor database `db`. With no
+    `cookie_secret`, a random one; with no `thumbnail_executor`, a pool of thumbnail
+    threads of its own. The others are the options of the same names (see --help)."""
     routes = [
         tornado.web.url(r"/", HomeHandler, name="home"),
         tornado.web.url(r"/upload", FormUploadHandler, name="form_upload"),

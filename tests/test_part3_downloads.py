@@ -127,8 +127,25 @@ async def test_a_missing_chunk_ends_the_download_rather_than_send_wrong_bytes(cl
     # Missing from the start: nothing was sent yet, so an error page can be.
     await client.db.fs.chunks.delete_one({"files_id": file_id, "n": 0})
     response = await client.fetch(location)
-    assert response.code == 500
-    assert error_message(response.body.decode()) == "Internal Server Error"
+    assert response.code == 404
+    assert "damaged" in error_message(response.body.decode())
+
+
+@pytest.mark.parametrize("damage", [
+    {"$set": {"chunkSize": 0}}, {"$set": {"chunkSize": "255"}}, {"$set": {"length": "1000"}},
+    {"$set": {"length": -5}}, {"$set": {"length": True}}, {"$unset": {"uploadDate": ""}},
+    {"$set": {"uploadDate": "yesterday"}}, {"$set": {"length": 1000}},  # past its data, found before a byte goes
+])
+async def test_a_damaged_or_hand_written_file_document_is_a_404_not_a_500(client, damage):
+    location = (await client.put(os.urandom(100))).headers["Location"]
+    await client.db.fs.files.update_one({"_id": (await client.db.uploads.find_one())["original"]}, damage)
+    response = await client.fetch(location)
+    assert response.code == 404, damage
+    assert "damaged" in error_message(response.body.decode())
+    # HEAD reads no chunk: a length past the data looks like any other to it.
+    head = await client.fetch(location, "HEAD")
+    assert head.code == (200 if damage == {"$set": {"length": 1000}} else 404), damage
+    assert int(head.headers["Content-Length"]) >= 0
 
 
 # --- Range, validators, HEAD: the same on GridFS and on disk ---
