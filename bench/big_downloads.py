@@ -42,7 +42,7 @@ GRIDFS_VARIANTS = [  # part 3 with one choice changed: (the row's name, harness.
 ]
 DISK_VARIANTS = [
     ("part 3, READS_AHEAD = 1", ["--set", "downloads.READS_AHEAD=1"]),
-    ("part 3, DISK_READ_SIZE = 64 KiB", ["--set", f"downloads.DISK_READ_SIZE={64 * 1024}"]),
+    ("part 3, DISK_READ_SIZE = 64 KiB", ["--set", f"disk_files.DISK_READ_SIZE={64 * 1024}"]),
     ("part 3, reads on a thread", ["--disk-reads-on-a-thread"]),
 ]
 

@@ -381,9 +381,9 @@ def vary_part3(app, settings, disk_reads_on_a_thread):
             raise SystemExit(f"error: part 3's {module_name}.py has no {constant}")
         setattr(module, constant, int(value))  # read when used: the change applies
     if disk_reads_on_a_thread:
-        downloads = sibling("downloads")
+        disk_files = sibling("disk_files")
 
-        class FileRangeOnAThread(downloads.FileRange):
+        class FileRangeOnAThread(disk_files.FileRange):
             """Each read on a thread, at an offset of its own (os.pread): reads that run
             ahead may then run side by side, and must not share the file's position."""
 
@@ -392,14 +392,14 @@ def vary_part3(app, settings, disk_reads_on_a_thread):
                 self.offset = start
 
             async def read(self):
-                size = min(self.left, downloads.DISK_READ_SIZE)
+                size = min(self.left, disk_files.DISK_READ_SIZE)
                 offset, self.offset, self.left = self.offset, self.offset + size, self.left - size
                 piece = await asyncio.to_thread(os.pread, self.file.fileno(), size, offset) if size else b""
                 if len(piece) < size:
                     raise OSError(f"{self.file.name} shrank during the download")
                 return [piece] if piece else []
 
-        downloads.FileRange = FileRangeOnAThread  # FileHandler looks it up when it reads
+        disk_files.FileRange = FileRangeOnAThread  # FileHandler looks it up when it reads
 
 
 def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=None, untuned=False, settings=(),

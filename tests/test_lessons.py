@@ -356,3 +356,13 @@ def test_the_figure_check_knows_a_figure():
         assert FIGURE.search(text), text
     for text in ["chunks of 255 KiB", "limited to 16 MB", "100 MB by default", "4 GiB", "part 2", "Motor 0.x"]:
         assert not FIGURE.search(text), text
+
+
+@pytest.mark.runs_on("part4_production")
+def test_part_4_names_the_modules_it_keeps_from_part_3_and_those_it_changes(stage):
+    text = " ".join((ROOT / stage / "README.md").read_text().split())
+    changed, kept = re.search(r"Part 3's (.*?) take part 4's changes; (.*?) are part 3's as they were", text).groups()
+    part3 = {path.name: path.read_bytes() for path in (ROOT / "part3_streaming").glob("*.py")}
+    same = {name for name, code in part3.items() if (ROOT / stage / name).read_bytes() == code}
+    assert set(re.findall(r"`(\w+\.py)`", kept)) == same
+    assert set(re.findall(r"`(\w+\.py)`", changed)) == set(part3) - same - {"app.py"}
