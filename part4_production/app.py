@@ -115,7 +115,7 @@ def main():
     """Check the options and the database, listen, fork if asked to, then serve."""
     # Tornado prints the whole of --help before it names an option it does not know.
     if unknown := [arg for arg in sys.argv[1:] if arg.startswith("-") and arg.lstrip("-").split("=")[0] not in options]:
-        sys.exit(f"error: no such option: {unknown[0]} (--help lists them)")
+        sys.exit(f"error: no such option: {unknown[0].split('=')[0]} (--help lists them)")
     try:
         options.parse_command_line()
     except (tornado.options.Error, ValueError, OSError) as error:  # e.g. --port=abc, or no such --config

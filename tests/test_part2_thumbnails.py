@@ -100,7 +100,7 @@ async def test_an_option_after_the_config_file_wins(tmp_path, program):
 @pytest.mark.parametrize("args, message", [
     (["--port=eighty"], "error: invalid literal for int() with base 10: 'eighty'"),
     (["--config=/no/such/file.conf"], "error: [Errno 2] No such file or directory: '/no/such/file.conf'"),
-    (["--colour=blue"], "error: Unrecognized command line option: 'colour'"),
+    (["--colour=blue"], "error: no such option: --colour (--help lists them)"),
 ])
 def test_a_bad_option_gets_one_clear_line(program, args, message):
     status, output = program.run(*args)

@@ -97,11 +97,12 @@ async def test_runs_as_a_program_and_stops_cleanly_on_ctrl_c(program):
 
 
 @pytest.mark.runs_on("part2_thumbnails", "part3_streaming", "part4_production")  # part 1 takes no options
-@pytest.mark.parametrize("wrong", ["--bogus", "--bogus=1", "--db-nmae=x"])
-def test_an_unknown_option_is_one_line_naming_it(program, wrong):
+@pytest.mark.parametrize("wrong, named", [("--bogus", "--bogus"), ("--bogus=1", "--bogus"),
+                                          ("--db-nmae=x", "--db-nmae")])
+def test_an_unknown_option_is_one_line_naming_it(program, wrong, named):
     status, output = program.run(wrong, timeout=15)
     assert status != 0
-    assert output.strip().splitlines() == [f"error: no such option: {wrong} (--help lists them)"]
+    assert output.strip().splitlines() == [f"error: no such option: {named} (--help lists them)"]
 
 
 def test_exits_with_one_clear_line_when_the_port_is_taken(program):
