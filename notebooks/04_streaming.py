@@ -268,12 +268,13 @@ plt.show()
 #   runs (the handler, the error and its traceback refer to one another); we call
 #   it ourselves after 0.3 s, where Python would do it in its own time.
 # - **Part 3** (blue, solid) stays flat. `@stream_request_body` hands each piece to
-#   `data_received()`, which awaits its GridFS insert before Tornado reads more:
-#   a chunk of 255 KiB waits in memory, never the file. The upload takes longer,
-#   because each insert is waited for, but a 10 GB upload would cost the same few MB.
+#   `data_received()`, and Tornado reads no more until it returns: once a chunk of
+#   255 KiB is whole, its GridFS insert starts, and the next chunk waits for it. Two
+#   chunks wait in memory at most, never the file: a 10 GB upload would cost the
+#   same few MB.
 #
 # [`bench/big_upload.py`](../bench/big_upload.py) does the same with 1 GiB and
-# two separate processes: part 2 grew by 4296 MB, part 3 by 2.6 MB.
+# two separate processes: part 2 grew by 4296 MB, part 3 by 2.5 MB.
 #
 # ## The partial-download storm
 #
@@ -591,8 +592,8 @@ await check_exercise_2();
 # ## Recap
 #
 # - A buffered upload costs the server several times the file's size, until the last
-#   byte is in; a streamed one (`@stream_request_body`, each piece awaited into
-#   GridFS) costs a chunk or two, whatever the size.
+#   byte is in; a streamed one (`@stream_request_body`, each piece awaited until
+#   GridFS has the chunk before it) costs a chunk or two, whatever the size.
 # - A download that awaits each `flush()` reads no faster than the client takes, and
 #   stops when the client goes; `stream_to_handler()` reads the whole file for every
 #   request, client or no client.
