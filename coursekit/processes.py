@@ -57,11 +57,21 @@ def unmeasured(env):
     return {name: value for name, value in env.items() if name not in COVERAGE_VARIABLES}
 
 
+GIVEN_PORTS = set()  # the ports free_port() gave out in this process
+
+
 def free_port():
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port of 127.0.0.1 that nothing listens on right now, and that this process
+    has not given out before. The system may offer one port twice in a row: two servers
+    started side by side then got the same, the second found the first listening there,
+    and a bench's requests for Motor's GridFSHandler went to part 3 (a 404)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in GIVEN_PORTS:
+            GIVEN_PORTS.add(port)
+            return port
 
 
 def port_open(host, port):
