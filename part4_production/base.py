@@ -73,6 +73,8 @@ class BaseHandler(tornado.web.RequestHandler):
             message = getattr(error, "log_message", None) or self._reason
         if self.get_status() == 503:  # busy or down, for now: when to try again
             self.set_header("Retry-After", RETRY_AFTER)
+        if kwargs.get("closing"):  # answered before the body was read: the connection ends here
+            self.set_header("Connection", "close")
         self.render("error.html", status_code=self.get_status(), message=message)
 
     def log_exception(self, typ, value, tb):

@@ -86,6 +86,9 @@ async def shut_down(listener, server, in_flight, options):
     if not await in_flight.ended(options.shutdown_timeout):
         log.warning("stopping: cutting %d requests short after %s s, %d of them uploads",
                     len(in_flight.requests), options.shutdown_timeout, len(in_flight.uploads))
+        # Uploads still receiving are answered while their connection is open: a 503,
+        # and when to come back. The rest are closed, as they are.
+        await asyncio.gather(*(upload.cut_short() for upload in list(in_flight.uploads)))
     await server.close_all_connections()
     if not await in_flight.ended(options.db_timeout):
         log.error("stopping: %d requests did not end, %d of them uploads: their chunks may stay behind",

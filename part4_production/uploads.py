@@ -146,10 +146,16 @@ class StreamedUpload(BaseHandler):
 
     async def refuse(self, error):
         """Answer `error` before the body has all arrived. Tornado then reads no more
-        of it, and closes the connection once the answer is sent."""
+        of it, and closes the connection once the answer is sent: the answer says so."""
         await self.discard()
         self.log_exception(type(error), error, None)
-        self.send_error(error.status_code, exc_info=(type(error), error, None))
+        self.send_error(error.status_code, exc_info=(type(error), error, None), closing=True)
+
+    async def cut_short(self):
+        """The server stops, and this upload has not ended in time: while its body is
+        still coming, answer 503 before its connection is closed under it."""
+        if self.pace is not None:
+            await self.refuse(tornado.web.HTTPError(503, "The server is restarting: send the file again in a moment."))
 
     async def discard(self):
         """Delete the chunks an unfinished upload has stored."""
