@@ -463,7 +463,7 @@ two_ranges = await exchange("GET", file_path, "Range: bytes=0-0,-1")
 #   which bytes of how many, and those bytes only. To serve the middle of the file,
 #   part 3 works out which chunk holds them (chunk arithmetic, as in notebook 02) and
 #   reads that one: seeking costs the same at the start or at the end of a 10 GB file.
-# - A range that starts past the end gets **416** (`Requested Range Not Satisfiable`) and
+# - A range that starts past the end gets **416** (`Range Not Satisfiable`, as RFC 9110 names it) and
 #   `Content-Range: bytes */<size>`, which tells the client how big the file is, and
 #   a short error page.
 # - Two ranges at once would need a `multipart/byteranges` answer. Part 3 does not

@@ -16,8 +16,8 @@
 # %% [markdown]
 # # From Motor to PyMongo's async API
 #
-# **Stage: after part 3, `part3_streaming`** (its lesson's [exercise 5](../part3_streaming/README.md#exercises)
-# asks for this port; [part 1's lesson](../part1_basic/README.md#what-changed-since-2014) says why).
+# **Stage: after part 3, `part3_streaming`** ([part 1's lesson](../part1_basic/README.md#what-changed-since-2014)
+# says why Motor is being replaced).
 # Every stage talks to MongoDB through Motor. Motor's own README says it is
 # deprecated from 14 May 2026, one year after its successor became stable, and gets
 # critical bug fixes only, until 14 May 2027. That successor is PyMongo's own async

@@ -159,18 +159,20 @@ def start_processes(count, sockets):
 
 
 # Python's cycle collector walks every young object (made since its last walk) each
-# time the objects made outnumber those freed by 700. With thousands of kept-alive
+# time the objects made outnumber those freed by 700 (Python 3.11's and 3.12's
+# default, where this was measured). With thousands of kept-alive
 # connections, each waiting for its next request with some 40 young objects, and
 # asyncio keeping what each request's cancelled header timeout holds for a while,
 # that comes every few hundred requests: with 10,000 connections, 2 s of walks a
 # minute, up to 0.4 s each. After 100,000, next to none (measured: bench/c10k.py
 # --idle 1, part 3 at 700 against part 4 at this).
 GC_THRESHOLD = 100_000
-# glibc's malloc (Linux) keeps what a thread frees for that thread to use again:
-# with 20 big images decoded one at a time on 16 threads, the process grew by
-# 9.3 GB, 13 images' worth (measured: bench/decode_budget.py --untuned). Blocks of
-# this size or more get their own mapping instead, given back to the system as soon
-# as they are freed.
+# glibc's malloc (Linux) gives a big block a mapping of its own, returned to the
+# system when freed; but once such a block is freed, it raises that size threshold
+# to the block's (up to 32 MiB), and the next ones come from its heaps, which keep
+# what is freed. With 20 big images decoded one at a time on 16 threads, the process
+# grew by 9.3 GB, 13 images' worth (measured: bench/decode_budget.py --untuned).
+# Setting the threshold fixes it: blocks of this size or more always get a mapping.
 MMAP_THRESHOLD = 1024 * 1024
 M_MMAP_THRESHOLD = -3  # mallopt()'s name for it, in glibc's malloc.h
 
