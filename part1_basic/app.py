@@ -36,7 +36,10 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 LISTED = {"_id": {"$type": "objectId"}, "filename": {"$type": "string"},
           "metadata.contentType": {"$in": sorted(IMAGE_TYPES)}}
 
-MAX_NAME_LENGTH = 255  # characters in a file name, as most file systems allow
+MAX_NAME_LENGTH = 255  # characters in a file name: as many as most file systems allow in bytes
+# Controls (Cc: line feed, carriage return, NUL, U+0085...), and the line and paragraph
+# separators (Zl U+2028, Zp U+2029), which break a line in many a log viewer and editor.
+LINE_BREAKING = {"Cc", "Zl", "Zp"}
 # Characters that make a name show as another: "photo\u202egnp.exe" shows as "photoexe.png".
 BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Our pages load only our own files and run no inline script: whatever an upload's
@@ -55,7 +58,7 @@ def check_filename(filename):
     every kind, accents, emoji and their joiners."""
     if len(filename) > MAX_NAME_LENGTH:
         raise tornado.web.HTTPError(400, f"That file name is too long: the limit is {MAX_NAME_LENGTH} characters.")
-    if any(unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS for char in filename):
+    if any(unicodedata.category(char) in LINE_BREAKING or char in BIDI_CONTROLS for char in filename):
         raise tornado.web.HTTPError(400, "That file name holds control characters or bidirectional overrides.")
 
 

@@ -353,6 +353,8 @@ CASES = [
          every_stage(400, "control characters")),
     Case("a file name with a C1 control character (U+0085, a line break to some)",
          lambda c, s: upload(c, image_bytes(), "next\u0085line.png"), every_stage(400, "control characters")),
+    Case("a file name with a line separator (U+2028, category Zl: no control, a line break all the same)",
+         lambda c, s: upload(c, image_bytes(), "two\u2028lines.png"), every_stage(400, "control characters")),
     Case("a file name with a right-to-left override (U+202E: `photo<U+202E>gnp.exe` shows as photoexe.png)",
          lambda c, s: upload(c, image_bytes(), "photo\u202egnp.exe"), every_stage(400, "bidirectional")),
     Case("a file name with a bidirectional isolate (U+2067)",

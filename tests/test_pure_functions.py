@@ -320,6 +320,8 @@ def test_names_people_use_are_accepted(stage_code, filename):
     ("nul\x00.png", "control characters"),
     ("del\x7f.png", "control characters"),
     ("next\u0085line.png", "control characters"),  # C1: a line break to some
+    ("two\u2028lines.png", "control characters"),  # Zl, the line separator: no control, a line break
+    ("two\u2029paragraphs.png", "control characters"),  # Zp, the paragraph separator
     *[(f"photo{char}gnp.exe", "bidirectional") for char in "\u202a\u202b\u202c\u202d\u202e"],  # embeddings, overrides
     *[(f"a{char}b.png", "bidirectional") for char in "\u2066\u2067\u2068\u2069"],  # isolates
 ])
