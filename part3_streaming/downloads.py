@@ -1,4 +1,4 @@
-"""Downloads sent a piece at a time, each awaited until the client has taken it
+"""Downloads sent a piece at a time, each awaited until the socket has taken it
 (ChunkedDownload): an upload's file from GridFS here, a file of --files_dir from the
 disk in disk_files.py."""
 
@@ -30,7 +30,7 @@ DAMAGED = "That upload's file is damaged in the database: it cannot be sent."
 
 class ChunkedDownload(BaseHandler):
     """What the GridFS and the disk downloads share: validators, one Range, HEAD, and
-    the body sent a piece at a time, each awaited until the client has taken it."""
+    the body sent a piece at a time, each awaited until the socket has taken it."""
 
     client_gone = False
     # Whether a date (to the second) names one version of the file: a GridFS file never
@@ -50,7 +50,7 @@ class ChunkedDownload(BaseHandler):
                     reads.append(asyncio.ensure_future(reader.read()))
                 for piece in pieces:
                     self.write(piece)
-                    await self.flush()  # until the client has taken it: memory stays flat
+                    await self.flush()  # until the socket has it: as fast as the client reads, memory flat
                     sent += len(piece)
                 await asyncio.sleep(0)  # flush() need not wait on a fast network: let others in
         except StreamClosedError:
