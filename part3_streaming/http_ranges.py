@@ -16,7 +16,9 @@ def requested_range(header, size):
         return None
     first, last = (byte_number(digits) if digits else None for digits in match.groups())
     if first is None:  # bytes=-500: the last 500 bytes
-        return max(size - last, 0), size
+        # Of an empty file, RFC 9110 calls a suffix range satisfiable, and it holds no
+        # byte, which a 206 cannot say: the whole file, empty, as a 200.
+        return (max(size - last, 0), size) if size else None
     if last is not None and last < first:
         return None
     return first, min(last + 1, size) if last is not None else size

@@ -99,6 +99,13 @@ def test_a_range_from_the_start_of_an_empty_file_is_empty(stage_code, header):
 
 
 @FROM_PART3
+@pytest.mark.parametrize("header", ["bytes=-5", "bytes=-1"])
+def test_the_end_of_an_empty_file_is_the_whole_empty_file(stage_code, header):
+    # RFC 9110, 14.1.1: of an empty file, a suffix range is the one satisfiable kind: not a 416.
+    assert stage_code.requested_range(header, 0) is None
+
+
+@FROM_PART3
 def test_a_range_of_a_one_byte_file(stage_code):
     assert stage_code.requested_range("bytes=0-0", 1) == (0, 1)
     assert stage_code.requested_range("bytes=-5", 1) == (0, 1)
