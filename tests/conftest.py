@@ -40,8 +40,9 @@ import pytest
 from motor.motor_tornado import MotorClient
 
 from coursekit.clients import RawConnection
-from coursekit.database import database_of_its_own, embedded_db
+from coursekit.database import database_of_its_own, embedded_db, local_address
 from coursekit.processes import StageLauncher, free_port
+from coursekit.proxy import PausableProxy
 from coursekit.serving import stage_client
 from coursekit.stages import ROOT, STAGES, StageCode, load_stage
 
@@ -127,6 +128,24 @@ async def db(mongodb_uri, db_name):
     client = MotorClient(mongodb_uri)
     yield client[db_name]
     client.close()
+
+
+@pytest.fixture
+def proxied(mongodb_uri, db_name):
+    """proxied(**client_options): (proxy, db), the test's database reached through a
+    PausableProxy by a Motor client of those options, so that the test can make every
+    operation on it hang, and go on again. Both end with the test."""
+    address = local_address(mongodb_uri)
+    if address is None:
+        pytest.skip("the proxy goes in front of one database server on this machine: MONGODB_URI names another")
+    with contextlib.ExitStack() as ends:
+        def through_a_proxy(**client_options):
+            proxy = ends.enter_context(PausableProxy(*address))
+            client = MotorClient(f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true", **client_options)
+            ends.callback(client.close)
+            return proxy, client[db_name]
+
+        yield through_a_proxy
 
 
 @pytest.fixture(scope="module")

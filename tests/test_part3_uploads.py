@@ -22,9 +22,8 @@ from gridfs import DEFAULT_CHUNK_SIZE as CHUNK
 from motor.motor_tornado import MotorClient
 
 from coursekit.clients import RawConnection, error_message, multipart
-from coursekit.database import embedded_db, local_address
+from coursekit.database import embedded_db
 from coursekit.processes import free_port
-from coursekit.proxy import PausableProxy
 from coursekit.stages import FORM_PATHS, ORIGINAL_PATHS
 from coursekit.waiting import eventually, steady
 
@@ -212,21 +211,8 @@ async def test_the_database_failing_mid_upload_gets_503(serve, start_upload, tmp
 # --- Backpressure: the body is read as fast as the database takes it, no faster ---
 
 
-@pytest.fixture
-async def proxied(mongodb_uri, db_name):
-    """(proxy, db): the test's database reached through a PausableProxy, so that the
-    test can make every operation on it hang, and go on again."""
-    address = local_address(mongodb_uri)
-    if address is None:
-        pytest.skip("the proxy goes in front of one database server on this machine: MONGODB_URI names another")
-    with PausableProxy(*address) as proxy:
-        motor_client = MotorClient(f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true")
-        yield proxy, motor_client[db_name]
-        motor_client.close()
-
-
 async def test_no_more_of_an_upload_is_read_while_a_chunk_insert_is_pending(proxied, serve, start_upload, db):
-    proxy, through_proxy = proxied
+    proxy, through_proxy = proxied()
     client = await serve(db=through_proxy)
     data = os.urandom(64 * 1024 * 1024)
     upload = await start_upload(client, "held.bin", len(data))

@@ -29,9 +29,7 @@ from pymongo.errors import PyMongoError
 
 from coursekit.clients import Client, upload_collections
 from coursekit.images import image_bytes
-from coursekit.database import local_address
 from coursekit.processes import free_port
-from coursekit.proxy import PausableProxy
 from coursekit.waiting import eventually, wait_until
 
 RUNS_ON = ["part4_production"]
@@ -178,24 +176,19 @@ async def test_sweepers_at_once_delete_each_abandoned_upload_once_and_spare_the_
     assert await db.uploads_in_progress.count_documents({}) == 0
 
 
-async def test_what_a_timed_out_insert_writes_late_is_swept(stage_code, mongodb_uri, db_name, db):
+async def test_what_a_timed_out_insert_writes_late_is_swept(stage_code, proxied, db):
     # An insert that timed out is the client's failure alone: the server may still do
     # it, after the upload has deleted its chunks. Its record must outlive that.
-    address = local_address(mongodb_uri)
-    if address is None:
-        pytest.skip("the proxy goes in front of one database server on this machine: MONGODB_URI names another")
-    with PausableProxy(*address) as proxy:
-        through_proxy = MotorClient(f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true", timeoutMS=500)
-        upload = stage_code.GridFSUpload(through_proxy[db_name], "late.bin", "application/octet-stream")
-        await upload.write(os.urandom(CHUNK))  # its record, and its first chunk
-        await upload.inserted()
-        proxy.pause()  # the database hangs, as far as the upload can tell
-        await upload.write(os.urandom(CHUNK))
-        with pytest.raises(PyMongoError):
-            await upload.close()  # the second chunk's insert times out
-        proxy.resume()
-        await upload.abort()  # the database is back: the deletes go through
-        through_proxy.close()
+    proxy, through_proxy = proxied(timeoutMS=500)
+    upload = stage_code.GridFSUpload(through_proxy, "late.bin", "application/octet-stream")
+    await upload.write(os.urandom(CHUNK))  # its record, and its first chunk
+    await upload.inserted()
+    proxy.pause()  # the database hangs, as far as the upload can tell
+    await upload.write(os.urandom(CHUNK))
+    with pytest.raises(PyMongoError):
+        await upload.close()  # the second chunk's insert times out
+    proxy.resume()
+    await upload.abort()  # the database is back: the deletes go through
     upload_id = upload.file["_id"]
     await db.fs.chunks.insert_one({"files_id": upload_id, "n": 9, "data": b"late"})  # as a late insert lands
     stale = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
