@@ -47,7 +47,7 @@ from coursekit.clients import Client
 from coursekit.database import database_of_its_own, local_address, scratch_db
 from coursekit.nginx import Nginx, nginx_executable
 from coursekit.processes import Program, StageProgram, free_port
-from coursekit.stages import StageCode, load_stage
+from coursekit.stages import StageCode, load_stage, stage_module
 
 SERVERS = ("part3", "gridfshandler", "static", "static-1mib", "part2", "part4")
 STAGES = {"part3": "part3_streaming", "part4": "part4_production"}  # the servers that are our stages
@@ -365,23 +365,19 @@ class StaticFileHandlerReading1MiB(tornado.web.StaticFileHandler):
                 yield chunk
 
 
-def vary_part3(app, settings, disk_reads_on_a_thread):
-    """Part 3, loaded as `app`, with some of its constants changed, `settings` as
-    ["MODULE.NAME=NUMBER"], and if `disk_reads_on_a_thread`, its FileRange reading on
-    asyncio's default thread pool rather than on the event loop."""
-
-    def sibling(name):  # the module of app's stage that app's code uses
-        return sys.modules[f"{app.__name__.rpartition('.')[0]}.{name}"]
-
+def vary_part3(settings, disk_reads_on_a_thread):
+    """Part 3 with some of its constants changed, `settings` as ["MODULE.NAME=NUMBER"],
+    and if `disk_reads_on_a_thread`, its FileRange reading on asyncio's default thread
+    pool rather than on the event loop."""
     for setting in settings:
         name, _, value = setting.partition("=")
         module_name, _, constant = name.partition(".")
-        module = sibling(module_name)
+        module = stage_module("part3_streaming", module_name)
         if not hasattr(module, constant):
             raise SystemExit(f"error: part 3's {module_name}.py has no {constant}")
         setattr(module, constant, int(value))  # read when used: the change applies
     if disk_reads_on_a_thread:
-        disk_files = sibling("disk_files")
+        disk_files = stage_module("part3_streaming", "disk_files")
 
         class FileRangeOnAThread(disk_files.FileRange):
             """Each read on a thread, at an offset of its own (os.pread): reads that run
@@ -410,7 +406,7 @@ def serve(kind, port, db_uri, db_name, files_dir, threads=None, decode_budget=No
     def make_app(db):
         if kind == "part3":
             part3 = load_stage("part3_streaming")
-            vary_part3(part3, settings, disk_reads_on_a_thread)
+            vary_part3(settings, disk_reads_on_a_thread)
             return part3.make_app(db, files_dir=files_dir)
         if kind == "part2":
             return load_stage("part2_thumbnails").make_app(db)
