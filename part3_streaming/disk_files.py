@@ -28,12 +28,12 @@ class FileHandler(ChunkedDownload):
     dates_name_one_version = False
 
     async def get(self, path, include_body=True):
-        file = open_inside(Path(self.settings["files_dir"]).resolve(), path)
+        file, where = open_inside(Path(self.settings["files_dir"]).resolve(), path)
         if file is None:
             raise tornado.web.HTTPError(404, "There is no such file here.")
         with file:
             file_stat = os.fstat(file.fileno())
-            kind = mimetypes.guess_type(real_path(file.fileno()))[0]  # a link's target's type
+            kind = mimetypes.guess_type(where)[0]  # a link's target's type
             self.set_header("Content-Type", kind or "application/octet-stream")
             modified = datetime.datetime.fromtimestamp(file_stat.st_mtime, datetime.UTC)
             await self.send_file(file_stat.st_size, f'"{file_stat.st_mtime_ns:x}-{file_stat.st_size:x}"', modified,
@@ -44,19 +44,21 @@ class FileHandler(ChunkedDownload):
 
 
 def open_inside(root, path):
-    """The regular file at `path` under the folder `root`, open for reading; None if
-    there is none. Links are followed, `..` too, and then what was opened is checked,
-    not the path: a path checked first, then opened, may lead elsewhere by then (a
-    folder swapped for a link to /etc in between served /etc/passwd)."""
+    """The regular file at `path` under the folder `root`, open for reading, and where it
+    really is; (None, None) if there is none. Links are followed, `..` too, and then
+    what was opened is checked, not the path: a path checked first, then opened, may
+    lead elsewhere by then (a folder swapped for a link to /etc in between served
+    /etc/passwd)."""
     try:
         fd = os.open(root / path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO would block open() for ever
     # No such file, a NUL byte, a name too long, a loop of links, no permission.
     except (OSError, ValueError):
-        return None
-    if stat.S_ISREG(os.fstat(fd).st_mode) and Path(real_path(fd)).is_relative_to(root):
-        return os.fdopen(fd, "rb", buffering=0)
+        return None, None
+    where = Path(real_path(fd))
+    if stat.S_ISREG(os.fstat(fd).st_mode) and where.is_relative_to(root):
+        return os.fdopen(fd, "rb", buffering=0), where
     os.close(fd)
-    return None
+    return None, None
 
 
 def real_path(fd):
