@@ -40,7 +40,8 @@ def malformed(error):
     """The 400 for a form that the multipart parser refused, in words: its message may
     hold a Python repr, as ('Segment header failed to decode', UnicodeDecodeError(...))."""
     if any(isinstance(cause, UnicodeDecodeError) for cause in error.args):
-        return tornado.web.HTTPError(400, "That form's headers cannot be decoded: send the file name in UTF-8.")
+        return tornado.web.HTTPError(
+            400, "That form data is malformed: its headers cannot be decoded. Send the file name in UTF-8.")
     return tornado.web.HTTPError(400, f"That form data is malformed: {error.args[0]}")
 
 

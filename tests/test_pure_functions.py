@@ -448,6 +448,6 @@ def test_a_form_whose_headers_are_not_utf8_is_told_so_without_a_repr(stage_code)
     with pytest.raises(MultipartError) as refused:
         list(parser.parse(body))
     message = stage_code.malformed(refused.value).log_message
-    assert message == "That form's headers cannot be decoded: send the file name in UTF-8."
+    assert message == "That form data is malformed: its headers cannot be decoded. Send the file name in UTF-8."
     assert stage_code.malformed(MultipartError("No final boundary")).log_message == (
         "That form data is malformed: No final boundary")
