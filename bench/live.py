@@ -35,6 +35,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -47,11 +48,13 @@ from harness import MB, Measured, command_line, database, median, percentile, vi
 
 TARGETS = {"bytes a socket": 12_000, "last p99 ms": 200, "errors": 0}  # issue 24, for one process
 KINDS = {  # what is measured: where its pages listen, how an upload is made, what the database holds of it
-    "part5": {"app": ROOT / "part5_live" / "app.py", "socket": "/live", "collection": "uploads", "field": "filename"},
+    "part5": {"app": ROOT / "part5_live" / "app.py", "socket": "/live", "collection": "uploads", "field": "filename",
+              "args": ["--max_sockets=20000"]},  # 10,000 sockets and the 100 that never read, on one process
     "small": {"app": ROOT / "part5_live" / "small" / "change_stream.py", "socket": "/live", "collection": "messages",
               "field": "text"},
 }
 OPENING_AT_ONCE = 100  # handshakes in flight at a time, per client process (the listen backlog is 128)
+RUNS = ["one", "two", "other", "no-pings", "deflate", "never-read"]  # see main()
 NAME = re.compile(rb"live-(\d+)\.png")  # how an event names its upload
 
 
@@ -185,7 +188,7 @@ def clients(host, port, path, count, never_read=False, deflate=False):
                 read(peers[fd], time.time())
         if stop:
             break
-    closes = {}
+    closes, waiting = {}, 0
     if never_read:  # what the server did with them: read all that waits, to its close frame if any
         for peer in list(peers.values()):
             peer.sock.setblocking(True)
@@ -193,14 +196,16 @@ def clients(host, port, path, count, never_read=False, deflate=False):
             with contextlib.suppress(OSError):
                 while data := peer.sock.recv(1 << 20):
                     peer.buffer += data
+                    waiting += len(data)
             parse(peer, time.time(), {})
-            closes[str(peer.closed_with)] = closes.get(str(peer.closed_with), 0) + 1
+            code = "open" if peer.closed_with is None else str(peer.closed_with)
+            closes[code] = closes.get(code, 0) + 1
     else:
         for peer in peers.values():
             if peer.closed_with is not None:
-                closes[str(peer.closed_with)] = closes.get(str(peer.closed_with), 0) + 1
+                closes[str(peer.closed_with)] = closes.get(str(peer.closed_with), 0) + 1  # closed while we read
     print(json.dumps({"arrivals": arrivals, "errors": errors, "refused": refused[:3], "closes": closes,
-                      "sockets": len(peers)}), flush=True)
+                      "sockets": len(peers), "waiting": waiting}), flush=True)
 
 
 class Clients:
@@ -232,10 +237,13 @@ class Clients:
 # --- The servers ---
 
 
-def serve(app, fanout=None, deflate=False):
+def serve(app, args, stats, fanout=None, deflate=False):
     """Run `app` as its __main__, its open files limit raised, its access log quiet;
     with `fanout`, the stage's fan-out made the other way; with `deflate`,
-    permessage-deflate offered to every socket (Tornado's default: off)."""
+    permessage-deflate offered to every socket (Tornado's default: off). The stage's
+    Feed.tell() is timed: how long each fan-out held the event loop, written to
+    `stats` (JSON) at exit."""
+    import atexit
     import logging
     import runpy
 
@@ -244,27 +252,88 @@ def serve(app, fanout=None, deflate=False):
     raise_open_files_limit()
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
     sys.path.insert(0, os.path.dirname(os.path.abspath(app)))
-    if deflate:
-        tornado.websocket.WebSocketHandler.get_compression_options = lambda self: {}
+    if deflate:  # on Tornado's class, and on the stage's, which says None
+        handlers = [tornado.websocket.WebSocketHandler]
+        if os.path.exists(os.path.join(os.path.dirname(app), "live.py")):
+            import live
+
+            handlers.append(live.LiveHandler)
+        for handler in handlers:
+            handler.get_compression_options = lambda self: {}
     if fanout:
         other_fanout(fanout)
-    sys.argv = [app]
+    durations = []
+    if os.path.exists(os.path.join(os.path.dirname(app), "changes.py")):
+        import changes
+
+        tell = changes.Feed.tell
+
+        def timed_tell(self, message):
+            start = time.perf_counter()
+            tell(self, message)
+            durations.append((time.perf_counter() - start) * 1000)
+
+        changes.Feed.tell = timed_tell
+
+    def write_figures():
+        with open(stats, "w") as file:
+            json.dump({"fanout_ms": durations}, file)
+
+    atexit.register(write_figures)
+    sys.argv = [app, *args]
     runpy.run_path(app, run_name="__main__")
 
 
 class Server(Measured, Program):
-    def __init__(self, kind, db_uri, db_name, fanout=None, deflate=False):
+    """The stage (or the small version) served through serve() above, on a free port."""
+
+    def __init__(self, kind, db_uri, db_name, fanout=None, deflate=False, args=()):
         port = free_port()
-        command = [sys.executable, __file__, "--serve", KINDS[kind]["app"], *([f"--fanout={fanout}"] if fanout else []),
-                   *(["--deflate"] if deflate else [])]
+        self.stats = tempfile.NamedTemporaryFile(suffix=".json")
+        command = [sys.executable, __file__, "--serve", KINDS[kind]["app"], "--stats", self.stats.name,
+                   *([f"--fanout={fanout}"] if fanout else []), *(["--deflate"] if deflate else []),
+                   "--", *KINDS[kind].get("args", ()), *args]
         super().__init__(command, port, {"PORT": str(port), "MONGODB_URI": db_uri, "MONGODB_DB": db_name}, timeout=60)
+
+    def fanouts(self):
+        """How long each fan-out held its event loop, in ms (once it has stopped)."""
+        with open(self.stats.name) as file:
+            text = file.read()
+        self.stats.close()
+        return json.loads(text)["fanout_ms"] if text else []
+
+
+OTHER_FANOUT = ("each frame made once", "framed")  # the way the stage does not fan out, for comparison
 
 
 def other_fanout(way):
-    """The stage's fan-out made `way` ("naive": a write_message() per socket;
-    "framed": the frame made once, its bytes written to every socket): for the
-    comparison only, the stage itself does one of them."""
-    raise SystemExit(f"error: no fan-out {way!r} for this stage yet")
+    """The stage's fan-out made `way`, for the comparison only. "framed": its Feed
+    hands every socket the same encoded message; here, LiveHandler.write_message()
+    makes that message's frame once, the first time it is given it, and writes the
+    same bytes to each socket's stream (Tornado's makes a frame, and a task that
+    waits for the write, for each socket)."""
+    import live  # the stage's module, by plain name as its app.py imports it
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    if way != "framed":
+        raise SystemExit(f"error: no fan-out {way!r}")
+    last = [None, b""]  # the message last framed, and its frame
+
+    def write_message(self, message, binary=False):
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            raise WebSocketClosedError()
+        if message is not last[0]:
+            size = len(message)
+            header = struct.pack("!BB", 0x81, size) if size < 126 else (
+                struct.pack("!BBH", 0x81, 126, size) if size < 1 << 16 else struct.pack("!BBQ", 0x81, 127, size))
+            last[:] = message, header + message
+        try:
+            return self.ws_connection.stream.write(last[1])
+        except StreamClosedError:
+            raise WebSocketClosedError() from None
+
+    live.LiveHandler.write_message = write_message
 
 
 # --- The uploads, and when the database stored each ---
@@ -320,13 +389,13 @@ class Uploader:
 # --- A run: servers, sockets, uploads ---
 
 
-def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, deflate=False, never_read=0):
+def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, deflate=False, never_read=0, args=()):
     """Serve `kind` in `processes` copies, open `sockets` spread over them (and
     `never_read` more on the first), make `uploads` uploads `interval` s apart
     through the first: the run's figures."""
     spec = KINDS[kind]
     with database() as (db_uri, db_name), contextlib.ExitStack() as stack:
-        servers = [stack.enter_context(Server(kind, db_uri, db_name, fanout, deflate)) for _ in range(processes)]
+        servers = [stack.enter_context(Server(kind, db_uri, db_name, fanout, deflate, args)) for _ in range(processes)]
         uploader = Uploader(kind, servers[0])
         uploader.upload(0)  # warm up: the first upload loads what an upload needs
         time.sleep(0.5)
@@ -365,6 +434,7 @@ def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, d
         for server in servers:
             if "Traceback" in server.output():
                 raise SystemExit(f"error: the server logged a traceback:\n{server.output()}")
+    fanouts = [ms for server in servers for ms in server.fanouts()[1:]]  # less the warm-up's
     arrivals, errors, closes = {}, 0, {}
     for result in results:
         errors += result["errors"] + len(result["refused"])
@@ -385,17 +455,24 @@ def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, d
     return {"opened": opened, "errors": errors + (sockets - opened), "closes": closes, "delays": delays,
             "memory": sum(connected) - sum(before), "peak": sum(peaks) - sum(connected),
             "after": sum(after) - sum(connected), "from_wall_time": sum(n in inserts.times for n in sent),
-            "stalled": stalled_figures, "uploads": uploads}
+            "stalled": stalled_figures, "uploads": uploads, "fanouts": fanouts}
+
+
+HEADER = (f"{'':40} {'sockets':>7} {'memory':>11} {'a socket':>10} {'first p50/p99 ms':>15}   "
+          f"{'median p50/p99 ms':>15}   {'last p50/p99 ms':>15} {'errors':>6}   {'fan-out p50/p99 ms':>15}")
+
+
+def pair(values):
+    return f"{percentile(values, 50):7.1f} {percentile(values, 99):7.1f}" if values else f"{'-':>7} {'-':>7}"
 
 
 def report(label, figures, sockets):
+    """A row: memory, the delays from each insert to the first, median and last
+    socket's event, errors, and how long the server's loop spent telling its sockets."""
     delays = figures["delays"]
-    cells = []
-    for which in ("first", "median", "last"):
-        values = delays[which]
-        cells.append(f"{percentile(values, 50):7.1f} {percentile(values, 99):7.1f}" if values else f"{'-':>7} {'-':>7}")
-    print(f"{label:34} {sockets:6d} {figures['memory']:+8.1f} MB {figures['memory'] * MB / sockets / 1000:7.1f} KB "
-          f"{'   '.join(cells)} {figures['errors']:7d}", flush=True)
+    print(f"{label:40} {sockets:7d} {figures['memory']:+8.1f} MB {figures['memory'] * MB / sockets / 1000:7.1f} KB "
+          f"{pair(delays['first'])}   {pair(delays['median'])}   {pair(delays['last'])} {figures['errors']:6d}   "
+          f"{pair(figures['fanouts'])}", flush=True)
 
 
 def main():
@@ -406,14 +483,17 @@ def main():
     parser.add_argument("--workers", type=int, default=4, help="client processes per server process")
     parser.add_argument("--never-read", type=int, default=100, help="sockets that never read, in the last run")
     parser.add_argument("--small", action="store_true", help="measure part5_live/small/change_stream.py")
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=RUNS, help="which runs (default: all)")
     parser.add_argument("--serve", metavar="APP", help=argparse.SUPPRESS)
+    parser.add_argument("app_args", nargs="*", help=argparse.SUPPRESS)  # after --serve APP ... --
     parser.add_argument("--fanout", help=argparse.SUPPRESS)
+    parser.add_argument("--stats", help=argparse.SUPPRESS)
     parser.add_argument("--deflate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--clients", nargs=4, metavar=("HOST", "PORT", "PATH", "COUNT"), help=argparse.SUPPRESS)
     parser.add_argument("--never-reading", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.serve, args.fanout, args.deflate)
+        return serve(args.serve, args.app_args, args.stats, args.fanout, args.deflate)
     if args.clients:
         host, port, path, count = args.clients
         return clients(host, int(port), path, int(count), args.never_reading, args.deflate)
@@ -423,15 +503,30 @@ def main():
     kind = "small" if args.small else "part5"
     print(f"{args.sockets} WebSockets, {args.uploads} uploads {args.interval:g} s apart; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'':34} {'sockets':>6} {'memory':>11} {'a socket':>10} {'first p50/p99 ms':>15}   "
-          f"{'median p50/p99 ms':>15}   {'last p50/p99 ms':>15} {'errors':>7}")
-    runs = [("one process", 1, {}), ("two processes", 2, {})]
-    for label, processes, options in runs:
-        figures = measure(kind, args.sockets, processes, args.uploads, args.interval, args.workers, **options)
-        report(f"{kind}, {label}", figures, args.sockets)
-    print(f"{'target, one process':34} {'':>6} {'':>11} {TARGETS['bytes a socket'] / 1000:7.1f} KB {'':>15}   "
-          f"{'':>15}   {'':>7} {TARGETS['last p99 ms']:7.1f} {TARGETS['errors']:7d}")
-
+    print(HEADER)
+    runs = {"one": ("one process", 1, {}), "two": ("two processes", 2, {})}
+    if kind == "part5":
+        runs["other"] = (f"one process, {OTHER_FANOUT[0]}", 1, {"fanout": OTHER_FANOUT[1]})
+        runs["no-pings"] = ("one process, --ping_interval=0", 1, {"args": ["--ping_interval=0"]})
+    for name, (label, processes, options) in runs.items():
+        if name in args.runs:
+            figures = measure(kind, args.sockets, processes, args.uploads, args.interval, args.workers, **options)
+            report(f"{kind}, {label}", figures, args.sockets)
+    print(f"{'target, one process':40} {'':>7} {'':>11} {TARGETS['bytes a socket'] / 1000:7.1f} KB {'':>15}   "
+          f"{'':>15}   {'':>7} {TARGETS['last p99 ms']:7.1f} {TARGETS['errors']:6d}")
+    few = max(args.sockets // 10, 10)
+    if "deflate" in args.runs:  # what a socket costs with permessage-deflate (a tenth of the sockets: it is costly)
+        figures = measure(kind, few, 1, args.uploads, args.interval, 1, deflate=True)
+        report(f"{kind}, permessage-deflate", figures, few)
+    if "never-read" in args.runs:  # beside a few that do read: three times the uploads in the same time
+        figures = measure(kind, few, 1, args.uploads * 3, args.interval / 3, 1, never_read=args.never_read)
+        stalled = figures["stalled"]
+        print(f"\n{args.never_read} sockets that never read, beside {few} that do, {args.uploads * 3} uploads "
+              f"{args.interval / 3:.2g} s apart: the server's memory {figures['after']:+.1f} MB after them "
+              f"(peak {figures['peak']:+.1f} MB); each never-reader had {stalled['waiting'] / args.never_read / 1000:.1f}"
+              f" KB waiting; the server closed {sum(n for code, n in stalled['closes'].items() if code != 'open')} of "
+              f"them (close codes: {', '.join(f'{code}: {n}' for code, n in sorted(stalled['closes'].items()))}); "
+              f"errors among the others: {figures['errors']}")
 
 if __name__ == "__main__":
     sys.exit(main())
