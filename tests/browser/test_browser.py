@@ -19,7 +19,7 @@ RUNS_ON = STAGES  # every stage
 
 # Where the stages that list thumbnails serve them; the others list the original itself.
 THUMBNAIL_PATHS = {"part2_thumbnails": "/imgs/{}/thumb", "part3_streaming": "/uploads/{}/thumb",
-                   "part4_production": "/uploads/{}/thumb"}
+                   "part4_production": "/uploads/{}/thumb", "part5_live": "/uploads/{}/thumb"}
 
 
 @pytest.fixture(scope="module")
