@@ -20,7 +20,7 @@ from coursekit.executors import InlineExecutor
 from coursekit.images import image_bytes
 from coursekit.stages import ORIGINAL_PATHS
 
-RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
+RUNS_ON = ["part3_streaming", "part4_production", "part5_live"]  # parts 4 and 5 run the same code for real
 
 
 # --- Not images ---

@@ -1,0 +1,156 @@
+"""The live socket: the home page's script opens a WebSocket to /live, and is told of
+every upload stored and deleted, by any process, as it happens.
+
+The protocol. The page's script opens ws://HOST/live (wss:// over HTTPS). The server
+sends JSON text messages; the script sends none (one that does is closed, 1008).
+
+    {"type": "list", "uploads": [UPLOAD, ...]}  first, on every (re)connection: the
+        newest uploads (20, newest first), read from the database after the socket
+        joined: the page shows these, keeps what it has of them, drops the others
+    {"type": "upload", "upload": UPLOAD}        stored: the page adds it, in order by
+        "uploaded" (then "id"), unless it shows that id already
+    {"type": "delete", "id": "..."}             deleted: the page drops it, if shown
+    {"type": "reload"}                          changes were missed (the database's
+        history ran out): the page reconnects at once, and gets a new "list"
+
+    UPLOAD = {"id", "filename", "size" ("1.5 KiB"), "contentType", "width" and
+        "height" (null for a file that is not an image), "uploaded" (ISO 8601, UTC, ms),
+        "original" (its URL), "thumbnail" (its URL, or null)}
+
+Reconnecting. When the socket closes, the script opens it again after 1, 2, 4 ... s
+(at most 30 s, each with a random part), at once after a "reload". The "list" it gets
+then is what happened since, from the database: nothing is lost, whatever it missed.
+(Not an id it saw last: uploads reach the `uploads` collection out of their list
+order, as a thumbnail takes its time, so an id cannot say what came after it.)
+
+Close codes: 1001 the server is stopping (reconnect: another process answers);
+1008 the client sent a message; 1009 a message over --websocket_max_message_size;
+1013 the database did not answer (try again later); 4000 the client fell more than
+--live_backlog bytes behind (reconnect: the "list" catches up). A process that holds
+--max_sockets sockets refuses more with a 503 before the handshake; a page of another
+site gets a 403.
+"""
+
+import functools
+import socket
+
+import tornado.escape
+import tornado.web
+import tornado.websocket
+from pymongo.errors import PyMongoError
+
+from base import RETRY_AFTER, log
+from changes import Feed
+
+GOING_AWAY = 1001
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+TOO_FAR_BEHIND = 4000  # 4000-4999: for applications to define (RFC 6455, 7.4.2)
+# What the system may hold for a socket that its client does not read, besides the
+# --live_backlog this process holds: Linux grows a socket's buffer up to 4 MiB on its
+# own (net.ipv4.tcp_wmem), 40 GB of kernel memory for 10,000 stalled clients. Set, it
+# stays at twice this. Our messages are small: a client that reads never fills it.
+SEND_BUFFER = 64 * 1024
+
+
+def live_settings(db, url_of, max_sockets, live_backlog, ping_interval):
+    """The application's settings for its live sockets (the options of the same names)."""
+    return dict(
+        feed=Feed(db, url_of),  # the process's change stream: server.py runs it
+        max_sockets=max_sockets,
+        live_backlog=live_backlog,
+        # A peer gone without a word (a laptop closed, a network cut) leaves its socket
+        # open; a ping each interval, and no pong within as long, closes it.
+        websocket_ping_interval=ping_interval,
+        websocket_ping_timeout=ping_interval,
+        # The page sends nothing: a few bytes are plenty (Tornado's default is 10 MiB).
+        websocket_max_message_size=1024,
+    )
+
+
+class LiveHandler(tornado.websocket.WebSocketHandler):
+    """GET /live: a WebSocket told of the uploads (see the protocol above)."""
+
+    backlog = 0  # bytes handed to write_message() and not yet taken by the system
+    waiting = None  # messages held back while the first "list" is read (a list)
+    gone = False  # on_close() has come
+
+    @property
+    def feed(self):
+        return self.settings["feed"]
+
+    def prepare(self):  # before the handshake: a refusal costs a short answer
+        self.request.connection.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        if self.feed.off:
+            raise tornado.web.HTTPError(404, "Live updates are off: this database has no change streams.")
+        if len(self.feed.sockets) >= self.settings["max_sockets"]:
+            raise tornado.web.HTTPError(
+                503, f"This process holds its {self.settings['max_sockets']} live sockets already: try again later.")
+
+    def write_error(self, status_code, **kwargs):
+        error = kwargs.get("exc_info", (None, None))[1]
+        if status_code == 503:
+            self.set_header("Retry-After", RETRY_AFTER)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(getattr(error, "log_message", None) or self._reason)
+
+    def check_origin(self, origin):
+        """Tornado asks only when the Origin (or Sec-Fetch-Site) says another site's
+        page opens the socket. It would carry our visitor's cookies: refuse (403)."""
+        return False
+
+    def get_compression_options(self):
+        # None: no permessage-deflate. Our messages are small, and a compressor and a
+        # decompressor for each socket cost far more memory than they would save.
+        return None
+
+    async def open(self):
+        told = self.feed.subscribe(self)
+        self.waiting = []  # changes from now on wait for the list, which may or may not hold them
+        try:
+            uploads = await self.feed.newest(told)
+        except PyMongoError as error:
+            log.warning("live: could not read the newest uploads (%s)", type(error).__name__)
+            self.leave(TRY_AGAIN_LATER, "The database is not answering: try again in a moment.")
+            return
+        waiting, self.waiting = self.waiting, None
+        self.backlog -= sum(map(len, waiting))
+        self.send(tornado.escape.utf8(tornado.escape.json_encode({"type": "list", "uploads": uploads})))
+        for data in waiting:
+            self.send(data)
+
+    def send(self, data):
+        """Write `data` (a message, encoded), unless the socket is --live_backlog bytes
+        behind: then it is closed, rather than let the process grow."""
+        if self.backlog + len(data) > self.settings["live_backlog"]:
+            log.info("live: closing a socket of %s, %d bytes behind", self.request.remote_ip, self.backlog)
+            self.leave(TOO_FAR_BEHIND, "Too far behind: reconnect to catch up.")
+            return
+        self.backlog += len(data)
+        if self.waiting is not None:
+            self.waiting.append(data)
+            return
+        try:
+            writing = self.write_message(data)
+        except tornado.websocket.WebSocketClosedError:  # closing: on_close() comes
+            self.backlog -= len(data)
+            return
+        # Done once the system has taken the bytes: what waits in this process is what
+        # has been handed over, less what is done.
+        writing.add_done_callback(functools.partial(self.written, len(data)))
+
+    def written(self, size, writing):
+        self.backlog -= size
+        writing.exception()  # a socket that closed meanwhile is not an error: just retrieved
+
+    def on_message(self, message):
+        self.leave(POLICY_VIOLATION, "This socket takes no messages.")
+
+    def leave(self, code, reason):
+        if not self.gone:
+            self.feed.unsubscribe(self, closed=False)  # at once: the close may wait 5 s for the client's answer
+            self.close(code, reason)
+
+    def on_close(self):
+        self.gone = True
+        self.feed.unsubscribe(self)
