@@ -1,7 +1,7 @@
 """Live pages: ten thousand open WebSockets, an upload every second, and how long until every page is told.
 
     python bench/live.py              # 10,000 sockets on one process, then 5,000 on each of two; 60 uploads, 1 a second
-    python bench/live.py --quick      # 300 sockets, 4 uploads: checks the script works
+    python bench/live.py --quick      # 300 sockets, 3 uploads: checks the script works
     python bench/live.py --small      # the same against part5_live/small/change_stream.py
 
 Each server is the stage run as a program (`python part5_live/app.py`, through this
@@ -426,7 +426,7 @@ def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, d
             time.sleep(max(0.0, start + (n - 1) * interval - time.monotonic()))
             sent[n] = time.time()
             uploader.upload(n)
-        time.sleep(max(2.0, interval))  # the last events on their way
+        time.sleep(max(1.0, 2 * interval))  # the last events on their way
         peaks = [server.peak() for server in servers]
         after = [server.rss() for server in servers]
         results = [group.figures() for group in groups]
@@ -476,7 +476,7 @@ def report(label, figures, sockets):
 
 
 def main():
-    parser = command_line(__doc__, "300 sockets, 4 uploads 0.5 s apart, 10 that never read")
+    parser = command_line(__doc__, "300 sockets, 3 uploads 0.3 s apart, 10 that never read")
     parser.add_argument("--sockets", type=int, default=10_000, help="open WebSockets in all (default 10,000)")
     parser.add_argument("--uploads", type=int, default=60, help="uploads, one every --interval s (default 60)")
     parser.add_argument("--interval", type=float, default=1, help="seconds between two uploads")
@@ -498,7 +498,7 @@ def main():
         host, port, path, count = args.clients
         return clients(host, int(port), path, int(count), args.never_reading, args.deflate)
     if args.quick:
-        args.sockets, args.uploads, args.interval, args.workers, args.never_read = 300, 4, 0.5, 1, 10
+        args.sockets, args.uploads, args.interval, args.workers, args.never_read = 300, 3, 0.3, 1, 10
     raise_open_files_limit()
     kind = "small" if args.small else "part5"
     print(f"{args.sockets} WebSockets, {args.uploads} uploads {args.interval:g} s apart; "

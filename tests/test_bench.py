@@ -114,3 +114,17 @@ def test_the_decode_bench_prints_estimates_beside_measures_and_peaks_beside_budg
     assert re.search(rf"^lowest estimated / measured: {NUMBER}x", output, re.M), output
     budgets = re.findall(rf"^ +(\d+) MiB +{NUMBER} MB +\+{NUMBER} MB +{NUMBER}x +{NUMBER} s$", output, re.M)
     assert budgets == ["32", "256"], output
+
+
+@pytest.mark.takes(70)
+def test_the_live_bench_prints_memory_delays_and_errors_of_each_run_beside_the_targets(mongodb_uri):
+    output = run_bench("live.py", MONGODB_URI=mongodb_uri)
+    pair = rf"(?:{NUMBER} +{NUMBER}|- +-)"
+    row = rf" +\d+ +[+-]{NUMBER} MB +-?{NUMBER} KB +{pair} +{pair} +{pair} +\d+ +{pair}$"
+    for label in ("one process", "two processes", "one process, each frame made once",
+                  "one process, --ping_interval=0", "permessage-deflate"):
+        assert re.search(rf"^part5, {re.escape(label)}{row}", output, re.M), output
+    assert re.search(rf"^target, one process +{NUMBER} KB +{NUMBER} +0$", output, re.M), output
+    assert re.search(rf"^\d+ sockets that never read, beside \d+ that do, .*: the server's memory [+-]{NUMBER} MB after "
+                     rf"them \(peak [+-]{NUMBER} MB\); each never-reader had {NUMBER} KB waiting; the server closed \d+ "
+                     rf"of them \(close codes: .*\); errors among the others: \d+$", output, re.M), output
