@@ -389,10 +389,9 @@ class Uploader:
 # --- A run: servers, sockets, uploads ---
 
 
-def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, deflate=False, never_read=0, args=()):
-    """Serve `kind` in `processes` copies, open `sockets` spread over them (and
-    `never_read` more on the first), make `uploads` uploads `interval` s apart
-    through the first: the run's figures."""
+def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, deflate=False, args=()):
+    """Serve `kind` in `processes` copies, open `sockets` spread over them, make
+    `uploads` uploads `interval` s apart through the first: the run's figures."""
     spec = KINDS[kind]
     with database() as (db_uri, db_name), contextlib.ExitStack() as stack:
         servers = [stack.enter_context(Server(kind, db_uri, db_name, fanout, deflate, args)) for _ in range(processes)]
@@ -409,11 +408,6 @@ def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, d
                     groups.append(Clients(server.port, spec["socket"], count, deflate=deflate))
         stack.callback(lambda: [group.kill() for group in groups])
         opened = sum(group.wait_ready() for group in groups)
-        stalled = None
-        if never_read:
-            stalled = Clients(servers[0].port, spec["socket"], never_read, never_read=True)
-            stack.callback(stalled.kill)
-            stalled.wait_ready()
         time.sleep(0.5)
         connected = [server.rss() for server in servers]
         for server in servers:
@@ -430,7 +424,6 @@ def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, d
         peaks = [server.peak() for server in servers]
         after = [server.rss() for server in servers]
         results = [group.figures() for group in groups]
-        stalled_figures = stalled.figures() if stalled else None
         for server in servers:
             if "Traceback" in server.output():
                 raise SystemExit(f"error: the server logged a traceback:\n{server.output()}")
@@ -455,7 +448,7 @@ def measure(kind, sockets, processes, uploads, interval, workers, fanout=None, d
     return {"opened": opened, "errors": errors + (sockets - opened), "closes": closes, "delays": delays,
             "memory": sum(connected) - sum(before), "peak": sum(peaks) - sum(connected),
             "after": sum(after) - sum(connected), "from_wall_time": sum(n in inserts.times for n in sent),
-            "stalled": stalled_figures, "uploads": uploads, "fanouts": fanouts}
+            "uploads": uploads, "fanouts": fanouts}
 
 
 HEADER = (f"{'':40} {'sockets':>7} {'memory':>11} {'a socket':>10} {'first p50/p99 ms':>15}   "
@@ -464,6 +457,53 @@ HEADER = (f"{'':40} {'sockets':>7} {'memory':>11} {'a socket':>10} {'first p50/p
 
 def pair(values):
     return f"{percentile(values, 50):7.1f} {percentile(values, 99):7.1f}" if values else f"{'-':>7} {'-':>7}"
+
+
+def stalled(kind, readers, never_read, burst, args=()):
+    """`never_read` sockets that never read, beside `readers` that do, while `burst`
+    uploads are stored at once (documents inserted by this script, as another process
+    would: the pages are told of them all): the server's memory (MB: growth at the
+    peak, and after), what waited for each never-reader (KB), how the server closed
+    them, and the events the readers missed."""
+    spec = KINDS[kind]
+    with database() as (db_uri, db_name), contextlib.ExitStack() as stack:
+        server = stack.enter_context(Server(kind, db_uri, db_name, args=args))
+        Uploader(kind, server).upload(0)
+        reading = Clients(server.port, spec["socket"], readers)
+        never = Clients(server.port, spec["socket"], never_read, never_read=True)
+        stack.callback(reading.kill)
+        stack.callback(never.kill)
+        opened = reading.wait_ready()
+        never.wait_ready()
+        time.sleep(0.5)
+        before = server.rss()
+        server.reset_peak()
+        from pymongo import MongoClient
+
+        with MongoClient(db_uri) as client:
+            collection = client[db_name][spec["collection"]]
+            for start in range(0, burst, 100):  # numbered from 100,000: apart from the uploads'
+                collection.insert_many([burst_document(kind, 100_000 + n) for n in range(start, min(burst, start + 100))])
+        time.sleep(3)  # the last events on their way
+        peak, after = server.peak(), server.rss()
+        read, waited = reading.figures(), never.figures()
+    received = sum(len(times) for number, times in read["arrivals"].items() if int(number) >= 100_000)
+    closed = {code: n for code, n in waited["closes"].items()}
+    return {"peak": peak - before, "after": after - before, "waiting": waited["waiting"] / never_read / 1000,
+            "closes": closed, "missed": opened * burst - received + read["errors"]}
+
+
+def burst_document(kind, n):
+    """An upload as the stage stores it (its GridFS file aside: the pages are told of
+    the document), or the small version's message, about as long as the stage's event."""
+    import datetime
+
+    from bson import ObjectId
+
+    if kind == "small":
+        return {"text": f"live-{n}.png " + "x" * 400}
+    return {"_id": ObjectId(), "filename": f"live-{n}.png", "length": 1000, "contentType": "application/octet-stream",
+            "thumbnail": None, "uploadDate": datetime.datetime.now(datetime.timezone.utc)}
 
 
 def report(label, figures, sockets):
@@ -518,15 +558,19 @@ def main():
     if "deflate" in args.runs:  # what a socket costs with permessage-deflate (a tenth of the sockets: it is costly)
         figures = measure(kind, few, 1, args.uploads, args.interval, 1, deflate=True)
         report(f"{kind}, permessage-deflate", figures, few)
-    if "never-read" in args.runs:  # beside a few that do read: three times the uploads in the same time
-        figures = measure(kind, few, 1, args.uploads * 3, args.interval / 3, 1, never_read=args.never_read)
-        stalled = figures["stalled"]
-        print(f"\n{args.never_read} sockets that never read, beside {few} that do, {args.uploads * 3} uploads "
-              f"{args.interval / 3:.2g} s apart: the server's memory {figures['after']:+.1f} MB after them "
-              f"(peak {figures['peak']:+.1f} MB); each never-reader had {stalled['waiting'] / args.never_read / 1000:.1f}"
-              f" KB waiting; the server closed {sum(n for code, n in stalled['closes'].items() if code != 'open')} of "
-              f"them (close codes: {', '.join(f'{code}: {n}' for code, n in sorted(stalled['closes'].items()))}); "
-              f"errors among the others: {figures['errors']}")
+    if "never-read" in args.runs:  # the bound per socket, as it is and out of the way
+        burst = 300 if args.quick else 2000
+        print(f"\n{args.never_read} sockets that never read, beside {few} that do, {burst} uploads stored at once:")
+        variants = {"part5": [("--live_backlog=262144 (the default)", []),
+                              ("--live_backlog=1000000000 (no bound)", ["--live_backlog=1000000000"])],
+                    "small": [("the small version", [])]}[kind]
+        for label, options in variants:
+            figures = stalled(kind, few, args.never_read, burst, options)
+            closes = ", ".join(f"{code}: {n}" for code, n in sorted(figures["closes"].items()))
+            print(f"{label:40} memory {figures['peak']:+7.1f} MB at the peak, {figures['after']:+7.1f} MB after; "
+                  f"{figures['waiting']:7.1f} KB waited for each; closed: {closes}; events the others missed: "
+                  f"{figures['missed']}", flush=True)
+
 
 if __name__ == "__main__":
     sys.exit(main())
