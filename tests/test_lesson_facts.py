@@ -30,6 +30,7 @@ import tornado.ioloop
 import tornado.options
 import tornado.template
 import tornado.web
+import tornado.websocket
 from PIL import Image, UnidentifiedImageError
 from pymongo.collection import Collection
 
@@ -197,6 +198,25 @@ def motor_is_deprecated_with_critical_fixes_until_2027():
     assert "Critical bug fixes will be made until May 14th, 2027" in readme
 
 
+def check_origin_came_in_tornado_4():
+    doc = inspect.getdoc(tornado.websocket.WebSocketHandler.check_origin)
+    assert ".. versionadded:: 4.0" in doc
+    assert re.search(r"which was the default prior to\s+Tornado 4.0", doc)  # every origin accepted, before
+    assert tornado.websocket.WebSocketHandler.check_origin is not None
+
+
+def pings_came_in_tornado_4_5():
+    doc = inspect.getdoc(tornado.websocket.WebSocketHandler)
+    assert re.search(r"versionchanged:: 4\.5\s+Added ``websocket_ping_interval``", doc)
+    assert "The default timeout is equal to the interval." in doc
+
+
+def change_streams_are_watch():
+    doc = inspect.getdoc(Collection.watch)
+    assert ".. versionadded:: 3.6" in doc  # PyMongo's
+    assert "resume_after" in inspect.signature(Collection.watch).parameters
+
+
 FACTS = {
     ("part1_basic", "`motor.MotorGridFS(db)`, `fs.new_file()`, `fs.put()`"): motor_gridfs_is_gone,
     ("part1_basic", "`motor.gridfs.NoFile`"): nofile_is_pymongos,
@@ -222,6 +242,10 @@ FACTS = {
     ("part3_streaming", "`motor.web.GridFSHandler`"): gridfs_handler_has_no_range,
     ("part3_streaming", "the `_xsrf` form field"): xsrf_is_checked_before_prepare,
     ("part3_streaming", "Motor"): motor_is_deprecated_with_critical_fixes_until_2027,
+    ("part5_live", "any page could open a socket: `check_origin()` did not exist"): check_origin_came_in_tornado_4,
+    ("part5_live", "a peer gone without a word kept its socket"): pings_came_in_tornado_4_5,
+    ("part5_live", "telling other processes: tail the oplog yourself, or add a message broker"):
+        change_streams_are_watch,
 }
 
 
