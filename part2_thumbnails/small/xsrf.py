@@ -8,7 +8,7 @@ import tornado.web
 
 class NoteHandler(tornado.web.RequestHandler):
     def get(self):
-        # xsrf_form_html() is the hidden _xsrf field; reading it sets the _xsrf cookie.
+        # xsrf_form_html() is the hidden _xsrf field; the _xsrf cookie is set now if missing.
         self.write(f'<form method="post">{self.xsrf_form_html()}<input name="note"><button>Send</button></form>')
 
     def post(self):  # Tornado has checked the token before this runs
