@@ -352,6 +352,15 @@ def test_part2_the_xsrf_and_cross_origin_checks_skip_get_head_and_options():
         tornado.web.RequestHandler.check_trusted_origin)
 
 
+def test_part2_rotate_270_is_a_quarter_turn_clockwise():
+    """Exercise 2's hint: Pillow counts its angles counter-clockwise."""
+    image = Image.new("RGB", (300, 200), "blue")
+    image.paste("red", (0, 0, 150, 200))  # the left half
+    turned = image.transpose(Image.Transpose.ROTATE_270)
+    assert turned.size == (200, 300)
+    assert turned.getpixel((100, 10)) == (255, 0, 0) and turned.getpixel((100, 290)) == (0, 0, 255)
+
+
 def test_part2_signed_cookies_and_authenticated_as_chapter_7_says():
     """Chapter 7: a signed cookie is read back for 31 days; current_user calls
     get_current_user() once a request, and templates see it; @authenticated redirects a
