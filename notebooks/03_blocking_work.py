@@ -82,10 +82,11 @@ print(f"{os.cpu_count()} cores; part 2 makes thumbnails on {part2.THUMBNAIL_THRE
 #
 # The same application, served on two ports of `127.0.0.1` by the kernel's event loop:
 # `make_app(db, thumbnail_executor=InlineExecutor())` makes each thumbnail right in
-# the handler, on the loop, as the 2014 code did (the course's toolkit has that
-# executor: its `submit()` runs the function at once, on the calling thread);
-# `make_app(db)` hands it to part 2's thread pool with `run_in_executor`. Both store into one database of our own. Running this cell
-# again stops the servers and the database of the last run first.
+# the handler, on the loop, as the smallest version of the lesson's chapter 1 does (the
+# course's toolkit has that executor: its `submit()` runs the function at once, on the
+# calling thread); `make_app(db)` hands it to part 2's thread pool with
+# `run_in_executor`. Both store into one database of our own. Running this cell again
+# stops the servers and the database of the last run first.
 
 # %%
 session = await lab.Session.start(database=True)
