@@ -70,8 +70,8 @@ def main():
           f"load average {os.getloadavg()[0]:.2f}")
     for name, runs_of in figures.items():
         first, last, grown = zip(*runs_of)
-        print(f"{name:34}: first byte after {median(first) * 1000:4.0f} ms, last after {median(last) * 1000:4.0f} ms, "
-              f"memory grew by {max(grown):3.0f} MB")
+        print(f"{name:34}: first byte after {median(first) * 1000:.0f} ms, last after {median(last) * 1000:.0f} ms, "
+              f"memory grew by {max(grown):.0f} MB")
 
 
 if __name__ == "__main__":
