@@ -231,7 +231,7 @@ def repository(tmp_path):
     for name in ["coursekit", "tests", "solutions", *STAGES]:
         shutil.copytree(ROOT / name, copy / name, ignore=ignore)
     (copy / ".venv").symlink_to(ROOT / ".venv")
-    solution = ROOT / "solutions" / "part1_basic" / "3_delete_an_image.patch"
+    solution = ROOT / "solutions" / "part1_basic" / "1_delete_an_image.patch"
     subprocess.run(["git", "apply", solution], cwd=copy, check=True,
                    env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)})
     return copy
@@ -247,23 +247,23 @@ def check(repository, *args):
 
 @pytest.mark.takes(12)
 def test_check_says_which_exercises_pass_and_why_the_others_fail(repository):
-    status, output = check(repository, "part1_basic", "3", "4")
+    status, output = check(repository, "part1_basic", "1", "2")
     lines = output.splitlines()
     assert status == 1
-    assert lines[0] == "part1_basic, exercise 3 (delete an image): PASS"
-    assert lines[1] == "part1_basic, exercise 4 (search by name): FAIL"
+    assert lines[0] == "part1_basic, exercise 1 (delete an image): PASS"
+    assert lines[1] == "part1_basic, exercise 2 (search by name): FAIL"
     assert lines[2].startswith("  - the home page should have a search form")  # the check's own words
     assert "assert " not in output and "Traceback" not in output  # not pytest's
-    assert check(repository, "part1_basic", "3") == (0, "part1_basic, exercise 3 (delete an image): PASS\n")
+    assert check(repository, "part1_basic", "1") == (0, "part1_basic, exercise 1 (delete an image): PASS\n")
 
 
 @pytest.mark.takes(6)
 def test_check_shows_where_app_py_does_not_load(repository):
     app = repository / "part1_basic" / "app.py"
     app.write_text(app.read_text() + "def broken(:\n")
-    status, output = check(repository, "part1_basic", "3")
+    status, output = check(repository, "part1_basic", "1")
     assert status == 1
-    assert output.splitlines()[:2] == ["part1_basic, exercise 3 (delete an image): FAIL",
+    assert output.splitlines()[:2] == ["part1_basic, exercise 1 (delete an image): FAIL",
                                        f'  - File "{app}", line {app.read_text().count(chr(10))}']
     assert output.splitlines()[-1] == "    SyntaxError: invalid syntax"
 
