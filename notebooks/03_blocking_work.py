@@ -433,7 +433,7 @@ plt.show()
 # So the most `gather` can save is the shorter save's time, and it saves it when the
 # time is spent waiting. It is worth its care, too: part 2's `return_exceptions=True`
 # is there so that, if one save fails, we still learn the other's id and delete it
-# (see the lesson, and exercise 2).
+# (see the lesson, and exercise 2 below).
 #
 # **Try it:** set `NETWORK_DELAY_MS` to 20 in the parameters cell, or to 0, and run the
 # notebook again.

@@ -22,8 +22,9 @@
 # signed cookies and `@authenticated` in its
 # [chapter 7](../part2_thumbnails/README.md#chapter-7-who-is-signed-in-for-exercise-4-signed-cookies)).
 # The stages render their pages with Tornado's templates and hold a secret to sign
-# cookies with, but no stage has users yet: part 2's exercise 4 adds them. This notebook serves small applications from the kernel, one
-# for each idea, and requests them over HTTP, as a browser would.
+# cookies with, but no stage has users yet: part 2's exercise 4 adds them. This
+# notebook serves small applications from the kernel, one for each idea, and requests
+# them over HTTP, as a browser would.
 #
 # ## What you will learn
 #
