@@ -354,6 +354,7 @@ def test_part2_the_xsrf_and_cross_origin_checks_skip_get_head_and_options():
     assert "return None  # probably non-browser client" in check
     assert 'origin in self.application.settings.get("trusted_origins", [])' in inspect.getsource(
         tornado.web.RequestHandler.check_trusted_origin)
+    assert ".. versionadded:: 6.6" in tornado.web.RequestHandler.check_trusted_origin.__doc__  # "Tornado 6.6 added"
 
 
 def test_part2_rotate_270_is_a_quarter_turn_clockwise():
