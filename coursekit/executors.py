@@ -5,7 +5,8 @@ import concurrent.futures
 
 class InlineExecutor(concurrent.futures.Executor):
     """Given to a stage's make_app(db, thumbnail_executor=InlineExecutor()), it makes the
-    thumbnails on the event loop itself, blocking it, as the 2014 code did: what
+    thumbnails on the event loop itself, blocking it, as code that calls Pillow in a
+    handler does: what
     bench/blocking.py and notebook 03 measure against the stage's thread pool."""
 
     def submit(self, function, /, *args, **kwargs):
