@@ -5,9 +5,9 @@ import concurrent.futures
 
 class InlineExecutor(concurrent.futures.Executor):
     """Given to a stage's make_app(db, thumbnail_executor=InlineExecutor()), it makes the
-    thumbnails on the event loop itself, blocking it, as code that calls Pillow in a
-    handler does: what
-    bench/blocking.py and notebook 03 measure against the stage's thread pool."""
+    thumbnails on the event loop itself, blocking it, as a handler that calls Pillow
+    itself does: what bench/blocking.py and notebook 03 measure against the stage's
+    thread pool."""
 
     def submit(self, function, /, *args, **kwargs):
         future = concurrent.futures.Future()
