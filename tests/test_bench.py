@@ -44,7 +44,8 @@ def test_the_thumbnail_bench_prints_naive_fast_and_their_ratio():
     output = run_bench("thumbnail.py")
     rows = re.findall(rf"^(\w+) +{NUMBER}MB +{NUMBER}ms +{NUMBER}ms +{NUMBER}x +{NUMBER}ms$", output, re.M)
     assert rows == ["smooth", "photo", "grainy"], output
-    scans = re.findall(rf"^ +(\d+) +{NUMBER}KB +{NUMBER}ms +{NUMBER}ms  (thumbnail made|refused: .*passes.*)$", output, re.M)
+    scans = re.findall(rf"^(\d+) scans, {NUMBER} KB: decoded in {NUMBER} ms, {NUMBER} ms a scan; "
+                       rf"part 2: (thumbnail made|refused: .*passes.*)$", output, re.M)
     assert [(int(count), answer.split(":")[0]) for count, answer in scans] == [
         (10, "thumbnail made"), (64, "thumbnail made"), (300, "refused"), (1300, "refused")], output
 
@@ -116,6 +117,13 @@ def test_the_decode_bench_prints_estimates_beside_measures_and_peaks_beside_budg
     assert budgets == ["32", "256"], output
 
 
+def test_the_image_download_bench_prints_both_ways_of_serving_part_1s_image(mongodb_uri):
+    output = run_bench("image_download.py", MONGODB_URI=mongodb_uri)
+    for label in (r"streamed \(part 1\)", r"read whole \(small/whole_image\.py\)"):
+        assert re.search(rf"^{label} *: first byte after {NUMBER} ms, last after {NUMBER} ms, "
+                         rf"memory grew by {NUMBER} MB$", output, re.M), output
+
+
 @pytest.mark.takes(70)
 def test_the_live_bench_prints_memory_delays_and_errors_of_each_run_beside_the_targets(mongodb_uri):
     output = run_bench("live.py", MONGODB_URI=mongodb_uri)
@@ -125,6 +133,7 @@ def test_the_live_bench_prints_memory_delays_and_errors_of_each_run_beside_the_t
                   "one process, --ping_interval=0", "permessage-deflate"):
         assert re.search(rf"^part5, {re.escape(label)}{row}", output, re.M), output
     assert re.search(rf"^target, one process +{NUMBER} KB +{NUMBER} +0$", output, re.M), output
-    assert re.search(rf"^\d+ sockets that never read, beside \d+ that do, .*: the server's memory [+-]{NUMBER} MB after "
-                     rf"them \(peak [+-]{NUMBER} MB\); each never-reader had {NUMBER} KB waiting; the server closed \d+ "
-                     rf"of them \(close codes: .*\); errors among the others: \d+$", output, re.M), output
+    assert re.search(r"^\d+ sockets that never read, beside \d+ that do, \d+ uploads stored at once:$", output, re.M), output
+    for label in (r"--live_backlog=262144 \(the default\)", r"--live_backlog=1000000000 \(no bound\)"):
+        assert re.search(rf"^{label} +memory +[+-]{NUMBER} MB at the peak, +[+-]{NUMBER} MB after; +{NUMBER} KB waited "
+                         rf"for each; closed: [\w: ,]+; events the others missed: -?\d+$", output, re.M), output
