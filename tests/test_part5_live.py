@@ -27,7 +27,9 @@ from tornado.websocket import websocket_connect
 from coursekit.clients import Client
 from coursekit.database import embedded_db, mongodb_answers
 from coursekit.images import image_bytes
+from coursekit.nginx import Nginx, nginx_executable
 from coursekit.processes import Program, free_port
+from coursekit.stages import ROOT
 from coursekit.proxy import PausableProxy
 from coursekit.waiting import eventually
 
@@ -289,3 +291,31 @@ async def test_sigterm_closes_every_socket_with_going_away(program):
     assert running.process.returncode == 0
     assert "stopping: closing 5 live sockets" in running.output()
     assert "Traceback" not in running.output()
+
+
+# --- Behind nginx ---
+
+
+@pytest.mark.skipif(nginx_executable() is None, reason="nginx is not installed (Debian: apt-get install nginx)")
+async def test_a_socket_through_nginx_is_told_as_it_happens_and_says_goodbye(program, tmp_path):
+    """deploy/nginx.conf in front: the handshake passes (Upgrade, Connection), a page of
+    this site is let in as directly (Host passed on), and messages flow both ways."""
+    running = program("--xheaders")
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    port = free_port()
+    for old, new in {"listen 80;": f"listen 127.0.0.1:{port};",
+                     "server app:8000;": f"server {running.url.removeprefix('http://')};"}.items():
+        assert site.count(old) == 1, old
+        site = site.replace(old, new)
+    with Nginx(site, port, tmp_path) as nginx:
+        origin = f"http://127.0.0.1:{port}"
+        socket_ = await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{port}/live", headers={"Origin": origin}))
+        assert json.loads(await socket_.read_message())["type"] == "list"
+        assert (await Client(nginx.url, request_timeout=LIMIT).put(b"hi", "through.txt")).code == 201
+        assert (await next_message(socket_))["upload"]["filename"] == "through.txt"
+        with pytest.raises(HTTPClientError) as refused:
+            await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{port}/live", headers={"Origin": "https://evil.example"}))
+        assert refused.value.code == 403
+        running.process.send_signal(signal.SIGTERM)  # through nginx too, the page hears why
+        assert await next_message(socket_) is None
+        assert socket_.close_code == 1001
