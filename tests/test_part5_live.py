@@ -228,6 +228,16 @@ async def test_a_peer_that_answers_no_ping_is_closed(program):
     assert b"\x89\x00" in received  # a ping frame came (FIN, opcode 9, no payload)
 
 
+async def test_a_quiet_socket_outlives_the_idle_timeout_of_http_connections(program, db):
+    """--idle_timeout closes an HTTP connection silent between requests; a socket is
+    quiet while nothing is stored, and the pings (answered) say its peer is there."""
+    running = program("--idle_timeout=0.5", "--ping_interval=0.5")
+    socket_, _ = await live(running)
+    await asyncio.sleep(2)
+    await db.uploads.insert_one(a_record("later.txt"))
+    assert (await next_message(socket_))["upload"]["filename"] == "later.txt"
+
+
 # --- Hygiene ---
 
 
