@@ -95,10 +95,19 @@ async def test_an_upload_through_one_process_reaches_the_sockets_of_another(prog
 
 
 async def test_records_the_home_page_would_not_list_are_not_told(program, db):
-    socket_, _ = await live(program())
-    await db.uploads.insert_one({"filename": 42, "note": "written by hand"})  # not a record of this stage's
+    running = program()
+    socket_, _ = await live(running)
+    # Written by hand, not as this stage writes them: a name that is a number; no
+    # uploadDate, which the live page orders by; a thumbnail with no size.
+    odd = [{"filename": 42, "note": "written by hand"}, {**a_record("undated.txt"), "uploadDate": None},
+           a_record("sizeless.png", thumbnail=ObjectId())]
+    await db.uploads.insert_many(odd)
     await db.uploads.insert_one(a_record("listed.txt"))
     assert (await next_message(socket_))["upload"]["filename"] == "listed.txt"
+    socket_, listed = await live(running)
+    assert [upload["filename"] for upload in listed] == ["listed.txt"]
+    assert [name for _, name in await Client(running.url).listed()] == ["listed.txt"]
+    assert "Traceback" not in running.output()
 
 
 async def test_a_reconnecting_page_gets_what_it_missed_from_the_database(program, db):
