@@ -14,6 +14,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -299,16 +300,18 @@ async def test_past_max_sockets_a_process_refuses_with_503_before_the_handshake(
     assert await eventually(another, timeout=LIMIT)
 
 
-async def test_sigterm_closes_every_socket_with_going_away(program):
-    running = program()
-    sockets = [(await live(running))[0] for _ in range(5)]
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_sigterm_closes_every_socket_with_going_away(program, processes):
+    running = program(f"--processes={processes}")
+    sockets = [(await live(running))[0] for _ in range(6)]
     running.process.send_signal(signal.SIGTERM)
     for socket_ in sockets:
         assert await next_message(socket_) is None
         assert (socket_.close_code, socket_.close_reason) == (1001, "The server is stopping: reconnect.")
     await eventually(lambda: running.process.poll() is not None, timeout=LIMIT)
     assert running.process.returncode == 0
-    assert "stopping: closing 5 live sockets" in running.output()
+    closed = re.findall(r"stopping: closing (\d+) live sockets", running.output())
+    assert len(closed) == processes and sum(map(int, closed)) == 6
     assert "Traceback" not in running.output()
 
 
