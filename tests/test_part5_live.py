@@ -22,6 +22,7 @@ import sys
 import psutil
 import pytest
 from bson import ObjectId
+from motor.motor_tornado import MotorClient
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -169,12 +170,53 @@ async def test_the_database_restarted_under_open_sockets(program, tmp_path):
     assert "Traceback" not in running.output()
 
 
-async def test_against_a_database_without_change_streams_it_serves_and_says_live_updates_are_off(program, tmp_path):
-    port = free_port()
+def secantusd(port, storage, *flags):
+    """The embedded database, started by hand with `flags` (coursekit's embedded_db takes none)."""
     command = [os.path.join(os.path.dirname(sys.executable), "secantusd-py"), "--host", "127.0.0.1", "--port", port,
-               "--storage-path", tmp_path / "db", "--standalone", "--log-level", "WARNING"]
+               "--storage-path", storage, "--log-level", "WARNING", *flags]
     uri = f"mongodb://127.0.0.1:{port}"
-    with Program(command, port, ready=lambda: mongodb_answers(uri, timeout_ms=500)):
+    return Program(command, port, ready=lambda: mongodb_answers(uri, timeout_ms=500)), uri
+
+
+async def test_when_the_history_to_resume_from_is_gone_every_page_is_told_to_reload(program, tmp_path):
+    """A database that keeps 20 changes of history (SecantusDB trims it every 1,000
+    changes): the process's way to it hangs while 1,100 are made. The stream cannot resume; rather than miss them, it tells every page
+    to reload its list, and watches on from now."""
+    database, uri = secantusd(free_port(), tmp_path / "db", "--oplog-max-entries", "20")
+    with database, PausableProxy("127.0.0.1", database.port) as proxy:
+        running = program("--db_timeout=1", mongodb_uri=f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true")
+        socket_, _ = await live(running)
+        client = MotorClient(uri)
+        uploads = client[running.envvars["MONGODB_DB"]].uploads
+        await uploads.insert_one(a_record("seen.txt"))
+        assert (await next_message(socket_))["upload"]["filename"] == "seen.txt"
+        proxy.pause()
+        await eventually(lambda: "the change stream failed" in running.output(), timeout=LIMIT)
+        await uploads.insert_many([a_record(f"missed{n}.txt") for n in range(1100)])
+        proxy.resume()
+        assert await next_message(socket_) == {"type": "reload"}
+        assert "every page reloads its list" in running.output()
+        _, listed = await live(running)  # what the page does on "reload"
+        assert [upload["filename"] for upload in listed] == [f"missed{n}.txt" for n in range(1099, 1079, -1)]
+        await uploads.insert_one(a_record("after.txt"))
+        assert (await next_message(socket_))["upload"]["filename"] == "after.txt"
+        client.close()
+        running.stop()
+
+
+async def test_a_dropped_collection_tells_every_page_to_reload(program, db):
+    socket_, _ = await live(program())
+    await db.uploads.insert_one(a_record("before.txt"))
+    assert (await next_message(socket_))["upload"]["filename"] == "before.txt"
+    await db.uploads.drop()
+    assert await next_message(socket_) == {"type": "reload"}
+    await db.uploads.insert_one(a_record("after.txt"))
+    assert (await next_message(socket_))["upload"]["filename"] == "after.txt"
+
+
+async def test_against_a_database_without_change_streams_it_serves_and_says_live_updates_are_off(program, tmp_path):
+    database, uri = secantusd(free_port(), tmp_path / "db", "--standalone")
+    with database:
         running = program(mongodb_uri=uri)
         await eventually(lambda: "live updates are off" in running.output(), timeout=LIMIT)
         assert running.output().count("live updates") == 1  # one line, not one a try
