@@ -102,7 +102,10 @@ class Feed:
                     tries = 0
                     async for change in stream:
                         self.token = stream.resume_token
-                        self.on_change(change)
+                        try:
+                            self.on_change(change)
+                        except Exception:  # a bug of ours: logged, and the stream goes on
+                            log.exception("live updates: could not tell %s", change.get("documentKey"))
                 # The loop ends after an `invalidate`: the collection was dropped or renamed.
                 self.history_lost("the uploads collection was dropped or renamed")
             except PyMongoError as error:

@@ -8,7 +8,7 @@ NEWEST = 20  # how many uploads the home page lists
 # What the home page lists: files as this stage stores them. Another stage, a tool or
 # a person may have put other documents in the same collection: those are not listed.
 LISTED = {"_id": {"$type": "objectId"}, "filename": {"$type": "string"}, "length": {"$type": "number"},
-          "contentType": {"$type": "string"},
+          "contentType": {"$type": "string"}, "uploadDate": {"$type": "date"},  # the live page orders by it
           "$or": [{"thumbnail": {"$type": "null"}},
                   {"thumbnail": {"$type": "objectId"}, "width": {"$type": "number"}, "height": {"$type": "number"}}]}
 

@@ -100,8 +100,9 @@ class LiveHandler(tornado.websocket.WebSocketHandler):
         return False
 
     def get_compression_options(self):
-        # None: no permessage-deflate. Our messages are small, and a compressor and a
-        # decompressor for each socket cost far more memory than they would save.
+        # None: no permessage-deflate. Its compressor and decompressor keep about
+        # 300 KiB of zlib state for each socket at Tornado's defaults (a 32 KiB window,
+        # memLevel 8; measured with tracemalloc), to shrink messages of a few hundred bytes.
         return None
 
     async def open(self):
@@ -141,7 +142,8 @@ class LiveHandler(tornado.websocket.WebSocketHandler):
 
     def written(self, size, writing):
         self.backlog -= size
-        writing.exception()  # a socket that closed meanwhile is not an error: just retrieved
+        if not writing.cancelled():  # as the process ends
+            writing.exception()  # a socket that closed meanwhile is not an error: just retrieved
 
     def on_message(self, message):
         self.leave(POLICY_VIOLATION, "This socket takes no messages.")

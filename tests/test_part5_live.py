@@ -14,6 +14,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -21,13 +22,16 @@ import sys
 import psutil
 import pytest
 from bson import ObjectId
+from motor.motor_tornado import MotorClient
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from coursekit.clients import Client
 from coursekit.database import embedded_db, mongodb_answers
 from coursekit.images import image_bytes
+from coursekit.nginx import Nginx, nginx_executable
 from coursekit.processes import Program, free_port
+from coursekit.stages import ROOT
 from coursekit.proxy import PausableProxy
 from coursekit.waiting import eventually
 
@@ -93,10 +97,19 @@ async def test_an_upload_through_one_process_reaches_the_sockets_of_another(prog
 
 
 async def test_records_the_home_page_would_not_list_are_not_told(program, db):
-    socket_, _ = await live(program())
-    await db.uploads.insert_one({"filename": 42, "note": "written by hand"})  # not a record of this stage's
+    running = program()
+    socket_, _ = await live(running)
+    # Written by hand, not as this stage writes them: a name that is a number; no
+    # uploadDate, which the live page orders by; a thumbnail with no size.
+    odd = [{"filename": 42, "note": "written by hand"}, {**a_record("undated.txt"), "uploadDate": None},
+           a_record("sizeless.png", thumbnail=ObjectId())]
+    await db.uploads.insert_many(odd)
     await db.uploads.insert_one(a_record("listed.txt"))
     assert (await next_message(socket_))["upload"]["filename"] == "listed.txt"
+    socket_, listed = await live(running)
+    assert [upload["filename"] for upload in listed] == ["listed.txt"]
+    assert [name for _, name in await Client(running.url).listed()] == ["listed.txt"]
+    assert "Traceback" not in running.output()
 
 
 async def test_a_reconnecting_page_gets_what_it_missed_from_the_database(program, db):
@@ -157,12 +170,53 @@ async def test_the_database_restarted_under_open_sockets(program, tmp_path):
     assert "Traceback" not in running.output()
 
 
-async def test_against_a_database_without_change_streams_it_serves_and_says_live_updates_are_off(program, tmp_path):
-    port = free_port()
+def secantusd(port, storage, *flags):
+    """The embedded database, started by hand with `flags` (coursekit's embedded_db takes none)."""
     command = [os.path.join(os.path.dirname(sys.executable), "secantusd-py"), "--host", "127.0.0.1", "--port", port,
-               "--storage-path", tmp_path / "db", "--standalone", "--log-level", "WARNING"]
+               "--storage-path", storage, "--log-level", "WARNING", *flags]
     uri = f"mongodb://127.0.0.1:{port}"
-    with Program(command, port, ready=lambda: mongodb_answers(uri, timeout_ms=500)):
+    return Program(command, port, ready=lambda: mongodb_answers(uri, timeout_ms=500)), uri
+
+
+async def test_when_the_history_to_resume_from_is_gone_every_page_is_told_to_reload(program, tmp_path):
+    """A database that keeps 20 changes of history (SecantusDB trims it every 1,000
+    changes): the process's way to it hangs while 1,100 are made. The stream cannot resume; rather than miss them, it tells every page
+    to reload its list, and watches on from now."""
+    database, uri = secantusd(free_port(), tmp_path / "db", "--oplog-max-entries", "20")
+    with database, PausableProxy("127.0.0.1", database.port) as proxy:
+        running = program("--db_timeout=1", mongodb_uri=f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true")
+        socket_, _ = await live(running)
+        client = MotorClient(uri)
+        uploads = client[running.envvars["MONGODB_DB"]].uploads
+        await uploads.insert_one(a_record("seen.txt"))
+        assert (await next_message(socket_))["upload"]["filename"] == "seen.txt"
+        proxy.pause()
+        await eventually(lambda: "the change stream failed" in running.output(), timeout=LIMIT)
+        await uploads.insert_many([a_record(f"missed{n}.txt") for n in range(1100)])
+        proxy.resume()
+        assert await next_message(socket_) == {"type": "reload"}
+        assert "every page reloads its list" in running.output()
+        _, listed = await live(running)  # what the page does on "reload"
+        assert [upload["filename"] for upload in listed] == [f"missed{n}.txt" for n in range(1099, 1079, -1)]
+        await uploads.insert_one(a_record("after.txt"))
+        assert (await next_message(socket_))["upload"]["filename"] == "after.txt"
+        client.close()
+        running.stop()
+
+
+async def test_a_dropped_collection_tells_every_page_to_reload(program, db):
+    socket_, _ = await live(program())
+    await db.uploads.insert_one(a_record("before.txt"))
+    assert (await next_message(socket_))["upload"]["filename"] == "before.txt"
+    await db.uploads.drop()
+    assert await next_message(socket_) == {"type": "reload"}
+    await db.uploads.insert_one(a_record("after.txt"))
+    assert (await next_message(socket_))["upload"]["filename"] == "after.txt"
+
+
+async def test_against_a_database_without_change_streams_it_serves_and_says_live_updates_are_off(program, tmp_path):
+    database, uri = secantusd(free_port(), tmp_path / "db", "--standalone")
+    with database:
         running = program(mongodb_uri=uri)
         await eventually(lambda: "live updates are off" in running.output(), timeout=LIMIT)
         assert running.output().count("live updates") == 1  # one line, not one a try
@@ -226,6 +280,16 @@ async def test_a_peer_that_answers_no_ping_is_closed(program):
     assert b"\x89\x00" in received  # a ping frame came (FIN, opcode 9, no payload)
 
 
+async def test_a_quiet_socket_outlives_the_idle_timeout_of_http_connections(program, db):
+    """--idle_timeout closes an HTTP connection silent between requests; a socket is
+    quiet while nothing is stored, and the pings (answered) say its peer is there."""
+    running = program("--idle_timeout=0.5", "--ping_interval=0.5")
+    socket_, _ = await live(running)
+    await asyncio.sleep(2)
+    await db.uploads.insert_one(a_record("later.txt"))
+    assert (await next_message(socket_))["upload"]["filename"] == "later.txt"
+
+
 # --- Hygiene ---
 
 
@@ -278,14 +342,44 @@ async def test_past_max_sockets_a_process_refuses_with_503_before_the_handshake(
     assert await eventually(another, timeout=LIMIT)
 
 
-async def test_sigterm_closes_every_socket_with_going_away(program):
-    running = program()
-    sockets = [(await live(running))[0] for _ in range(5)]
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_sigterm_closes_every_socket_with_going_away(program, processes):
+    running = program(f"--processes={processes}")
+    sockets = [(await live(running))[0] for _ in range(6)]
     running.process.send_signal(signal.SIGTERM)
     for socket_ in sockets:
         assert await next_message(socket_) is None
         assert (socket_.close_code, socket_.close_reason) == (1001, "The server is stopping: reconnect.")
     await eventually(lambda: running.process.poll() is not None, timeout=LIMIT)
     assert running.process.returncode == 0
-    assert "stopping: closing 5 live sockets" in running.output()
+    closed = re.findall(r"stopping: closing (\d+) live sockets", running.output())
+    assert len(closed) == processes and sum(map(int, closed)) == 6
     assert "Traceback" not in running.output()
+
+
+# --- Behind nginx ---
+
+
+@pytest.mark.skipif(nginx_executable() is None, reason="nginx is not installed (Debian: apt-get install nginx)")
+async def test_a_socket_through_nginx_is_told_as_it_happens_and_says_goodbye(program, tmp_path):
+    """deploy/nginx.conf in front: the handshake passes (Upgrade, Connection), a page of
+    this site is let in as directly (Host passed on), and messages flow both ways."""
+    running = program("--xheaders")
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    port = free_port()
+    for old, new in {"listen 80;": f"listen 127.0.0.1:{port};",
+                     "server app:8000;": f"server {running.url.removeprefix('http://')};"}.items():
+        assert site.count(old) == 1, old
+        site = site.replace(old, new)
+    with Nginx(site, port, tmp_path) as nginx:
+        origin = f"http://127.0.0.1:{port}"
+        socket_ = await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{port}/live", headers={"Origin": origin}))
+        assert json.loads(await socket_.read_message())["type"] == "list"
+        assert (await Client(nginx.url, request_timeout=LIMIT).put(b"hi", "through.txt")).code == 201
+        assert (await next_message(socket_))["upload"]["filename"] == "through.txt"
+        with pytest.raises(HTTPClientError) as refused:
+            await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{port}/live", headers={"Origin": "https://evil.example"}))
+        assert refused.value.code == 403
+        running.process.send_signal(signal.SIGTERM)  # through nginx too, the page hears why
+        assert await next_message(socket_) is None
+        assert socket_.close_code == 1001
