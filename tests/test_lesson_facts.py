@@ -267,6 +267,14 @@ def test_the_row_holds_against_the_installed_libraries(stage, row):
 # --- What the prose says about the libraries ---
 
 
+def test_tornados_readme_promises_tens_of_thousands_of_open_connections():
+    """Part 5's lesson opens with it."""
+    readme = importlib.metadata.metadata("tornado").get_payload()
+    text = " ".join(re.sub(r"`([^`<]+?) <[^>]+>`_", r"\1", readme).split())  # its links' words only
+    assert ("can scale to tens of thousands of open connections, making it ideal for long polling, WebSockets, "
+            "and other applications that require a long-lived connection to each user") in text
+
+
 def test_templates_escape_and_have_raw_and_set():
     assert tornado.template.Template("{{ x }}").generate(x="<b>") == b"&lt;b&gt;"
     assert tornado.template.Template("{% raw x %}").generate(x="<b>") == b"<b>"
