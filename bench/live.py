@@ -193,12 +193,14 @@ def clients(host, port, path, count, never_read=False, deflate=False):
         for peer in list(peers.values()):
             peer.sock.setblocking(True)
             peer.sock.settimeout(0.5)
+            ended = False  # the server closed the connection (after its close frame, or without one)
             with contextlib.suppress(OSError):
                 while data := peer.sock.recv(1 << 20):
                     peer.buffer += data
                     waiting += len(data)
+                ended = True
             parse(peer, time.time(), {})
-            code = "open" if peer.closed_with is None else str(peer.closed_with)
+            code = str(peer.closed_with) if peer.closed_with is not None else "cut" if ended else "open"
             closes[code] = closes.get(code, 0) + 1
     else:
         for peer in peers.values():
@@ -459,7 +461,7 @@ def pair(values):
     return f"{percentile(values, 50):7.1f} {percentile(values, 99):7.1f}" if values else f"{'-':>7} {'-':>7}"
 
 
-def stalled(kind, readers, never_read, burst, args=()):
+def stalled(kind, readers, never_read, burst, args=(), fanout=None):
     """`never_read` sockets that never read, beside `readers` that do, while `burst`
     uploads are stored at once (documents inserted by this script, as another process
     would: the pages are told of them all): the server's memory (MB: growth at the
@@ -467,7 +469,7 @@ def stalled(kind, readers, never_read, burst, args=()):
     them, and the events the readers missed."""
     spec = KINDS[kind]
     with database() as (db_uri, db_name), contextlib.ExitStack() as stack:
-        server = stack.enter_context(Server(kind, db_uri, db_name, args=args))
+        server = stack.enter_context(Server(kind, db_uri, db_name, fanout, args=args))
         Uploader(kind, server).upload(0)
         reading = Clients(server.port, spec["socket"], readers)
         never = Clients(server.port, spec["socket"], never_read, never_read=True)
@@ -484,7 +486,13 @@ def stalled(kind, readers, never_read, burst, args=()):
             collection = client[db_name][spec["collection"]]
             for start in range(0, burst, 100):  # numbered from 100,000: apart from the uploads'
                 collection.insert_many([burst_document(kind, 100_000 + n) for n in range(start, min(burst, start + 100))])
-        time.sleep(3)  # the last events on their way
+        time.sleep(1)
+        busy = server.cpu_seconds()
+        for _ in range(240):  # until the server has told every socket: its CPU time stops growing
+            time.sleep(0.5)
+            busy, was = server.cpu_seconds(), busy
+            if busy - was < 0.02:
+                break
         peak, after = server.peak(), server.rss()
         read, waited = reading.figures(), never.figures()
     received = sum(len(times) for number, times in read["arrivals"].items() if int(number) >= 100_000)
@@ -560,14 +568,18 @@ def main():
         report(f"{kind}, permessage-deflate", figures, few)
     if "never-read" in args.runs:  # the bound per socket, as it is and out of the way
         burst = 300 if args.quick else 2000
-        print(f"\n{args.never_read} sockets that never read, beside {few} that do, {burst} uploads stored at once:")
-        variants = {"part5": [("--live_backlog=262144 (the default)", []),
-                              ("--live_backlog=1000000000 (no bound)", ["--live_backlog=1000000000"])],
-                    "small": [("the small version", [])]}[kind]
-        for label, options in variants:
-            figures = stalled(kind, few, args.never_read, burst, options)
+        readers = 10
+        print(f"\n{args.never_read} sockets that never read, beside {readers} that do, {burst} uploads stored at once "
+              f"(pings every hour: the bound alone closes sockets):")
+        pings = ["--ping_interval=3600"]
+        variants = {"part5": [("--live_backlog=262144 (the default)", pings, None),
+                              ("--live_backlog=1000000000 (no bound)", [*pings, "--live_backlog=1000000000"], None),
+                              ("the default, each frame made once", pings, OTHER_FANOUT[1])],
+                    "small": [("the small version", [], None)]}[kind]
+        for label, options, fanout in variants:
+            figures = stalled(kind, readers, args.never_read, burst, options, fanout)
             closes = ", ".join(f"{code}: {n}" for code, n in sorted(figures["closes"].items()))
-            print(f"{label:40} memory {figures['peak']:+7.1f} MB at the peak, {figures['after']:+7.1f} MB after; "
+            print(f"{label:38} memory {figures['peak']:+7.1f} MB at the peak, {figures['after']:+7.1f} MB after; "
                   f"{figures['waiting']:7.1f} KB waited for each; closed: {closes}; events the others missed: "
                   f"{figures['missed']}", flush=True)
 
