@@ -270,9 +270,20 @@ def serve(app, args, stats, fanout=None, deflate=False):
 
         tell = changes.Feed.tell
 
+        profile = os.environ.get("LIVE_PROFILE")  # with --profile: where cProfile's figures of the fan-outs go
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            atexit.register(lambda: profiler.dump_stats(profile))
+
         def timed_tell(self, message):
             start = time.perf_counter()
+            if profile:
+                profiler.enable()
             tell(self, message)
+            if profile:
+                profiler.disable()
             durations.append((time.perf_counter() - start) * 1000)
 
         changes.Feed.tell = timed_tell
@@ -523,6 +534,25 @@ def report(label, figures, sockets):
           f"{pair(figures['fanouts'])}", flush=True)
 
 
+def profiled(args):
+    """One process again, its fan-outs under cProfile (slower): where their time goes."""
+    import pstats
+
+    with tempfile.NamedTemporaryFile(suffix=".prof") as profile:
+        os.environ["LIVE_PROFILE"] = profile.name
+        try:
+            measure("part5", args.sockets, 1, args.uploads, args.interval, args.workers)
+        finally:
+            del os.environ["LIVE_PROFILE"]
+        stats = pstats.Stats(profile.name)
+    total = sum(row[2] for row in stats.stats.values())  # every function's own time
+    print(f"\nWhere the fan-outs' time went, by function (cProfile, its own time; {total:.2f} s in all):")
+    for (path, line, function), row in sorted(stats.stats.items(), key=lambda item: -item[1][2])[:8]:
+        where = re.sub(r"^.*/(site-packages|python3\.\d+)/", "", path)
+        print(f"{row[2] / total * 100:5.1f} %  {function} ({where}:{line})" if line else
+              f"{row[2] / total * 100:5.1f} %  {function}")
+
+
 def main():
     parser = command_line(__doc__, "300 sockets, 3 uploads 0.3 s apart, 10 that never read")
     parser.add_argument("--sockets", type=int, default=10_000, help="open WebSockets in all (default 10,000)")
@@ -532,6 +562,7 @@ def main():
     parser.add_argument("--never-read", type=int, default=100, help="sockets that never read, in the last run")
     parser.add_argument("--small", action="store_true", help="measure part5_live/small/change_stream.py")
     parser.add_argument("--runs", nargs="+", choices=RUNS, default=RUNS, help="which runs (default: all)")
+    parser.add_argument("--profile", action="store_true", help="then one process again, its fan-outs profiled")
     parser.add_argument("--serve", metavar="APP", help=argparse.SUPPRESS)
     parser.add_argument("app_args", nargs="*", help=argparse.SUPPRESS)  # after --serve APP ... --
     parser.add_argument("--fanout", help=argparse.SUPPRESS)
@@ -562,6 +593,8 @@ def main():
             report(f"{kind}, {label}", figures, args.sockets)
     print(f"{'target, one process':40} {'':>7} {'':>11} {TARGETS['bytes a socket'] / 1000:7.1f} KB {'':>15}   "
           f"{'':>15}   {'':>7} {TARGETS['last p99 ms']:7.1f} {TARGETS['errors']:6d}")
+    if args.profile and kind == "part5":
+        profiled(args)
     few = max(args.sockets // 10, 10)
     if "deflate" in args.runs:  # what a socket costs with permessage-deflate (a tenth of the sockets: it is costly)
         figures = measure(kind, few, 1, args.uploads, args.interval, 1, deflate=True)
