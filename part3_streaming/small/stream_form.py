@@ -7,6 +7,7 @@ import os
 import tornado.web
 from multipart import MultipartSegment, PushMultipartParser, parse_options_header
 
+
 @tornado.web.stream_request_body
 class UploadHandler(tornado.web.RequestHandler):
     def prepare(self):
