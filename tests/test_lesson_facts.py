@@ -516,6 +516,15 @@ def test_part3_flush_resolves_once_the_kernel_has_the_bytes_not_the_client():
     assert "when the write has been completed" in tornado.iostream.IOStream.write.__doc__
 
 
+def test_part3_no_lesson_or_notebook_says_flush_waits_for_the_client():
+    """Issue 23, item 5: notebook 05 said an awaited flush() "waits until the client has
+    taken the chunk"; it resolves once the kernel's buffer holds the bytes (above)."""
+    texts = [*DOCUMENTS, *(ROOT / "notebooks").glob("*.py")]
+    found = [f"{path.relative_to(ROOT)}: {match.group(0)!r}" for path in texts
+             for match in re.finditer(r"(flush|waits?) until the client has|holds one piece", path.read_text())]
+    assert not found, found
+
+
 def test_part3_awaiting_a_done_future_gives_the_event_loop_no_turn():
     """Chapter 4: why send_pieces() awaits asyncio.sleep(0) after each read."""
     async def experiment():
