@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Set up the course, serve a stage, run the tests, check the exercises.
+"""Set up the course, serve a stage, run the tests, check the exercises, make the sample files.
 
     python3 course.py run [STAGE [APP OPTIONS...]]   # serves part1_basic by default
     python3 course.py test [STAGE] [PYTEST OPTIONS...]  # the whole suite (or one stage's tests)
     python3 course.py check STAGE [N...]             # checks your solutions to its exercises
-    python3 course.py samples [FOLDER]               # writes photo.png and big.bin (1 GiB) there
+    python3 course.py check FOLDER/STAGE [N...]      # ... in your copy of the stage, out of the repository
+    python3 course.py samples [FOLDER]               # writes photo.png and big.bin (1 GiB), in samples/
 
 Each command creates `.venv/` and installs the pinned requirements the first time
 (and again whenever a requirements file changes): requirements-db.txt for `run`,
@@ -408,13 +409,15 @@ def samples(folder):
     system allows it) into `folder`."""
     from coursekit.images import image_bytes
 
-    folder = Path(folder)
+    folder = Path(folder).absolute()
     folder.mkdir(parents=True, exist_ok=True)
     photo = folder / "photo.png"
     photo.write_bytes(image_bytes(size=(300, 200), color="teal"))
     big = folder / "big.bin"
     with big.open("wb") as file:
         file.truncate(BIG_FILE_SIZE)  # a hole: the file system stores no zeros
+    here = Path.cwd()
+    photo, big = (path.relative_to(here) if path.is_relative_to(here) else path for path in (photo, big))
     print(f"Wrote {photo} (a 300x200 PNG, {photo.stat().st_size} bytes) and {big} (1 GiB of zeros; "
           f"{big.stat().st_blocks * 512 // 2**20} MiB of it on disk).")
     return 0
@@ -442,7 +445,7 @@ def parse(argv):
     check_parser.add_argument("stage", type=stage_copy, metavar="STAGE",
                               help=f"one of {', '.join(STAGES)}, or a folder of that name: your copy of it")
     samples_parser = commands.add_parser("samples", help="write the files the lessons upload: photo.png, big.bin")
-    samples_parser.add_argument("folder", nargs="?", default="samples",
+    samples_parser.add_argument("folder", nargs="?", default=ROOT / "samples",
                                 help="where to write them (default: samples/, in the repository)")
     args, extra = parser.parse_known_args(argv[:cut])
     if args.command == "samples":
