@@ -378,12 +378,14 @@ def test_the_suite_failing_on_a_changed_stage_says_why_and_how_to_get_back(clone
 def test_check_checks_a_copy_kept_outside_the_repository(tmp_path):
     copy = tmp_path / "course-work" / "part1_basic"
     shutil.copytree(ROOT / "part1_basic", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(["git", "apply", ROOT / "solutions" / "part1_basic" / "3_delete_an_image.patch"], cwd=copy.parent,
-                   check=True, env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)})
-    assert check(ROOT, str(copy), "3") == (0, "part1_basic, exercise 3 (delete an image): PASS\n")
-    status, output = check(ROOT, "part1_basic", "3")  # the course's stage, where the exercise is not done
+    solution = next((ROOT / "solutions" / "part1_basic").glob("*_delete_an_image.patch"))
+    number = solution.name.split("_")[0]
+    subprocess.run(["git", "apply", solution], cwd=copy.parent, check=True,
+                   env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)})
+    assert check(ROOT, str(copy), number) == (0, f"part1_basic, exercise {number} (delete an image): PASS\n")
+    status, output = check(ROOT, "part1_basic", number)  # the course's stage, where the exercise is not done
     assert status == 1
-    assert output.splitlines()[0] == "part1_basic, exercise 3 (delete an image): FAIL"
+    assert output.splitlines()[0] == f"part1_basic, exercise {number} (delete an image): FAIL"
     if course.changed_stages() == {}:  # in a clone of the course as it is, the check says so
         assert output.splitlines()[-1].startswith("Note: part1_basic/ is as the course ships it")
 
