@@ -54,7 +54,7 @@ def test_every_stage_is_on_the_path_in_order_with_its_lesson_command_and_screens
                             rf"`python3 course\.py run( {stage})?`(.*?)(?=^##)", text, re.M | re.S)
         assert section, f"the README's path has no section for {stage} with its lesson and run command"
         assert bool(section.group(1)) == (stage != STAGES[0]), "the first stage is the one `run` serves"
-        assert re.match(r"### .*\(about \d+ hours?", section.group(0)), f"{stage}: the time it takes"
+        assert re.match(r"### .*\(about [\d.½]+ hours?", section.group(0)), f"{stage}: the time it takes"
         assert "You will have:" in section.group(0)
         assert f"](docs/images/{stage}.png)" in section.group(0), f"{stage}: its screenshot"
         screenshot = ROOT / "docs" / "images" / f"{stage}.png"
