@@ -103,3 +103,56 @@ def test_the_versions_table_is_the_pinned_and_installed_packages():
         assert requires == f">={python}", f"{name} declares {requires}"
     oldest = max((tuple(map(int, python.split("."))) for _, _, python in rows))
     assert f"So the course needs Python {oldest[0]}.{oldest[1]} or newer." in " ".join(page.split())
+
+
+def glossary_says(words):
+    """Whether the glossary says `words` (line breaks and spacing aside)."""
+    return " ".join(words.split()) in " ".join((ROOT / "docs" / "glossary.md").read_text().split())
+
+
+def test_the_glossarys_library_facts_hold():
+    """Each fact about a library the glossary states, beside the installed library's word for it."""
+    import asyncio
+    import inspect
+
+    import bson.objectid
+    import gridfs.grid_file_shared
+    import tornado.concurrent
+    import tornado.ioloop
+    import tornado.netutil
+    import tornado.template
+    import tornado.web
+    from PIL import Image
+
+    assert glossary_says("PyMongo and Motor cut 255 KiB chunks unless told otherwise")
+    assert gridfs.grid_file_shared.DEFAULT_CHUNK_SIZE == 255 * 1024
+
+    assert glossary_says("`Image.MAX_IMAGE_PIXELS` pixels (89,478,485 by default), and refuses one of more than "
+                         "double that with a `DecompressionBombError`")
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485
+    assert "pixels > 2 * MAX_IMAGE_PIXELS" in inspect.getsource(Image._decompression_bomb_check)
+
+    assert glossary_says("Since Tornado 6.0 its `IOLoop` is a wrapper around asyncio's event loop")
+    assert "As of Tornado 6.0, `IOLoop` is a wrapper around the `asyncio` event loop" in tornado.ioloop.IOLoop.__doc__
+
+    assert glossary_says("asyncio's `Future` is what Tornado's functions return")
+    assert tornado.concurrent.Future is asyncio.Future
+
+    assert glossary_says("Tornado sets it with `bind_sockets(port, reuse_port=True)`")
+    assert inspect.signature(tornado.netutil.bind_sockets).parameters["reuse_port"].default is False
+    assert "SO_REUSEPORT" in inspect.getsource(tornado.netutil.bind_sockets)
+
+    assert glossary_says("cookie is not older than 31 days, by default")
+    assert inspect.signature(tornado.web.RequestHandler.get_signed_cookie).parameters["max_age_days"].default == 31
+
+    assert glossary_says("escape every `{{ expression }}` for HTML by default (`xhtml_escape`)")
+    assert tornado.template._DEFAULT_AUTOESCAPE == "xhtml_escape"
+
+    assert glossary_says("4 bytes of seconds since 1970, 5 random bytes, 3 bytes of a counter")
+    assert "a 5-byte random value" in bson.objectid.ObjectId.__init__.__doc__
+
+    assert glossary_says("announces its deprecation on 14 May 2026")
+    assert "Motor will be deprecated on May 14th, 2026" in metadata.metadata("motor").get_payload()
+
+    assert glossary_says("Tornado 6.6's `cross_origin_protection`")
+    assert "sec-fetch-site" in inspect.getsource(tornado.web.RequestHandler._check_cross_origin)
