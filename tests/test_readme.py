@@ -156,3 +156,16 @@ def test_the_glossarys_library_facts_hold():
 
     assert glossary_says("Tornado 6.6's `cross_origin_protection`")
     assert "sec-fetch-site" in inspect.getsource(tornado.web.RequestHandler._check_cross_origin)
+
+
+def test_the_bad_input_pages_library_facts_hold():
+    import inspect
+
+    import tornado.http1connection
+    import tornado.iostream
+
+    page = " ".join((ROOT / "docs" / "bad-input.md").read_text().split())
+    assert "`max_body_size` (100 MiB by default: the stream's `max_buffer_size`)" in page
+    assert "else self.stream.max_buffer_size" in inspect.getsource(tornado.http1connection.HTTP1Connection.__init__)
+    assert "max_buffer_size or 104857600" in inspect.getsource(tornado.iostream.BaseIOStream.__init__)
+    assert 104857600 == 100 * 2**20
