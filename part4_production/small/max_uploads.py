@@ -17,24 +17,24 @@ class UploadHandler(tornado.web.RequestHandler):
             self.set_header("Retry-After", "10")  # seconds
             return self.finish("too many uploads at once: try again in a moment\n")
         under_way.add(self)
-        self.received = 0
 
     def data_received(self, chunk):
-        self.received += len(chunk)  # a real upload stores it here
+        pass  # a real upload stores the chunk here
 
     def put(self):
-        self.write(f"stored {self.received} bytes\n")
+        self.write("stored\n")
 
     def on_finish(self):  # the answer is sent
         under_way.discard(self)
 
     def on_connection_close(self):  # the client left mid-body: no on_finish() comes
+        super().on_connection_close()  # Tornado's: it ends the request
         under_way.discard(self)
+
 
 async def main():
     tornado.web.Application([(r"/upload", UploadHandler)]).listen(int(os.environ.get("PORT", "8000")))
     await asyncio.Event().wait()
 
 
-if __name__ == "__main__":
-    asyncio.run(main())
+asyncio.run(main())
