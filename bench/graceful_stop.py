@@ -6,7 +6,8 @@
 Each stage runs as a program, as an operator runs it, on a database of its own.
 Two uploads start, each a PUT on a connection of its own, as `curl -T` sends a
 file: A sends its file steadily, a piece every 0.1 s, and would end about 1.5 s
-after the SIGTERM; B sends 64 KiB and then nothing, like a client gone quiet. The
+after the SIGTERM; B sends 320 KiB at once (more than a GridFS chunk, so one is
+stored) and then nothing, like a client gone quiet. The
 SIGTERM comes 0.5 s in, as `docker stop` or `systemctl stop` sends it. The script
 prints what each client saw and when, counted from the start of the uploads: the
 answers, a new connection tried after the SIGTERM, the process's exit, then what
@@ -27,6 +28,7 @@ SIGTERM_AT = 0.5  # seconds after the uploads start
 PIECE = 64 * 1024  # what upload A sends every PACE seconds
 PACE = 0.1
 PIECES = 20  # upload A: 1.25 MiB in 2 s, so it ends 1.5 s after the SIGTERM
+QUIET_AFTER = 5  # pieces upload B sends at once before it goes quiet: 320 KiB, a chunk stored
 
 
 def status_line(head):
@@ -38,8 +40,8 @@ def status_line(head):
 
 
 async def upload(client, name, pieces, pace, seen, clock):
-    """A PUT of `pieces` pieces of PIECE bytes, one every `pace` seconds (None: the first
-    piece, then silence); record when its answer came, and what it was, in `seen`."""
+    """A PUT of `pieces` pieces of PIECE bytes, one every `pace` seconds (None: all at
+    once, then silence); record when its answer came, and what it was, in `seen`."""
     size = PIECE * (pieces if pace else 16)
     try:
         async with RawConnection(client) as connection:
@@ -75,7 +77,7 @@ async def stop_during_uploads(program):
         return time.perf_counter() - start
 
     uploads = [asyncio.create_task(upload(client, "A", PIECES, PACE, seen, clock)),
-               asyncio.create_task(upload(client, "B", 1, None, seen, clock))]
+               asyncio.create_task(upload(client, "B", QUIET_AFTER, None, seen, clock))]
     await asyncio.sleep(SIGTERM_AT)
     program.process.send_signal(signal.SIGTERM)
     seen.append((clock(), "SIGTERM"))
@@ -108,8 +110,8 @@ def measure(stage, args):
 def main():
     parser = command_line(__doc__, "part 4 with --shutdown_timeout=3")
     quick = parser.parse_args().quick
-    print(f"Two uploads: A ends {PIECES * PACE - SIGTERM_AT:.1f} s after the SIGTERM, B has gone quiet. "
-          f"SIGTERM at {SIGTERM_AT} s.")
+    print(f"Two uploads: A ends {PIECES * PACE - SIGTERM_AT:.1f} s after the SIGTERM, B has sent "
+          f"{QUIET_AFTER * PIECE // 1024} KiB and gone quiet. SIGTERM at {SIGTERM_AT} s.")
     measure("part3_streaming", [])
     measure("part4_production", ["--shutdown_timeout=3"] if quick else [])
     print("load average:", " ".join(f"{load:.2f}" for load in os.getloadavg()))
