@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import unicodedata
 
 import gridfs.grid_file
 import gridfs.grid_file_shared
@@ -22,6 +23,7 @@ import motor
 import motor.motor_gridfs
 import motor.motor_tornado
 import motor.web
+import pymongo.common
 import pytest
 import tornado.concurrent
 import tornado.gen
@@ -30,6 +32,8 @@ import tornado.ioloop
 import tornado.options
 import tornado.template
 import tornado.web
+from bson import ObjectId
+from bson.errors import InvalidId
 from PIL import Image, UnidentifiedImageError
 from pymongo.collection import Collection
 
@@ -344,6 +348,58 @@ def test_part_4_the_reason_phrases_it_names():
     assert [http.HTTPStatus(code).phrase for code in (408, 431, 503)] == [
         "Request Timeout", "Request Header Fields Too Large", "Service Unavailable"]
     assert signal.SIGTERM == 15  # a process killed by it exits with status -15 for Python's subprocess
+
+
+# --- Part 1's lesson, its chapters (issue 23): what its prose says about the libraries ---
+
+
+def test_part1_a_document_holds_16_mib_and_a_gridfs_chunk_255_kib():
+    assert pymongo.common.MAX_BSON_SIZE == 16 * 1024**2
+    assert gridfs.grid_file_shared.DEFAULT_CHUNK_SIZE == 255 * 1024 == 261120
+
+
+def test_part1_the_driver_waits_30_seconds_for_a_database_unless_told():
+    assert pymongo.common.SERVER_SELECTION_TIMEOUT == 30
+    assert "serverSelectionTimeoutMS" not in (ROOT / "part1_basic" / "small" / "refuse.py").read_text()
+
+
+def test_part1_an_object_id_is_12_bytes_that_begin_with_its_time_in_seconds():
+    oid = ObjectId()
+    assert len(oid.binary) == 12
+    assert int.from_bytes(oid.binary[:4], "big") == int(oid.generation_time.timestamp())
+    for text in ["not-an-id", "0123456789abcdef0123456z"]:  # the second: 24 characters, not all hexadecimal
+        with pytest.raises(InvalidId):
+            ObjectId(text)
+
+
+def test_part1_isprintable_refuses_the_spaces_and_joiners_that_names_hold():
+    assert " ".isprintable() and not "\u202f".isprintable() and not "\u200d".isprintable()
+    assert [unicodedata.category(char) for char in "\n\r\x00\x85\u2028\u2029"] == ["Cc"] * 4 + ["Zl", "Zp"]
+
+
+def test_part1_tornado_answers_405_to_a_method_not_defined_and_drops_a_heads_body():
+    assert tornado.web.RequestHandler.head is tornado.web.RequestHandler._unimplemented_method
+    assert "raise HTTPError(405)" in inspect.getsource(tornado.web.RequestHandler._unimplemented_method)
+    assert 'if self.request.method == "HEAD":\n                chunk = b""' in inspect.getsource(
+        tornado.web.RequestHandler.flush)
+
+
+def test_part1_default_headers_are_set_when_a_request_begins_and_again_for_an_error_page():
+    assert "self.set_default_headers()" in inspect.getsource(tornado.web.RequestHandler.clear)
+    assert "self.clear()" in inspect.getsource(tornado.web.RequestHandler.__init__)
+    assert "self.clear()" in inspect.getsource(tornado.web.RequestHandler.send_error)
+
+
+def test_part1_tornados_own_error_page_gives_the_status_and_its_name():
+    source = inspect.getsource(tornado.web.RequestHandler.write_error)
+    assert '"<body>%(code)d: %(message)s</body></html>"' in source and '"message": escape.xhtml_escape(self._reason)' in source
+
+
+def test_part1_a_gridfs_delete_takes_the_document_then_the_chunks_or_raises_no_file():
+    assert motor.motor_tornado.MotorGridFSBucket.__delegate_class__ is gridfs.GridFSBucket
+    source = inspect.getsource(gridfs.GridFSBucket.delete)
+    assert source.index("self._files.delete_one") < source.index("self._chunks.delete_many")
+    assert "raise NoFile" in source
 
 
 # --- Statements once false in the lessons, fixed: none may come back ---
