@@ -326,6 +326,12 @@ def test_part_4_the_access_log_line_and_log_function():
         "access_log.warning") < source.index("access_log.error")
     assert '"%d %s %.2fms"' in source
     assert '"{} {} ({})"' in inspect.getsource(tornado.web.RequestHandler._request_summary)
+    import logging
+
+    import tornado.log
+
+    assert tornado.log.access_log.name == "tornado.access"
+    assert logging.lastResort.level == logging.WARNING  # with no logging set up, only warnings and errors show
 
 
 def test_part_4_a_streaming_handlers_on_connection_close_ends_the_request():
