@@ -327,10 +327,9 @@ def test_part_4_the_access_log_line_and_log_function():
     assert '"%d %s %.2fms"' in source
     assert '"{} {} ({})"' in inspect.getsource(tornado.web.RequestHandler._request_summary)
     import logging
+    from tornado.log import access_log
 
-    import tornado.log
-
-    assert tornado.log.access_log.name == "tornado.access"
+    assert access_log.name == "tornado.access"
     assert logging.lastResort.level == logging.WARNING  # with no logging set up, only warnings and errors show
 
 
