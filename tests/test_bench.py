@@ -44,7 +44,8 @@ def test_the_thumbnail_bench_prints_naive_fast_and_their_ratio():
     output = run_bench("thumbnail.py")
     rows = re.findall(rf"^(\w+) +{NUMBER}MB +{NUMBER}ms +{NUMBER}ms +{NUMBER}x +{NUMBER}ms$", output, re.M)
     assert rows == ["smooth", "photo", "grainy"], output
-    scans = re.findall(rf"^ +(\d+) +{NUMBER}KB +{NUMBER}ms +{NUMBER}ms  (thumbnail made|refused: .*passes.*)$", output, re.M)
+    scans = re.findall(rf"^(\d+) scans, {NUMBER} KB: decoded in {NUMBER} ms, {NUMBER} ms a scan; "
+                       rf"part 2: (thumbnail made|refused: .*passes.*)$", output, re.M)
     assert [(int(count), answer.split(":")[0]) for count, answer in scans] == [
         (10, "thumbnail made"), (64, "thumbnail made"), (300, "refused"), (1300, "refused")], output
 
