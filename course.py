@@ -208,8 +208,11 @@ def serve(stage, app_args):
             # this script alone, which stops the app, then the database. Part 4 lets
             # requests under way finish first (--shutdown_timeout, 25 s by default,
             # then up to --db_timeout to delete what it cut): wait for that.
-            if app.poll() is None:  # a small program has no handler of its own: SIGTERM ends it quietly
-                app.send_signal(signal.SIGTERM if program else signal.SIGINT)
+            if program:  # no handler of its own: SIGTERM ends it quietly, and any process it forked
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(app.pid, signal.SIGTERM)
+            elif app.poll() is None:
+                app.send_signal(signal.SIGINT)
             try:
                 app.wait(STOP_GRACE)
             except subprocess.TimeoutExpired:

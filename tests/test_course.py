@@ -111,15 +111,21 @@ async def test_run_uses_the_mongodb_that_answers(run_command, mongodb_uri):
 
 
 
-# One small program of each lesson that has them: the lessons' tests run them all, without course.py.
-@pytest.mark.parametrize("program", sorted({path.parent.parent.name: path.relative_to(ROOT).as_posix()
-                                            for path in sorted(ROOT.glob("part*/small/*.py"))}.values()))
+# One small program of each lesson that has them, and those that fork: the lessons'
+# tests run them all, without course.py.
+SMALL_PROGRAMS = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("part*/small/*.py"))
+FORKING = [program for program in SMALL_PROGRAMS if "fork" in (ROOT / program).read_text()]
+
+
+@pytest.mark.parametrize("program", sorted({*{Path(program).parts[0]: program for program in SMALL_PROGRAMS}.values(),
+                                            *FORKING}))
 async def test_run_serves_a_lessons_small_program_and_ctrl_c_stops_it_quietly(run_command, mongodb_uri, program):
     run = run_command(program, mongodb_uri)
     run.start()
     assert (await run.client.fetch("/")).code < 500
     assert run.ctrl_c() == 128 + signal.SIGINT
     assert not run.processes_left(), "Ctrl+C left a process behind"
+    assert not port_open("127.0.0.1", run.port), "a process it forked still serves"
     assert "Traceback" not in run.output()
 def test_run_explains_when_a_remote_mongodb_does_not_answer(run_command):
     # Two hosts: not a single local server, so the embedded database is not started.
