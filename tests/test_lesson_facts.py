@@ -287,6 +287,74 @@ async def test_the_stages_error_page_shows_no_traceback_even_with_serve_tracebac
     assert response.code == 500 and "Traceback" not in response.body.decode()
 
 
+# --- Part 4's lesson (part4_production/README.md): what it says of the libraries ---
+
+
+def test_part_4_tornados_two_timeouts_default_to_an_hour_for_headers_and_none_for_a_body():
+    import tornado.httpserver
+
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([]))
+    assert server.conn_params.header_timeout == 3600 and server.conn_params.body_timeout is None
+    assert server.conn_params.max_header_size == 64 * 1024  # the 431's "over 64 KiB"
+
+
+def test_part_4_fork_processes_restarts_children_and_numbers_them():
+    import tornado.process
+
+    assert inspect.signature(tornado.process.fork_processes).parameters["max_restarts"].default is None
+    assert "max_restarts defaults to 100" in tornado.process.fork_processes.__doc__
+    assert tornado.process.task_id() is None  # in a process fork_processes() did not make
+
+
+def test_part_4_pymongo_says_a_client_is_made_after_the_fork():
+    import pymongo.synchronous.topology
+
+    source = inspect.getsource(pymongo.synchronous.topology.Topology.open)
+    assert "MongoClient must be created after any" in source and "forking" in source
+    assert "MongoClient opened before fork. May not be entirely fork-safe" in source
+
+
+def test_part_4_send_error_clears_the_headers_set_before_it():
+    assert "self.clear()" in inspect.getsource(tornado.web.RequestHandler.send_error)
+    assert "Resets all headers" in tornado.web.RequestHandler.clear.__doc__
+
+
+def test_part_4_the_access_log_line_and_log_function():
+    source = inspect.getsource(tornado.web.Application.log_request)
+    assert '"log_function" in self.settings' in source
+    assert source.index("< 400") < source.index("access_log.info") < source.index("< 500") < source.index(
+        "access_log.warning") < source.index("access_log.error")
+    assert '"%d %s %.2fms"' in source
+    assert '"{} {} ({})"' in inspect.getsource(tornado.web.RequestHandler._request_summary)
+    import logging
+    from tornado.log import access_log
+
+    assert access_log.name == "tornado.access"
+    assert logging.lastResort.level == logging.WARNING  # with no logging set up, only warnings and errors show
+
+
+def test_part_4_a_streaming_handlers_on_connection_close_ends_the_request():
+    assert "set_exception(iostream.StreamClosedError())" in inspect.getsource(
+        tornado.web.RequestHandler.on_connection_close)
+    execute = inspect.getsource(tornado.web.RequestHandler._execute)
+    assert "await self.request._body_future\n                except iostream.StreamClosedError:\n" \
+           "                    return" in execute  # no on_finish() after it
+
+
+def test_part_4_write_of_a_dict_is_json():
+    source = inspect.getsource(tornado.web.RequestHandler.write)
+    assert 'self.set_header("Content-Type", "application/json; charset=UTF-8")' in source
+
+
+def test_part_4_the_reason_phrases_it_names():
+    import http
+    import signal
+
+    assert [http.HTTPStatus(code).phrase for code in (408, 431, 503)] == [
+        "Request Timeout", "Request Header Fields Too Large", "Service Unavailable"]
+    assert signal.SIGTERM == 15  # a process killed by it exits with status -15 for Python's subprocess
+
+
 # --- Part 2's lesson (part2_thumbnails/README.md), its chapters' claims ---
 
 
