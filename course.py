@@ -2,6 +2,7 @@
 """Set up the course, serve a stage, run the tests, check the exercises.
 
     python3 course.py run [STAGE [APP OPTIONS...]]   # serves part1_basic by default
+    python3 course.py run STAGE/small/NAME.py        # serves a lesson's smallest version
     python3 course.py test [STAGE] [PYTEST OPTIONS...]  # the whole suite (or one stage's tests)
     python3 course.py check STAGE [N...]             # checks your solutions to its exercises
 
@@ -164,13 +165,36 @@ def check_app_args(stage, app_args):
         sys.exit(f"error: {error}")
 
 
+def small_program(word):
+    """A lesson's smallest version, `STAGE/small/NAME.py`, as a path; None if `word`
+    names none."""
+    stage, _, rest = word.partition("/small/")
+    path = ROOT / stage / "small" / rest
+    if stage in STAGES and re.fullmatch(r"[\w-]+\.py", rest) and path.is_file():
+        return path
+    return None
+
+
+def stage_or_program(word):
+    """argparse's check of what `run` serves: a stage, or a lesson's small program."""
+    if word in STAGES or small_program(word):
+        return word
+    raise argparse.ArgumentTypeError(
+        f"no stage or small program {word!r} (stages: {', '.join(STAGES)}; a small program: STAGE/small/NAME.py)")
+
+
 def serve(stage, app_args):
-    """Serve a stage on the database, until Ctrl+C."""
-    check_app_args(stage, app_args)
+    """Serve a stage (or a lesson's small program) on the database, until Ctrl+C."""
+    program = small_program(stage)
+    if program and app_args:
+        sys.exit(f"error: {stage} takes no options: it reads PORT, MONGODB_URI and MONGODB_DB "
+                 f"from the environment (given: {' '.join(app_args)})")
+    if not program:
+        check_app_args(stage, app_args)
     uri = os.environ.get("MONGODB_URI", DEFAULT_URI)
     with database(uri) as answering_uri:
         app = subprocess.Popen(
-            [sys.executable, ROOT / stage / "app.py", *app_args],
+            [sys.executable, program or ROOT / stage / "app.py", *app_args],
             env={**os.environ, "MONGODB_URI": answering_uri},
             process_group=0,
         )
@@ -181,8 +205,8 @@ def serve(stage, app_args):
             # this script alone, which stops the app, then the database. Part 4 lets
             # requests under way finish first (--shutdown_timeout, 25 s by default,
             # then up to --db_timeout to delete what it cut): wait for that.
-            if app.poll() is None:
-                app.send_signal(signal.SIGINT)
+            if app.poll() is None:  # a small program has no handler of its own: SIGTERM ends it quietly
+                app.send_signal(signal.SIGTERM if program else signal.SIGINT)
             try:
                 app.wait(STOP_GRACE)
             except subprocess.TimeoutExpired:
@@ -343,7 +367,8 @@ def parse(argv):
 
     What follows the stage (or `test`) is the app's (or pytest's), --help included:
     argparse never sees it, or it would answer --help itself."""
-    named_stage = argv[:1] in (["run"], ["check"], ["test"]) and argv[1:2] and argv[1] in STAGES
+    named_stage = argv[:1] in (["run"], ["check"], ["test"]) and argv[1:2] and (
+        argv[1] in STAGES or (argv[0] == "run" and small_program(argv[1])))
     cut = 2 if named_stage else 1 if argv[:1] == ["test"] else len(argv)
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -351,8 +376,8 @@ def parse(argv):
                "after check's stage come the numbers of the exercises to check.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    run_parser = commands.add_parser("run", help="serve a stage at http://localhost:$PORT")
-    run_parser.add_argument("stage", nargs="?", default=STAGES[0], choices=STAGES)
+    run_parser = commands.add_parser("run", help="serve a stage (or STAGE/small/NAME.py) at http://localhost:$PORT")
+    run_parser.add_argument("stage", nargs="?", default=STAGES[0], type=stage_or_program)
     test_parser = commands.add_parser("test", help="run the whole test suite, or the tests of one stage")
     test_parser.add_argument("stage", nargs="?", choices=STAGES)
     check_parser = commands.add_parser("check", help="check your solutions to a stage's exercises (all, or N...)")

@@ -70,8 +70,9 @@ def main():
 
 def scans(make_thumbnail, size, runs):
     """Decoding time by number of scans, and what part 2 answers."""
-    print(f"\nA progressive JPEG of {size[0]}x{size[1]} pixels by its number of scans, median of {runs} runs")
-    print(f"{'scans':>6} {'file':>8} {'decoding':>9} {'a scan':>8}  part 2")
+    # A line a row, its numbers unpadded: part 2's lesson shows this output, compared with
+    # yours digit run by digit run.
+    print(f"\nA progressive JPEG of {size[0]}x{size[1]} pixels by its number of scans, median of {runs} runs:")
     for count in (10, 64, 300, 1300):
         data = jpeg_with_scans(size, count)
         decoding = timed(fast, data, runs if count < 300 else 1)
@@ -79,7 +80,8 @@ def scans(make_thumbnail, size, runs):
             answer = "thumbnail made" if make_thumbnail(data) else ""
         except ValueError as refused:  # NotAnImage
             answer = f"refused: {refused}"
-        print(f"{count:6} {len(data) / 1e3:6.0f}KB {decoding:7.0f}ms {decoding / count:6.1f}ms  {answer}")
+        print(f"{count} scans, {len(data) / 1e3:.0f} KB: decoded in {decoding:.0f} ms, {decoding / count:.1f} ms a scan; "
+              f"part 2: {answer}")
 
 
 if __name__ == "__main__":

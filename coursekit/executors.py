@@ -5,8 +5,9 @@ import concurrent.futures
 
 class InlineExecutor(concurrent.futures.Executor):
     """Given to a stage's make_app(db, thumbnail_executor=InlineExecutor()), it makes the
-    thumbnails on the event loop itself, blocking it, as the 2014 code did: what
-    bench/blocking.py and notebook 03 measure against the stage's thread pool."""
+    thumbnails on the event loop itself, blocking it, as a handler that calls Pillow
+    itself does: what bench/blocking.py and notebook 03 measure against the stage's
+    thread pool."""
 
     def submit(self, function, /, *args, **kwargs):
         future = concurrent.futures.Future()

@@ -82,10 +82,11 @@ print(f"{os.cpu_count()} cores; part 2 makes thumbnails on {part2.THUMBNAIL_THRE
 #
 # The same application, served on two ports of `127.0.0.1` by the kernel's event loop:
 # `make_app(db, thumbnail_executor=InlineExecutor())` makes each thumbnail right in
-# the handler, on the loop, as the 2014 code did (the course's toolkit has that
-# executor: its `submit()` runs the function at once, on the calling thread);
-# `make_app(db)` hands it to part 2's thread pool with `run_in_executor`. Both store into one database of our own. Running this cell
-# again stops the servers and the database of the last run first.
+# the handler, on the loop, as the smallest version of the lesson's chapter 1 does (the
+# course's toolkit has that executor: its `submit()` runs the function at once, on the
+# calling thread); `make_app(db)` hands it to part 2's thread pool with
+# `run_in_executor`. Both store into one database of our own. Running this cell again
+# stops the servers and the database of the last run first.
 
 # %%
 session = await lab.Session.start(database=True)
@@ -432,7 +433,7 @@ plt.show()
 # So the most `gather` can save is the shorter save's time, and it saves it when the
 # time is spent waiting. It is worth its care, too: part 2's `return_exceptions=True`
 # is there so that, if one save fails, we still learn the other's id and delete it
-# (see the lesson, and exercise 2).
+# (see the lesson, and exercise 2 below).
 #
 # **Try it:** set `NETWORK_DELAY_MS` to 20 in the parameters cell, or to 0, and run the
 # notebook again.

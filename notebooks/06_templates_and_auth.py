@@ -18,10 +18,13 @@
 #
 # **Stage: parts 1 and 2, `part1_basic` and `part2_thumbnails`** (templates are taught in
 # [part 1's lesson](../part1_basic/README.md#the-page-a-tornado-template), the
-# `cookie_secret` in [part 2's](../part2_thumbnails/README.md#xsrf-basepy-apppy)). The stages render
-# their pages with Tornado's templates and hold a secret to sign cookies with, but no
-# stage has users yet. This notebook serves small applications from the kernel, one
-# for each idea, and requests them over HTTP, as a browser would.
+# `cookie_secret` in [part 2's](../part2_thumbnails/README.md#chapter-5-refusing-forged-requests-basepy-apppy),
+# signed cookies and `@authenticated` in its
+# [chapter 7](../part2_thumbnails/README.md#chapter-7-who-is-signed-in-for-exercise-4-signed-cookies)).
+# The stages render their pages with Tornado's templates and hold a secret to sign
+# cookies with, but no stage has users yet: part 2's exercise 4 adds them. This
+# notebook serves small applications from the kernel, one for each idea, and requests
+# them over HTTP, as a browser would.
 #
 # ## What you will learn
 #
@@ -1185,7 +1188,9 @@ await check_exercise_3();
 # 5. It may not be a coroutine, so it cannot `await`. Load the user in `async def
 #    prepare()` and assign `self.current_user`.
 # 6. For each login, everyone's requests wait those 60 ms, and logins arriving together
-#    add up. Run the hash with `IOLoop.current().run_in_executor(None, ...)`.
+#    add up. Run the hash on a pool of threads of its own, sized to the cores:
+#    `IOLoop.current().run_in_executor(pool, ...)`, not the default executor (`None`),
+#    which is shared and sized for waiting.
 #
 # </details>
 #

@@ -44,7 +44,8 @@ def test_the_thumbnail_bench_prints_naive_fast_and_their_ratio():
     output = run_bench("thumbnail.py")
     rows = re.findall(rf"^(\w+) +{NUMBER}MB +{NUMBER}ms +{NUMBER}ms +{NUMBER}x +{NUMBER}ms$", output, re.M)
     assert rows == ["smooth", "photo", "grainy"], output
-    scans = re.findall(rf"^ +(\d+) +{NUMBER}KB +{NUMBER}ms +{NUMBER}ms  (thumbnail made|refused: .*passes.*)$", output, re.M)
+    scans = re.findall(rf"^(\d+) scans, {NUMBER} KB: decoded in {NUMBER} ms, {NUMBER} ms a scan; "
+                       rf"part 2: (thumbnail made|refused: .*passes.*)$", output, re.M)
     assert [(int(count), answer.split(":")[0]) for count, answer in scans] == [
         (10, "thumbnail made"), (64, "thumbnail made"), (300, "refused"), (1300, "refused")], output
 
@@ -114,3 +115,10 @@ def test_the_decode_bench_prints_estimates_beside_measures_and_peaks_beside_budg
     assert re.search(rf"^lowest estimated / measured: {NUMBER}x", output, re.M), output
     budgets = re.findall(rf"^ +(\d+) MiB +{NUMBER} MB +\+{NUMBER} MB +{NUMBER}x +{NUMBER} s$", output, re.M)
     assert budgets == ["32", "256"], output
+
+
+def test_the_image_download_bench_prints_both_ways_of_serving_part_1s_image(mongodb_uri):
+    output = run_bench("image_download.py", MONGODB_URI=mongodb_uri)
+    for label in (r"streamed \(part 1\)", r"read whole \(small/whole_image\.py\)"):
+        assert re.search(rf"^{label} *: first byte after {NUMBER} ms, last after {NUMBER} ms, "
+                         rf"memory grew by {NUMBER} MB$", output, re.M), output

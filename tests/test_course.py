@@ -109,6 +109,18 @@ async def test_run_uses_the_mongodb_that_answers(run_command, mongodb_uri):
     assert "embedded" not in run.output()
 
 
+
+
+# One small program of each lesson that has them: the lessons' tests run them all, without course.py.
+@pytest.mark.parametrize("program", sorted({path.parent.parent.name: path.relative_to(ROOT).as_posix()
+                                            for path in sorted(ROOT.glob("part*/small/*.py"))}.values()))
+async def test_run_serves_a_lessons_small_program_and_ctrl_c_stops_it_quietly(run_command, mongodb_uri, program):
+    run = run_command(program, mongodb_uri)
+    run.start()
+    assert (await run.client.fetch("/")).code < 500
+    assert run.ctrl_c() == 128 + signal.SIGINT
+    assert not run.processes_left(), "Ctrl+C left a process behind"
+    assert "Traceback" not in run.output()
 def test_run_explains_when_a_remote_mongodb_does_not_answer(run_command):
     # Two hosts: not a single local server, so the embedded database is not started.
     uri = f"mongodb://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
@@ -190,10 +202,13 @@ def test_run_stage_help_is_the_stages_and_starts_nothing(tmp_path):
      "error: [Errno 2] No such file or directory: '/no/such.conf'"),
     (["run", "part1_basic", "--port=8001"], "error: part1_basic takes no options: it reads PORT, MONGODB_URI "
                                             "and MONGODB_DB from the environment (given: --port=8001)"),
+    (["run", "part1_basic/small/no_such.py"], "course.py run: error: argument stage: no stage or small program "
+                                             "'part1_basic/small/no_such.py' (stages: " + ", ".join(STAGES) +
+                                             "; a small program: STAGE/small/NAME.py)"),
 ])
 def test_an_option_error_is_told_before_anything_starts(tmp_path, args, message):
     status, output = run_to_its_end(*args, tmp_path=tmp_path)
-    assert status == 1
+    assert status in (1, 2)  # 2: argparse's own
     assert output.strip().splitlines()[-1] == message
     assert "embedded database" not in output and "Traceback" not in output
 
@@ -228,7 +243,7 @@ def repository(tmp_path):
     for name in ["coursekit", "tests", "solutions", *STAGES]:
         shutil.copytree(ROOT / name, copy / name, ignore=ignore)
     (copy / ".venv").symlink_to(ROOT / ".venv")
-    solution = ROOT / "solutions" / "part1_basic" / "3_delete_an_image.patch"
+    solution = ROOT / "solutions" / "part1_basic" / "1_delete_an_image.patch"
     subprocess.run(["git", "apply", solution], cwd=copy, check=True,
                    env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)})
     return copy
@@ -244,23 +259,23 @@ def check(repository, *args):
 
 @pytest.mark.takes(12)
 def test_check_says_which_exercises_pass_and_why_the_others_fail(repository):
-    status, output = check(repository, "part1_basic", "3", "4")
+    status, output = check(repository, "part1_basic", "1", "2")
     lines = output.splitlines()
     assert status == 1
-    assert lines[0] == "part1_basic, exercise 3 (delete an image): PASS"
-    assert lines[1] == "part1_basic, exercise 4 (search by name): FAIL"
+    assert lines[0] == "part1_basic, exercise 1 (delete an image): PASS"
+    assert lines[1] == "part1_basic, exercise 2 (search by name): FAIL"
     assert lines[2].startswith("  - the home page should have a search form")  # the check's own words
     assert "assert " not in output and "Traceback" not in output  # not pytest's
-    assert check(repository, "part1_basic", "3") == (0, "part1_basic, exercise 3 (delete an image): PASS\n")
+    assert check(repository, "part1_basic", "1") == (0, "part1_basic, exercise 1 (delete an image): PASS\n")
 
 
 @pytest.mark.takes(6)
 def test_check_shows_where_app_py_does_not_load(repository):
     app = repository / "part1_basic" / "app.py"
     app.write_text(app.read_text() + "def broken(:\n")
-    status, output = check(repository, "part1_basic", "3")
+    status, output = check(repository, "part1_basic", "1")
     assert status == 1
-    assert output.splitlines()[:2] == ["part1_basic, exercise 3 (delete an image): FAIL",
+    assert output.splitlines()[:2] == ["part1_basic, exercise 1 (delete an image): FAIL",
                                        f'  - File "{app}", line {app.read_text().count(chr(10))}']
     assert output.splitlines()[-1] == "    SyntaxError: invalid syntax"
 

@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import unicodedata
 
 import gridfs.grid_file
 import gridfs.grid_file_shared
@@ -22,6 +23,7 @@ import motor
 import motor.motor_gridfs
 import motor.motor_tornado
 import motor.web
+import pymongo.common
 import pytest
 import tornado.concurrent
 import tornado.gen
@@ -30,6 +32,8 @@ import tornado.ioloop
 import tornado.options
 import tornado.template
 import tornado.web
+from bson import ObjectId
+from bson.errors import InvalidId
 from PIL import Image, UnidentifiedImageError
 from pymongo.collection import Collection
 
@@ -281,6 +285,153 @@ async def test_the_stages_error_page_shows_no_traceback_even_with_serve_tracebac
     client = await serve(serve_traceback=True, visit=False)
     response = await client.fetch("/")
     assert response.code == 500 and "Traceback" not in response.body.decode()
+
+
+# --- Part 2's lesson (part2_thumbnails/README.md), its chapters' claims ---
+
+
+def test_part2_the_default_executor_is_sized_for_waiting_and_motors_pool_has_five_threads_a_core():
+    """Chapter 2: run_in_executor(None, ...) is asyncio's default pool, min(32, cores + 4)
+    threads (3.13 counts the cores this process may use); Motor's own has five a core."""
+    import concurrent.futures.thread
+
+    import motor.frameworks.tornado
+    import tornado.platform.asyncio
+
+    tornado_run = inspect.getsource(tornado.platform.asyncio.BaseAsyncIOLoop.run_in_executor)
+    assert "self.asyncio_loop.run_in_executor(executor" in tornado_run
+    assert "concurrent.futures.ThreadPoolExecutor(" in inspect.getsource(asyncio.BaseEventLoop.run_in_executor)
+    pool = inspect.getsource(concurrent.futures.thread.ThreadPoolExecutor.__init__)
+    assert re.search(r"max_workers = min\(32, \(os\.(process_)?cpu_count\(\) or 1\) \+ 4\)", pool)
+    assert "cpu_count() * 5" in inspect.getsource(motor.frameworks.tornado)
+
+
+def test_part2_draft_is_the_jpeg_decoders_alone_and_thumbnail_never_enlarges():
+    """Chapter 1: of our four formats, only JPEG does anything with draft(); thumbnail()
+    keeps the shape and never enlarges; Image.MIME gives each format's media type."""
+    from PIL import GifImagePlugin, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
+
+    for plugin in (PngImagePlugin.PngImageFile, GifImagePlugin.GifImageFile, WebPImagePlugin.WebPImageFile):
+        assert plugin.draft is Image.Image.draft
+    assert JpegImagePlugin.JpegImageFile.draft is not Image.Image.draft
+    assert "pass" in inspect.getsource(Image.Image.draft).split('"""')[-1]
+    image = Image.new("RGB", (300, 200))
+    image.thumbnail((128, 128))
+    assert image.size == (128, 85)
+    image = Image.new("RGB", (100, 50))
+    image.thumbnail((128, 128))
+    assert image.size == (100, 50)
+    Image.init()
+    assert {Image.MIME[name] for name in ("PNG", "JPEG", "GIF", "WEBP")} == {
+        "image/png", "image/jpeg", "image/gif", "image/webp"}
+
+
+def test_part2_pillow_refuses_a_bomb_above_twice_max_image_pixels_and_warns_between():
+    """Chapter 6: about 89 million pixels; an error above twice that, a warning from once."""
+    assert Image.MAX_IMAGE_PIXELS == 1024 * 1024 * 1024 // 4 // 3 == 89_478_485
+    check = inspect.getsource(Image._decompression_bomb_check)
+    assert "if pixels > 2 * MAX_IMAGE_PIXELS:" in check and "raise DecompressionBombError" in check
+    assert "warnings.warn" in check and "DecompressionBombWarning" in check
+
+
+def test_part2_an_options_type_is_its_defaults():
+    """Chapter 4: define("port", default=int(...)) makes --port an integer, and --port=abc an error."""
+    options = tornado.options.OptionParser()
+    options.define("port", default=8000)
+    options.parse_command_line(["app.py", "--port=8001"], final=False)
+    assert options.port == 8001
+    with pytest.raises(ValueError):  # not tornado.options.Error: main() catches both
+        options.parse_command_line(["app.py", "--port=abc"], final=False)
+
+
+def test_part2_the_xsrf_and_cross_origin_checks_skip_get_head_and_options():
+    """Chapter 5: what Tornado checks, and which Sec-Fetch-Site values pass."""
+    protection = inspect.getsource(tornado.web.RequestHandler._cross_origin_protection)
+    assert 'if self.request.method in ("HEAD", "OPTIONS", "GET"):' in protection
+    assert protection.index("check_xsrf_cookie()") < protection.index("_check_cross_origin(")
+    check = inspect.getsource(tornado.web.RequestHandler._check_cross_origin)
+    assert 'case "same-origin" | "none":' in check
+    assert "return None  # probably non-browser client" in check
+    assert 'origin in self.application.settings.get("trusted_origins", [])' in inspect.getsource(
+        tornado.web.RequestHandler.check_trusted_origin)
+    assert ".. versionadded:: 6.6" in tornado.web.RequestHandler.check_trusted_origin.__doc__  # "Tornado 6.6 added"
+
+
+def test_part2_rotate_270_is_a_quarter_turn_clockwise():
+    """Exercise 2's hint: Pillow counts its angles counter-clockwise."""
+    image = Image.new("RGB", (300, 200), "blue")
+    image.paste("red", (0, 0, 150, 200))  # the left half
+    turned = image.transpose(Image.Transpose.ROTATE_270)
+    assert turned.size == (200, 300)
+    assert turned.getpixel((100, 10)) == (255, 0, 0) and turned.getpixel((100, 290)) == (0, 0, 255)
+
+
+def test_part2_signed_cookies_and_authenticated_as_chapter_7_says():
+    """Chapter 7: a signed cookie is read back for 31 days; current_user calls
+    get_current_user() once a request, and templates see it; @authenticated redirects a
+    GET or HEAD to login_url with ?next=, and answers 403 to any other method."""
+    assert inspect.signature(tornado.web.RequestHandler.get_signed_cookie).parameters["max_age_days"].default == 31
+    current_user = inspect.getsource(tornado.web.RequestHandler.current_user.fget)
+    assert 'if not hasattr(self, "_current_user"):' in current_user
+    assert "self._current_user = self.get_current_user()" in current_user
+    assert "current_user=self.current_user" in inspect.getsource(tornado.web.RequestHandler.get_template_namespace)
+    authenticated = inspect.getsource(tornado.web.authenticated)
+    assert 'if self.request.method in ("GET", "HEAD"):' in authenticated
+    assert "urlencode(dict(next=next_url))" in authenticated and "raise HTTPError(403)" in authenticated
+    assert "get_login_url" in authenticated
+    assert 'self.require_setting("login_url"' in inspect.getsource(tornado.web.RequestHandler.get_login_url)
+
+
+# --- Part 1's lesson, its chapters (issue 23): what its prose says about the libraries ---
+
+
+def test_part1_a_document_holds_16_mib_and_a_gridfs_chunk_255_kib():
+    assert pymongo.common.MAX_BSON_SIZE == 16 * 1024**2
+    assert gridfs.grid_file_shared.DEFAULT_CHUNK_SIZE == 255 * 1024 == 261120
+
+
+def test_part1_the_driver_waits_30_seconds_for_a_database_unless_told():
+    assert pymongo.common.SERVER_SELECTION_TIMEOUT == 30
+    assert "serverSelectionTimeoutMS" not in (ROOT / "part1_basic" / "small" / "refuse.py").read_text()
+
+
+def test_part1_an_object_id_is_12_bytes_that_begin_with_its_time_in_seconds():
+    oid = ObjectId()
+    assert len(oid.binary) == 12
+    assert int.from_bytes(oid.binary[:4], "big") == int(oid.generation_time.timestamp())
+    for text in ["not-an-id", "0123456789abcdef0123456z"]:  # the second: 24 characters, not all hexadecimal
+        with pytest.raises(InvalidId):
+            ObjectId(text)
+
+
+def test_part1_isprintable_refuses_the_spaces_and_joiners_that_names_hold():
+    assert " ".isprintable() and not "\u202f".isprintable() and not "\u200d".isprintable()
+    assert [unicodedata.category(char) for char in "\n\r\x00\x85\u2028\u2029"] == ["Cc"] * 4 + ["Zl", "Zp"]
+
+
+def test_part1_tornado_answers_405_to_a_method_not_defined_and_drops_a_heads_body():
+    assert tornado.web.RequestHandler.head is tornado.web.RequestHandler._unimplemented_method
+    assert "raise HTTPError(405)" in inspect.getsource(tornado.web.RequestHandler._unimplemented_method)
+    assert 'if self.request.method == "HEAD":\n                chunk = b""' in inspect.getsource(
+        tornado.web.RequestHandler.flush)
+
+
+def test_part1_default_headers_are_set_when_a_request_begins_and_again_for_an_error_page():
+    assert "self.set_default_headers()" in inspect.getsource(tornado.web.RequestHandler.clear)
+    assert "self.clear()" in inspect.getsource(tornado.web.RequestHandler.__init__)
+    assert "self.clear()" in inspect.getsource(tornado.web.RequestHandler.send_error)
+
+
+def test_part1_tornados_own_error_page_gives_the_status_and_its_name():
+    source = inspect.getsource(tornado.web.RequestHandler.write_error)
+    assert '"<body>%(code)d: %(message)s</body></html>"' in source and '"message": escape.xhtml_escape(self._reason)' in source
+
+
+def test_part1_a_gridfs_delete_takes_the_document_then_the_chunks_or_raises_no_file():
+    assert motor.motor_tornado.MotorGridFSBucket.__delegate_class__ is gridfs.GridFSBucket
+    source = inspect.getsource(gridfs.GridFSBucket.delete)
+    assert source.index("self._files.delete_one") < source.index("self._chunks.delete_many")
+    assert "raise NoFile" in source
 
 
 # --- Statements once false in the lessons, fixed: none may come back ---

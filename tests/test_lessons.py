@@ -14,6 +14,13 @@ fenced block means, and how it is checked:
   against the stage served at http://localhost:8000 (for a document outside a stage:
   in the repository's root, no server). Each command starts with `$ `; the lines
   after it are its output, compared exactly. A block must open with a command.
+  `serve=small/NAME.py`: a session of its own against that program of the lesson
+  (its smallest version of an idea, at most 40 lines, run as
+  `python3 course.py run STAGE/small/NAME.py` serves it), every one of which has
+  such a block. `in=root`: a session of its own in the repository's root, with no
+  server. `figures=vary`: numbers in the output (a time, a size) are not compared,
+  the rest is. Every session runs with the course's environment active, as after
+  `source .venv/bin/activate`: `python` is the venv's.
 - ```pycon: a doctest, run against the test's database.
 - ```sh: commands to type that the tests cannot run (a server that runs until
   Ctrl+C, Docker, a benchmark taking minutes), without prompts. The scripts, stages,
@@ -29,13 +36,16 @@ bench/ script that prints it."""
 
 import asyncio
 import doctest
+import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
 
 from coursekit.images import image_bytes
+from coursekit.processes import Program, free_port
 from coursekit.stages import ROOT, STAGES, load_stage
 
 RUNS_ON = STAGES  # every stage
@@ -156,52 +166,84 @@ def test_an_excerpt_must_be_whole_lines_in_order(tmp_path):
 
 # --- Commands to type: run, or at least naming what exists ---
 
-LESSON_ADDRESS = "http://localhost:8000"
+LESSON_HOST = "localhost:8000"  # where a lesson serves its stage
+SMALL_LINES = 40
 MARK = "#-- status"
 
 
-def shell_session(document):
-    """[(command, expected output)] for the ```console blocks of a document."""
+def where(block):
+    """Where a ```console block runs: "" (the stage served, or outside a stage the
+    repository's root), "root", or the small program it is served by."""
+    return block.attributes.get("serve") or ("root" if block.attributes.get("in") == "root" else "")
+
+
+def shell_session(document, place=""):
+    """[(command, expected output, whether figures vary)] for the ```console blocks of
+    a document that run at `place` (see where())."""
     session = []
     for block in blocks(document, "console"):
         assert block.text.startswith("$ "), (
             f"{block}: a ```console block opens with a `$ ` command; mark what is not run as ```sh "
             "(commands) or ```output (what a program prints)")
+        if where(block) != place:
+            continue
+        vary = block.attributes.get("figures") == "vary"
         for line in block.text.splitlines():
             if line.startswith("$ "):
-                session.append((line[2:], []))
+                session.append((line[2:], [], vary))
             else:
                 session[-1][1].append(line)
-    return [(command, "\n".join(output)) for command, output in session]
+    return [(command, "\n".join(output), vary) for command, output, vary in session]
+
+
+def figures_hidden(text):
+    """`text` with each number replaced by N: 'took 1.25 s' and 'took 0.9 s' read alike."""
+    return re.sub(r"\d+", "N", text)
 
 
 async def run_session(session, cwd, base_url=None):
     """Run the commands of `session` with bash, in `cwd`; check each one's status
-    and output."""
-    script = "".join(f"{command}\necho '{MARK}' $?\n" for command, _ in session)
-    if base_url:
-        script = script.replace(LESSON_ADDRESS, base_url)
+    and output. The lesson's localhost:8000 becomes `base_url`'s address."""
+    script = "".join(f"{command}\necho '{MARK}' $?\n" for command, _, _ in session)
+    address = base_url.split("://", 1)[1] if base_url else None
+    if address:
+        script = script.replace(LESSON_HOST, address)
     # A stage may be served by this test's event loop: wait for bash without blocking it.
+    venv = Path(sys.executable).parent  # what `source .venv/bin/activate` puts first
+    env = {**os.environ, "PATH": f"{venv}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(venv.parent)}
     bash = await asyncio.create_subprocess_exec(
-        "bash", "-c", script, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        "bash", "-c", script, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     stdout, _ = await bash.communicate()
     # [output, status, output, status, ..., ""]: one output and status per command
     parts = re.split(rf"^{MARK} (\d+)\n", stdout.decode(), flags=re.M)
     assert len(parts) == 2 * len(session) + 1, stdout.decode()
-    for (command, expected), output, status in zip(session, parts[0::2], parts[1::2]):
+    for (command, expected, vary), output, status in zip(session, parts[0::2], parts[1::2]):
         assert status == "0", f"`{command}` failed:\n{output}"
-        if base_url:
-            expected = expected.replace(LESSON_ADDRESS, base_url)
-        assert output.rstrip("\n") == expected, command
+        output = output.rstrip("\n")
+        if address:
+            expected = expected.replace(LESSON_HOST, address)
+        if vary:
+            output, expected = figures_hidden(output), figures_hidden(expected)
+        assert output == expected, command
+
+
+def test_figures_vary_compares_all_but_the_numbers():
+    assert figures_hidden("lag: 212 ms, then 1.5 ms") == figures_hidden("lag: 87 ms, then 0.25 ms")
+    assert figures_hidden("lag: 212 ms") != figures_hidden("lag: 212 s")
+
+
+def photo_folder(tmp_path):
+    """The scratch folder a lesson's commands run in: photo.png, 300x200."""
+    (tmp_path / "photo.png").write_bytes(image_bytes(size=(300, 200), color="teal"))
+    return tmp_path
 
 
 async def test_the_lessons_shell_commands_work_as_written(stage, client, tmp_path, mongodb_uri, db_name):
     document = f"{stage}/README.md"
     session = shell_session(document)
     assert session, "a lesson gives commands to try"
-    (tmp_path / "photo.png").write_bytes(image_bytes(size=(300, 200), color="teal"))
-    await run_session(session, tmp_path, client.base_url)
+    await run_session(session, photo_folder(tmp_path), client.base_url)
 
     for block in blocks(document, "pycon"):
         # The lesson's database is the stage's default, named after it; the test's is its own.
@@ -212,10 +254,43 @@ async def test_the_lessons_shell_commands_work_as_written(stage, client, tmp_pat
         assert runner.summarize(verbose=False).failed == 0
 
 
+def small_programs(stage):
+    """The lesson's smallest versions of its ideas: `small/NAME.py` of the stage's folder."""
+    return sorted(f"small/{path.name}" for path in (ROOT / stage).glob("small/*.py"))
+
+
+def test_each_small_program_is_small_and_run_by_the_lesson(stage):
+    document = f"{stage}/README.md"
+    served = {where(block) for block in blocks(document, "console")} - {"", "root"}
+    assert served == set(small_programs(stage)), (
+        f"{document}: each program in small/ has a ```console serve=small/NAME.py block, and each such block "
+        f"names a program there (programs: {small_programs(stage)}, blocks: {sorted(served)})")
+    for name in small_programs(stage):
+        lines = (ROOT / stage / name).read_text().splitlines()
+        assert len(lines) <= SMALL_LINES, f"{stage}/{name}: {len(lines)} lines; the smallest version is {SMALL_LINES} at most"
+        quoted = [block for block in blocks(document, "python") if block.attributes.get("file") == name]
+        assert quoted and not ELLIPSIS.search(quoted[0].text), f"{document} quotes {name} whole"
+
+
+async def test_the_lessons_small_programs_work_as_written(stage, tmp_path, mongodb_uri, db_name):
+    document = f"{stage}/README.md"
+    for name in small_programs(stage):
+        port = free_port()
+        env = {"PORT": str(port), "MONGODB_URI": mongodb_uri, "MONGODB_DB": db_name}
+        with Program([sys.executable, ROOT / stage / name], port, env) as program:
+            await run_session(shell_session(document, name), photo_folder(tmp_path), program.url)
+
+
+async def test_the_lessons_commands_from_the_root_work_as_written(stage):
+    session = shell_session(f"{stage}/README.md", "root")
+    if session:
+        await run_session(session, ROOT)
+
+
 @pytest.mark.parametrize("document", [document for document in DOCUMENTS if document not in LESSONS])
 async def test_other_documents_shell_commands_work_as_written(document):
     """Outside a stage, a console session runs in the repository's root, with no server."""
-    session = shell_session(document)
+    session = shell_session(document) + shell_session(document, "root")
     assert not blocks(document, "pycon"), "a doctest needs a stage's database: put it in a lesson"
     if session:
         await run_session(session, ROOT)
@@ -234,6 +309,8 @@ def command_problems(command):
         after = words[words.index("run") + 1 :]
         stage = after[0] if after and not after[0].startswith("-") else STAGES[0]
     stage = next((Path(word).parts[0] for word in words if word.endswith("/app.py")), stage)
+    if stage is not None and "/small/" in stage:  # a lesson's small program (its path is checked above)
+        return problems
     if stage is not None and stage not in STAGES:
         problems.append(f"no stage {stage}")
     elif stage is not None:
@@ -261,6 +338,8 @@ def test_the_command_check_finds_what_is_missing():
     assert command_problems("PORT=8001 python part1_basic/app.py --port=8001") == [
         "part1_basic has no option --port"]
     assert command_problems(".venv/bin/python bench/nothing.py") == ["no such file bench/nothing.py"]
+    assert command_problems("python3 course.py run part1_basic/small/nothing.py") == [
+        "no such file part1_basic/small/nothing.py"]
 
 
 # --- How a lesson is built ---

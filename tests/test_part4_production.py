@@ -185,6 +185,20 @@ async def test_the_listener_gives_streams_the_servers_buffer_sizes_and_refuses_t
 # --- A graceful stop ---
 
 
+
+
+async def test_a_header_block_over_64_kib_is_answered_431_not_just_closed(program, connect):
+    running = program()
+    too_large = await connect(running.url)
+    await too_large.send(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+    status, headers, body = await too_large.response(timeout=LIMIT)
+    assert (status, headers["connection"]) == (431, "close")
+    assert body == b"The request's headers are over 64 KiB in all.\n"
+    # Only the header block: a chunk's size line over Tornado's 64 bytes is closed on as before.
+    chunked = await connect(running.url)
+    await chunked.send(b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 100)
+    assert await chunked.closed_by_server(timeout=LIMIT)
+    assert (await Client(running.url, request_timeout=LIMIT).fetch("/healthz")).body == b"ok"
 @pytest.mark.parametrize("processes", [1, 2])
 async def test_sigterm_lets_uploads_finish_then_cuts_the_rest_and_deletes_their_chunks(program, stage, db, start_upload,
                                                                                        processes):

@@ -1,4 +1,4 @@
-"""Part 1, exercise 3: delete an image.
+"""Part 1, exercise 1: delete an image.
 
 Each image on the home page gets a button that deletes it:
 <form class="delete" method="post" action="/imgs/<id>/delete">. POST /imgs/<id>/delete

@@ -1,4 +1,4 @@
-"""Part 1, exercise 1: a page for each image.
+"""Part 1, exercise 3: a page for each image.
 
 GET /imgs/<id>/page shows one image, with a template of its own, image.html, that
 extends base.html: the file name in an <h1>, the image (<img src="/imgs/<id>">), and

@@ -1,4 +1,4 @@
-"""Part 2, exercise 3: the same photo stored once.
+"""Part 2, exercise 2: the same photo stored once.
 
 Each upload's bytes are hashed with hashlib.sha256, on the thumbnail threads (hashing
 a 20 MB photo is CPU work too), and the hex digest is kept in its `imgs` document as

@@ -1,4 +1,4 @@
-"""Part 1, exercise 2: older uploads, and the index their query needs.
+"""Part 1, exercise 4: older uploads, and the index their query needs.
 
 When there are older images than the 20 listed, the home page ends with
 <a class="older" href="/?before=ID">Older uploads</a>, ID being the last one listed.

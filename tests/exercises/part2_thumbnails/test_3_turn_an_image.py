@@ -1,4 +1,4 @@
-"""Part 2, exercise 2: turn an image.
+"""Part 2, exercise 3: turn an image.
 
 Each image on the home page gets a button that turns it a quarter turn clockwise:
 <form class="rotate" method="post" action="/imgs/<id>/rotate">, with the XSRF field.

@@ -1,4 +1,4 @@
-"""Part 1, exercise 4: search by name.
+"""Part 1, exercise 2: search by name.
 
 The home page gets a search form, <form class="search" method="get" action="/">, with
 a text box <input name="q">. /?q=TEXT lists the 20 newest images whose name contains
