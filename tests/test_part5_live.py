@@ -180,8 +180,9 @@ def secantusd(port, storage, *flags):
 
 async def test_when_the_history_to_resume_from_is_gone_every_page_is_told_to_reload(program, tmp_path):
     """A database that keeps 20 changes of history (SecantusDB trims it every 1,000
-    changes): the process's way to it hangs while 1,100 are made. The stream cannot resume; rather than miss them, it tells every page
-    to reload its list, and watches on from now."""
+    changes): the process's way to it hangs while 1,100 are made. The stream cannot
+    resume; rather than miss them, it tells every page to reload its list, and
+    watches on from now."""
     database, uri = secantusd(free_port(), tmp_path / "db", "--oplog-max-entries", "20")
     with database, PausableProxy("127.0.0.1", database.port) as proxy:
         running = program("--db_timeout=1", mongodb_uri=f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true")
@@ -378,7 +379,8 @@ async def test_a_socket_through_nginx_is_told_as_it_happens_and_says_goodbye(pro
         assert (await Client(nginx.url, request_timeout=LIMIT).put(b"hi", "through.txt")).code == 201
         assert (await next_message(socket_))["upload"]["filename"] == "through.txt"
         with pytest.raises(HTTPClientError) as refused:
-            await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{port}/live", headers={"Origin": "https://evil.example"}))
+            await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{port}/live",
+                                                headers={"Origin": "https://evil.example"}))
         assert refused.value.code == 403
         running.process.send_signal(signal.SIGTERM)  # through nginx too, the page hears why
         assert await next_message(socket_) is None
