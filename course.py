@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Set up the course, serve a stage, run the tests, check the exercises.
+"""Set up the course, serve a stage, run the tests, check the exercises, make the sample files.
 
     python3 course.py run [STAGE [APP OPTIONS...]]   # serves part1_basic by default
     python3 course.py run STAGE/small/NAME.py        # serves a lesson's smallest version
     python3 course.py test [STAGE] [PYTEST OPTIONS...]  # the whole suite (or one stage's tests)
     python3 course.py check STAGE [N...]             # checks your solutions to its exercises
+    python3 course.py check FOLDER/STAGE [N...]      # ... in your copy of the stage, out of the repository
+    python3 course.py samples [FOLDER]               # writes photo.png and big.bin (1 GiB), in samples/
 
 Each command creates `.venv/` and installs the pinned requirements the first time
 (and again whenever a requirements file changes): requirements-db.txt for `run`,
@@ -42,7 +44,8 @@ DEFAULT_URI = "mongodb://localhost:27017"
 MIN_PYTHON = (3, 11)  # Tornado 6.6, PyMongo 4.20 and Pillow 13 need it
 STOP_GRACE = 40  # seconds a stage may take to stop before it is killed
 # What each command installs. A requirements file names the ones it builds on (-r).
-REQUIREMENTS = {"run": "requirements-db.txt", "test": "requirements-dev.txt", "check": "requirements-dev.txt"}
+REQUIREMENTS = {"run": "requirements-db.txt", "test": "requirements-dev.txt", "check": "requirements-dev.txt",
+                "samples": "requirements-db.txt"}
 
 
 # --- Setting up: the right Python, the virtual environment, the pinned packages ---
@@ -205,8 +208,11 @@ def serve(stage, app_args):
             # this script alone, which stops the app, then the database. Part 4 lets
             # requests under way finish first (--shutdown_timeout, 25 s by default,
             # then up to --db_timeout to delete what it cut): wait for that.
-            if app.poll() is None:  # a small program has no handler of its own: SIGTERM ends it quietly
-                app.send_signal(signal.SIGTERM if program else signal.SIGINT)
+            if program:  # no handler of its own: SIGTERM ends it quietly, and any process it forked
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(app.pid, signal.SIGTERM)
+            elif app.poll() is None:
+                app.send_signal(signal.SIGINT)
             try:
                 app.wait(STOP_GRACE)
             except subprocess.TimeoutExpired:
@@ -243,6 +249,7 @@ def test(stage, pytest_args):
     browser tests beside it; say what runs, for how long, and how it went. Return
     the exit status."""
     started = time.monotonic()
+    changed = changed_stages()  # before anything runs: a test may leave files behind
     browser_tests = browser_tests_can_run()
     coverage = [sys.executable, "-m", "coverage"]
     results = DATA / "test-results"
@@ -287,7 +294,51 @@ def test(stage, pytest_args):
               "as they must until you solve them (tests/exercises/README.md): counted as passed below.")
     print(f"In all: {took(started)}.")
     print(closing_line)
+    if any(statuses) and changed:
+        print(changed_stages_note(changed))
     return 1 if any(statuses) else 0
+
+
+def changed_stages(root=ROOT):
+    """{stage: [its files that differ from the course's]}, as git sees them: changed,
+    added or deleted and not committed, or committed since the course's own history
+    (the branch's upstream, or origin's HEAD). None outside a git clone."""
+    def git(*args):
+        try:
+            result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        except OSError:  # no git
+            return []
+        return result.stdout.splitlines() if result.returncode == 0 else []
+
+    if not git("rev-parse", "--is-inside-work-tree"):
+        return None
+
+    stages = [f"{stage}/" for stage in STAGES]
+    paths = [line[3:].split(" -> ")[-1].strip('"') for line in git("status", "--porcelain", "--", *stages)]
+    for upstream in ("@{upstream}", "origin/HEAD"):
+        if git("rev-parse", "--verify", "-q", upstream):
+            paths += git("diff", "--name-only", f"{upstream}...HEAD", "--", *stages)
+            break
+    prefix = "".join(git("rev-parse", "--show-prefix"))  # git names files from the top of its clone
+    changed = {}
+    for path in paths:
+        path = path.removeprefix(prefix)
+        changed.setdefault(path.split("/")[0], set()).add(path)
+    return {stage: sorted(files) for stage, files in sorted(changed.items())}
+
+
+def changed_stages_note(changed):
+    """One paragraph for a learner whose stages differ from the course's: why the
+    suite may fail, and how to get back."""
+    names = " and ".join(f"{len(files)} file{'s' * (len(files) > 1)} in {stage}/" for stage, files in changed.items())
+    folders = " ".join(f"{stage}/" for stage in changed)
+    return (f"Note: you changed {names} (`git status {folders}` lists them, `git diff` shows how), "
+            "and the suite tests the course's code as shipped: a stage changed in place, by an exercise "
+            "say, fails tests written for it. To get the course's code back, commit your work on a branch "
+            f"(`git switch -c exercises`, `git add {folders}`, `git commit -m exercises`, then `git switch -`) "
+            f"or drop it (`git checkout -- {folders}`, then `git clean -fd {folders}` for new files). Or work "
+            "in a copy outside the repository: `python3 course.py check "
+            f"~/course-work/{next(iter(changed))}` checks it.")
 
 
 def took(started):
@@ -319,7 +370,15 @@ EXERCISES = ROOT / "tests" / "exercises"
 
 def check(stage, numbers):
     """Run the checks of a stage's exercises (all, or those numbered) on your working
-    copy of the stage; say which pass and which fail, and why. Return the exit status."""
+    copy of the stage (or on the copy of it that `stage` names, a folder outside the
+    repository); say which pass and which fail, and why. Return the exit status."""
+    folder = Path(stage).resolve()
+    if stage in STAGES or folder == ROOT / folder.name:
+        folder = ROOT / folder.name
+    elif folder.is_relative_to(ROOT):
+        sys.exit(f"error: keep your copy of {folder.name} outside the repository ({stage} is inside it): "
+                 "the suite would take its lesson for one of the course's")
+    stage = folder.name
     exercises = {path.stem.split("_")[1]: path for path in sorted((EXERCISES / stage).glob("test_*_*.py"))}
     if not exercises:
         sys.exit(f"error: {stage}'s exercises have no checks yet")
@@ -328,8 +387,8 @@ def check(stage, numbers):
     chosen = [exercises[number] for number in numbers] or list(exercises.values())
     with tempfile.TemporaryDirectory(prefix="course-check-") as scratch:
         report = Path(scratch) / "report.xml"
-        pytest = subprocess.run([sys.executable, "-m", "pytest", "--yours", "-q", f"--junit-xml={report}", *chosen],
-                                cwd=ROOT, capture_output=True, text=True)
+        pytest = subprocess.run([sys.executable, "-m", "pytest", "--yours", f"--copies={folder.parent}", "-q",
+                                 f"--junit-xml={report}", *chosen], cwd=ROOT, capture_output=True, text=True)
         if pytest.returncode not in (0, 1) or not report.exists():  # pytest itself could not run them
             print(pytest.stdout + pytest.stderr)
             return pytest.returncode or 1
@@ -340,6 +399,10 @@ def check(stage, numbers):
         print(f"{stage}, exercise {number} ({title.replace('_', ' ')}): {'FAIL' if reasons else 'PASS'}")
         for reason in reasons:
             print("  - " + "\n    ".join(line.removeprefix("  ") for line in reason.splitlines()))
+    changed = changed_stages() if failures and folder == ROOT / stage else None  # None: no note
+    if changed is not None and stage not in changed:
+        print(f"Note: {stage}/ is as the course ships it: these checks look at your changes in it. "
+              f"Working in a copy? Name it: python3 course.py check ~/course-work/{stage}")
     return 1 if failures else 0
 
 
@@ -362,13 +425,39 @@ def check_failures(junit_file):
     return failures
 
 
+# --- Sample files for the lessons: a photo to upload, and a big file to stream ---
+
+BIG_FILE_SIZE = 1 << 30  # 1 GiB: far more than a server should hold in memory at once
+
+
+def samples(folder):
+    """Write photo.png (the 300x200 PNG the lessons' commands upload) and big.bin
+    (1 GiB of zeros, written sparse: no time, and next to no disk where the file
+    system allows it) into `folder`."""
+    from coursekit.images import image_bytes
+
+    folder = Path(folder).absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = folder / "photo.png"
+    photo.write_bytes(image_bytes(size=(300, 200), color="teal"))
+    big = folder / "big.bin"
+    with big.open("wb") as file:
+        file.truncate(BIG_FILE_SIZE)  # a hole: the file system stores no zeros
+    here = Path.cwd()
+    photo, big = (path.relative_to(here) if path.is_relative_to(here) else path for path in (photo, big))
+    print(f"Wrote {photo} (a 300x200 PNG, {photo.stat().st_size} bytes) and {big} (1 GiB of zeros; "
+          f"{big.stat().st_blocks * 512 // 2**20} MiB of it on disk).")
+    return 0
+
+
 def parse(argv):
     """(command, stage, extra arguments for the app or for pytest).
 
     What follows the stage (or `test`) is the app's (or pytest's), --help included:
     argparse never sees it, or it would answer --help itself."""
     named_stage = argv[:1] in (["run"], ["check"], ["test"]) and argv[1:2] and (
-        argv[1] in STAGES or (argv[0] == "run" and small_program(argv[1])))
+        argv[1] in STAGES or (argv[0] == "run" and small_program(argv[1]))
+        or (argv[0] == "check" and is_stage_or_copy(argv[1])))
     cut = 2 if named_stage else 1 if argv[:1] == ["test"] else len(argv)
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -381,9 +470,27 @@ def parse(argv):
     test_parser = commands.add_parser("test", help="run the whole test suite, or the tests of one stage")
     test_parser.add_argument("stage", nargs="?", choices=STAGES)
     check_parser = commands.add_parser("check", help="check your solutions to a stage's exercises (all, or N...)")
-    check_parser.add_argument("stage", choices=STAGES)
+    check_parser.add_argument("stage", type=stage_copy, metavar="STAGE",
+                              help=f"one of {', '.join(STAGES)}, or a folder of that name: your copy of it")
+    samples_parser = commands.add_parser("samples", help="write the files the lessons upload: photo.png, big.bin")
+    samples_parser.add_argument("folder", nargs="?", default=ROOT / "samples",
+                                help="where to write them (default: samples/, in the repository)")
     args, extra = parser.parse_known_args(argv[:cut])
+    if args.command == "samples":
+        return args.command, None, [args.folder, *extra]
     return args.command, getattr(args, "stage", None), extra + argv[cut:]
+
+
+def is_stage_or_copy(name):
+    """Whether `name` is a stage's, or a folder named after a stage: a copy of it, for check."""
+    return name in STAGES or Path(name).name in STAGES and Path(name, "app.py").is_file()
+
+
+def stage_copy(name):
+    if is_stage_or_copy(name):
+        return name
+    raise argparse.ArgumentTypeError(f"{name!r} is no stage ({', '.join(STAGES)}), "
+                                     "nor a copy of one (a folder of that name, holding app.py)")
 
 
 def main(argv=None):
@@ -401,6 +508,8 @@ def main(argv=None):
             return serve(stage, extra)
         if command == "check":
             return check(stage, extra)
+        if command == "samples":
+            return samples(*extra)
         return test(stage, extra)
     except KeyboardInterrupt:
         return 128 + signal.SIGINT

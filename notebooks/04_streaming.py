@@ -82,7 +82,7 @@ part2, part3 = StageCode(load_stage("part2_thumbnails")), StageCode(load_stage("
 #
 # Each stage gets a database of its own on the same server: part 3 lists files that
 # are not images, which part 2's home page would not know how to show. Tornado's
-# `HTTPServer` refuses bodies over 100 MB unless told otherwise; part 3's handlers
+# `HTTPServer` refuses bodies over 100 MiB unless told otherwise; part 3's handlers
 # raise that limit for themselves, one request at a time, but part 2's server needs
 # it raised up front (to 1 GiB here), as `bench/harness.py` does.
 #
@@ -370,14 +370,15 @@ plt.show()
 # What you see:
 #
 # - **Part 3** served hundreds of clients with its memory nearly flat (a few tens of
-#   MB at most, with `CONCURRENCY` clients connected at a time): it reads a chunk or
-#   two ahead of what the client has taken, and further ahead only once a client has
-#   taken 4 MiB. When the connection resets, `on_connection_close()` marks the client
-#   gone, and the next `flush()` raises: it stops reading, and nothing is left to do
-#   once the last client has gone.
+#   MB at most, with `CONCURRENCY` clients connected at a time): it reads one read ahead
+#   of what it sends (a chunk at first, doubling up to 8 chunks), and two reads ahead
+#   only once a client has taken 4 MiB. When the connection resets,
+#   `on_connection_close()` marks the client gone, and the next `flush()` raises: it
+#   stops reading, and nothing is left to do once the last client has gone.
 # - **`GridFSHandler`** reads the file as fast as the database gives it (a GridOut's
-#   cursor fetches up to 16 MiB at once) and hands each chunk to `write()` and
-#   `flush()` without waiting for the client to take it. A few such requests hold
+#   cursor fetches the chunks in the batches the database sends, up to 16 MiB each),
+#   and hands each chunk to `write()` and `flush()` without waiting for the client to
+#   take it. A few such requests hold
 #   hundreds of MB between them, and each reads the whole file, for no one, after its
 #   client has gone: look where the dotted line is. A small fraction of part 3's
 #   clients, and most of the work spent on bytes nobody wanted. (When it is all over,
@@ -385,7 +386,8 @@ plt.show()
 #   too.)
 #
 # [`bench/partial_reads.py`](../bench/partial_reads.py) does it with 2000 clients of a
-# 200 MB file, measuring a separate server process: part 3's memory peaked 14 MB up.
+# 100 MB file, measuring a separate server process: part 3's memory peaked 24 to 69 MB
+# up on a busy machine (14 to 15 MB, with a 200 MB file, on an idle one).
 #
 # ## Range requests and validators, by hand
 #

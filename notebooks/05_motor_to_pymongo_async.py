@@ -272,8 +272,10 @@ except AttributeError as error:
 # %% [markdown]
 # Write the loop yourself. It is five lines, and better than the original:
 # Motor's `stream_to_handler()` calls `flush()` without waiting for it, so a slow
-# client makes the server buffer the whole file. Awaiting each `flush()` waits until
-# the client has taken the chunk. Here it is as a handler, served in the kernel:
+# client makes the server buffer what it has not taken yet, up to the whole file.
+# Awaiting each `flush()` waits until the kernel's buffer for the socket has taken the
+# chunk; when the client reads slowly, that buffer stays full, and the loop goes at the
+# client's pace. Here it is as a handler, served in the kernel:
 
 # %%
 class DownloadHandler(RequestHandler):
@@ -287,7 +289,7 @@ class DownloadHandler(RequestHandler):
         try:
             while chunk := await grid_out.readchunk():  # instead of stream_to_handler(self)
                 self.write(chunk)
-                await self.flush()  # wait until the client has it: no more than a chunk in memory
+                await self.flush()  # until the socket has taken it: a chunk or so in memory
         except StreamClosedError:
             return  # the client went away
 

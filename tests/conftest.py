@@ -35,6 +35,7 @@ test that hangs fails, with its name.
 
 import contextlib
 import os
+from pathlib import Path
 
 import pytest
 from motor.motor_tornado import MotorClient
@@ -51,6 +52,9 @@ def pytest_addoption(parser):
     parser.addoption("--yours", action="store_true",
                      help="run the exercises' checks (tests/exercises/) on your working copy of each stage, "
                           "as `python3 course.py check` does")
+    parser.addoption("--copies", type=Path, default=ROOT, metavar="FOLDER",
+                     help="with --yours: the folder that holds your copies of the stages (default: the repository), "
+                          "as `python3 course.py check FOLDER/STAGE` gives it")
     parser.addoption("--stage", choices=STAGES,
                      help="run only the tests that concern this stage (those of its modules' RUNS_ON)")
 

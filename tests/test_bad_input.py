@@ -1,9 +1,10 @@
 """The bad-input catalogue: each case runs against every stage it applies to.
 
 A case is answered with a specific 4xx and a clear message (or, where the input is
-no error, with the answer the README's table says); afterwards no GridFS file, chunk
-or record (`imgs`, from part 3 `uploads`) has been added and the server still
-answers. The README's "Bad input" table is made from CASES: a test checks that they agree.
+no error, with the answer the table of docs/bad-input.md says); afterwards no GridFS
+file, chunk or record (`imgs`, from part 3 `uploads`) has been added and the server
+still answers. That table ("Bad input", an appendix of the README) is made from
+CASES: a test checks that they agree.
 
 Each case gets a stage and a database of its own: it checks that it left no trace
 there, or that its file is the only one listed."""
@@ -34,13 +35,13 @@ LIMIT = 100_000  # their --max_upload_size here
 
 @dataclasses.dataclass
 class Case:
-    input: str  # as the README's table says it
+    input: str  # as the table of docs/bad-input.md says it
     send: Callable[[Client, str], Awaitable[tuple[int, str]]]  # (client, stage) -> (status, page)
     # stage -> (status, words of the message). No words: Tornado itself answers, with a
     # bare status line, before any handler runs. A status under 400 is no error: its
     # words are looked for in what came back, and its note says what it is.
     answers: dict[str, tuple[int, str | None]]
-    # stage -> what happens, for the README, where the input is no error there.
+    # stage -> what happens, for the table, where the input is no error there.
     notes: dict[str, str] = dataclasses.field(default_factory=dict)
     marks: tuple = ()  # pytest's, for this case's test
 
@@ -436,8 +437,8 @@ async def test_unusual_but_valid_file_names_are_kept_and_shown_escaped(client, n
     assert "<script>alert" not in page
 
 
-def readme_table():
-    """The README's bad-input table as CASES says it should be."""
+def bad_input_table():
+    """The bad-input table of docs/bad-input.md as CASES says it should be."""
     stages = list(STAGE_TITLES)
     rows = ["| input | " + " | ".join(STAGE_TITLES[stage] for stage in stages) + " |",
             "| --- |" + " --- |" * len(stages)]
@@ -456,8 +457,8 @@ def readme_table():
     return "\n".join(rows)
 
 
-def test_the_readme_table_lists_the_catalogue():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Bad input", 1)[1]
+def test_the_bad_input_table_lists_the_catalogue():
+    page = (ROOT / "docs" / "bad-input.md").read_text()
+    section = page.split("\n## Bad input\n", 1)[1]
     table = "\n".join(re.findall(r"^\|.*\|$", section.split("\n## ", 1)[0], re.M))
-    assert table == readme_table(), "README.md's Bad input table differs from CASES:\n" + readme_table()
+    assert table == bad_input_table(), "docs/bad-input.md's Bad input table differs from CASES:\n" + bad_input_table()

@@ -86,6 +86,23 @@ def test_the_descriptors_bench_prints_both_stages_out_of_files():
                          output, re.M), output
 
 
+def test_the_graceful_stop_bench_shows_part_3_dying_and_part_4_finishing_what_it_can(mongodb_uri):
+    output = run_bench("graceful_stop.py", MONGODB_URI=mongodb_uri)
+    part3, part4 = output.split("part4_production")
+    for events in (part3, part4):
+        assert re.search(rf"^ +{NUMBER} s  a new connection: refused$", events, re.M), output
+    # Part 3 dies at once, both uploads unanswered, chunks left with no file.
+    assert re.search(r"^ +[\d.]+ s  the process exits, status -15$", part3, re.M), output
+    assert len(re.findall(r"^ +[\d.]+ s  upload [AB]: no answer, the connection was closed$", part3, re.M)) == 2
+    assert re.search(r"left in the database: 0 files \[\], [12] chunks$", part3, re.M), output
+    # Part 4 stores A, answers B when --shutdown_timeout=3 runs out, deletes its chunk, exits 0.
+    assert re.search(r"^ +[\d.]+ s  upload A: 201 Created$", part4, re.M), output
+    assert re.search(r"^ +[\d.]+ s  upload B: 503 Service Unavailable, Retry-After: 10$", part4, re.M), output
+    assert re.search(r"^ +[\d.]+ s  the process exits, status 0$", part4, re.M), output
+    assert "left in the database: 1 files ['A.bin'], 6 chunks" in part4, output  # A's 1.25 MiB: B's is gone
+    assert "its log: stopping: cutting 1 requests short after 3.0 s, 1 of them uploads" in part4, output
+
+
 def test_the_stalled_uploads_bench_prints_memory_with_and_without_the_bound(mongodb_uri):
     output = run_bench("stalled_uploads.py", MONGODB_URI=mongodb_uri)
     for bound in (100, 10):

@@ -35,8 +35,8 @@ SCRIPTS = {
         r"nginx \(sendfile\) +[\d.]+ +[\d.]+x +[\d.]+ ms|nginx is not installed: its figures are skipped",
     ],
     "slow_client.py": [
-        rf"part 3 +{NUMBER} +\+{NUMBER} MB",
-        rf"Motor's GridFSHandler +{NUMBER} +\+{NUMBER} MB",
+        rf"part 3: {NUMBER} MB/s, memory grew by {NUMBER} MB",
+        rf"Motor's GridFSHandler: {NUMBER} MB/s, memory grew by {NUMBER} MB",
     ],
     "partial_reads.py": [
         rf"part 3 +200 +{NUMBER} +{NUMBER} +{NUMBER} MB +{NUMBER} MB",

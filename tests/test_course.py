@@ -111,15 +111,21 @@ async def test_run_uses_the_mongodb_that_answers(run_command, mongodb_uri):
 
 
 
-# One small program of each lesson that has them: the lessons' tests run them all, without course.py.
-@pytest.mark.parametrize("program", sorted({path.parent.parent.name: path.relative_to(ROOT).as_posix()
-                                            for path in sorted(ROOT.glob("part*/small/*.py"))}.values()))
+# One small program of each lesson that has them, and those that fork: the lessons'
+# tests run them all, without course.py.
+SMALL_PROGRAMS = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("part*/small/*.py"))
+FORKING = [program for program in SMALL_PROGRAMS if "fork" in (ROOT / program).read_text()]
+
+
+@pytest.mark.parametrize("program", sorted({*{Path(program).parts[0]: program for program in SMALL_PROGRAMS}.values(),
+                                            *FORKING}))
 async def test_run_serves_a_lessons_small_program_and_ctrl_c_stops_it_quietly(run_command, mongodb_uri, program):
     run = run_command(program, mongodb_uri)
     run.start()
     assert (await run.client.fetch("/")).code < 500
     assert run.ctrl_c() == 128 + signal.SIGINT
     assert not run.processes_left(), "Ctrl+C left a process behind"
+    assert not port_open("127.0.0.1", run.port), "a process it forked still serves"
     assert "Traceback" not in run.output()
 def test_run_explains_when_a_remote_mongodb_does_not_answer(run_command):
     # Two hosts: not a single local server, so the embedded database is not started.
@@ -309,3 +315,94 @@ def test_the_closing_line_counts_an_expected_failure_as_passed_and_a_skip_as_ski
         <testcase name="fails as it must"><skipped type="pytest.xfail" message="unchanged stage"/></testcase>
     </testsuite></testsuites>""")
     assert course.summary([report]) == ("tests: 2 passed, 2 failed, 1 skipped", 1)
+
+
+# --- A stage changed in place (an exercise done there): the suite says why it fails ---
+
+
+@pytest.fixture
+def clone(tmp_path):
+    """A git clone of the repository, with the course's commands and tests as they are
+    here (committed or not) and its virtual environment shared: its stages are the
+    committed ones, as a learner's fresh clone has them."""
+    stale = course.stale(course.REQUIREMENTS["test"])
+    assert not stale, f"{stale} changed since .venv was set up: run the tests with python3 course.py test"
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", ROOT, clone], check=True)
+    shutil.copy(ROOT / "course.py", clone / "course.py")
+    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache")
+    for name in ["coursekit", "tests"]:
+        shutil.rmtree(clone / name)
+        shutil.copytree(ROOT / name, clone / name, ignore=ignore)
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    return clone
+
+
+def git(clone, *args):
+    subprocess.run(["git", "-c", "user.name=Learner", "-c", "user.email=learner@example.com", *args],
+                   cwd=clone, check=True, capture_output=True)
+
+
+def test_the_stages_you_changed_are_found_committed_or_not_and_the_way_back_works(clone):
+    assert course.changed_stages(clone) == {}
+    with open(clone / "part2_thumbnails" / "app.py", "a") as app:
+        app.write("# my exercise\n")
+    (clone / "part1_basic" / "mine.py").write_text("print('mine')\n")
+    changed = {"part1_basic": ["part1_basic/mine.py"], "part2_thumbnails": ["part2_thumbnails/app.py"]}
+    assert course.changed_stages(clone) == changed
+    # The note's way back: commit the work on a branch, and go back to the course's.
+    git(clone, "switch", "-q", "-c", "exercises")
+    git(clone, "add", "part1_basic/", "part2_thumbnails/")
+    git(clone, "commit", "-q", "-m", "exercises")
+    assert course.changed_stages(clone) == changed, "committed, the stages still differ from the course's"
+    git(clone, "switch", "-q", "-")
+    assert course.changed_stages(clone) == {}
+
+
+@pytest.mark.takes(30)
+def test_the_suite_failing_on_a_changed_stage_says_why_and_how_to_get_back(clone):
+    app = clone / "part1_basic" / "app.py"
+    app.write_text(app.read_text() + "def broken(:\n")  # an exercise gone wrong
+    test = subprocess.run([sys.executable, clone / "course.py", "test", "part1_basic", "-n", "0",
+                           "tests/test_stages.py", "-k", "test_home_page_shows_the_form_and_no_uploads"],
+                          cwd=clone, capture_output=True, text=True, env=unmeasured(os.environ), timeout=300)
+    assert test.returncode == 1
+    note = test.stdout.strip().splitlines()[-1]
+    assert note.startswith("Note: you changed 1 file in part1_basic/ (`git status part1_basic/` lists them")
+    assert "`git checkout -- part1_basic/`" in note
+
+    # Back to the course's code, as the note says: the same test passes, and there is no
+    # note (the run fails all the same: so few tests cover less of the code than the bar).
+    git(clone, "checkout", "--", "part1_basic/")
+    test = subprocess.run(test.args, cwd=clone, capture_output=True, text=True, env=unmeasured(os.environ),
+                          timeout=300)
+    assert "Coverage failure" in test.stdout
+    assert test.stdout.strip().splitlines()[-1].endswith(" passed, 0 failed, 0 skipped"), test.stdout
+
+
+@pytest.mark.takes(10)
+def test_check_checks_a_copy_kept_outside_the_repository(tmp_path):
+    copy = tmp_path / "course-work" / "part1_basic"
+    shutil.copytree(ROOT / "part1_basic", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    solution = next((ROOT / "solutions" / "part1_basic").glob("*_delete_an_image.patch"))
+    number = solution.name.split("_")[0]
+    subprocess.run(["git", "apply", solution], cwd=copy.parent, check=True,
+                   env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)})
+    assert check(ROOT, str(copy), number) == (0, f"part1_basic, exercise {number} (delete an image): PASS\n")
+    status, output = check(ROOT, "part1_basic", number)  # the course's stage, where the exercise is not done
+    assert status == 1
+    assert output.splitlines()[0] == f"part1_basic, exercise {number} (delete an image): FAIL"
+    if course.changed_stages() == {}:  # in a clone of the course as it is, the check says so
+        assert output.splitlines()[-1].startswith("Note: part1_basic/ is as the course ships it")
+
+
+# --- `python3 course.py samples [FOLDER]`: the files the lessons upload ---
+
+
+def test_samples_writes_the_lessons_photo_and_a_sparse_gibibyte(tmp_path):
+    status, output = run_to_its_end("samples", str(tmp_path / "samples"), tmp_path=tmp_path)
+    assert status == 0, output
+    photo, big = tmp_path / "samples" / "photo.png", tmp_path / "samples" / "big.bin"
+    assert photo.read_bytes() == image_bytes(size=(300, 200), color="teal")  # the photo.png the lessons' commands use
+    assert big.stat().st_size == 2**30
+    assert output.startswith(f"Wrote {photo} (a 300x200 PNG, {photo.stat().st_size} bytes) and {big} (1 GiB")

@@ -287,6 +287,74 @@ async def test_the_stages_error_page_shows_no_traceback_even_with_serve_tracebac
     assert response.code == 500 and "Traceback" not in response.body.decode()
 
 
+# --- Part 4's lesson (part4_production/README.md): what it says of the libraries ---
+
+
+def test_part_4_tornados_two_timeouts_default_to_an_hour_for_headers_and_none_for_a_body():
+    import tornado.httpserver
+
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([]))
+    assert server.conn_params.header_timeout == 3600 and server.conn_params.body_timeout is None
+    assert server.conn_params.max_header_size == 64 * 1024  # the 431's "over 64 KiB"
+
+
+def test_part_4_fork_processes_restarts_children_and_numbers_them():
+    import tornado.process
+
+    assert inspect.signature(tornado.process.fork_processes).parameters["max_restarts"].default is None
+    assert "max_restarts defaults to 100" in tornado.process.fork_processes.__doc__
+    assert tornado.process.task_id() is None  # in a process fork_processes() did not make
+
+
+def test_part_4_pymongo_says_a_client_is_made_after_the_fork():
+    import pymongo.synchronous.topology
+
+    source = inspect.getsource(pymongo.synchronous.topology.Topology.open)
+    assert "MongoClient must be created after any" in source and "forking" in source
+    assert "MongoClient opened before fork. May not be entirely fork-safe" in source
+
+
+def test_part_4_send_error_clears_the_headers_set_before_it():
+    assert "self.clear()" in inspect.getsource(tornado.web.RequestHandler.send_error)
+    assert "Resets all headers" in tornado.web.RequestHandler.clear.__doc__
+
+
+def test_part_4_the_access_log_line_and_log_function():
+    source = inspect.getsource(tornado.web.Application.log_request)
+    assert '"log_function" in self.settings' in source
+    assert source.index("< 400") < source.index("access_log.info") < source.index("< 500") < source.index(
+        "access_log.warning") < source.index("access_log.error")
+    assert '"%d %s %.2fms"' in source
+    assert '"{} {} ({})"' in inspect.getsource(tornado.web.RequestHandler._request_summary)
+    import logging
+    from tornado.log import access_log
+
+    assert access_log.name == "tornado.access"
+    assert logging.lastResort.level == logging.WARNING  # with no logging set up, only warnings and errors show
+
+
+def test_part_4_a_streaming_handlers_on_connection_close_ends_the_request():
+    assert "set_exception(iostream.StreamClosedError())" in inspect.getsource(
+        tornado.web.RequestHandler.on_connection_close)
+    execute = inspect.getsource(tornado.web.RequestHandler._execute)
+    assert "await self.request._body_future\n                except iostream.StreamClosedError:\n" \
+           "                    return" in execute  # no on_finish() after it
+
+
+def test_part_4_write_of_a_dict_is_json():
+    source = inspect.getsource(tornado.web.RequestHandler.write)
+    assert 'self.set_header("Content-Type", "application/json; charset=UTF-8")' in source
+
+
+def test_part_4_the_reason_phrases_it_names():
+    import http
+    import signal
+
+    assert [http.HTTPStatus(code).phrase for code in (408, 431, 503)] == [
+        "Request Timeout", "Request Header Fields Too Large", "Service Unavailable"]
+    assert signal.SIGTERM == 15  # a process killed by it exits with status -15 for Python's subprocess
+
+
 # --- Part 2's lesson (part2_thumbnails/README.md), its chapters' claims ---
 
 
@@ -432,6 +500,157 @@ def test_part1_a_gridfs_delete_takes_the_document_then_the_chunks_or_raises_no_f
     source = inspect.getsource(gridfs.GridFSBucket.delete)
     assert source.index("self._files.delete_one") < source.index("self._chunks.delete_many")
     assert "raise NoFile" in source
+
+
+# --- Part 3's lesson (part3_streaming/README.md), its chapters' claims (issue 23) ---
+
+
+def test_part3_a_streamed_body_comes_in_pieces_of_64_kib_up_to_100_mib_by_default():
+    """Chapter 1: data_received() gets up to 64 KiB at a time (chunk_size); the body's
+    limit defaults to the stream's max_buffer_size, 100 MiB; a handler that does not
+    stream has its body parsed whole, once it is all in."""
+    import tornado.http1connection
+    import tornado.iostream
+
+    assert tornado.http1connection.HTTP1ConnectionParameters().chunk_size == 65536
+    assert "else self.stream.max_buffer_size" in inspect.getsource(tornado.http1connection.HTTP1Connection.__init__)
+    assert "max_buffer_size or 104857600" in inspect.getsource(tornado.iostream.BaseIOStream.__init__)
+    assert 104857600 == 100 * 1024**2
+    execute = inspect.getsource(tornado.web.RequestHandler._execute)
+    assert "if not _has_stream_request_body(self.__class__):" in execute and "self.request._parse_body()" in execute
+
+
+def test_part3_on_connection_close_ends_the_wait_for_a_streamed_body():
+    """Chapter 1: RequestHandler.on_connection_close() fails the body's future; without
+    super(), Tornado would wait for the body for ever."""
+    source = inspect.getsource(tornado.web.RequestHandler.on_connection_close)
+    assert "self.request._body_future.set_exception(iostream.StreamClosedError())" in source
+
+
+def test_part3_grid_in_sends_48_mb_of_chunks_in_one_insert_many_and_makes_the_chunks_index():
+    """Chapters 1 and 2: GridIn gathers chunks up to MongoDB's largest message, then
+    inserts them with insert_many(); PyMongo makes {files_id: 1, n: 1}, unique, itself."""
+    import gridfs.synchronous.grid_file as grid_file
+    from pymongo.common import MAX_MESSAGE_SIZE
+
+    assert gridfs.grid_file_shared._UPLOAD_BUFFER_SIZE == MAX_MESSAGE_SIZE == 48 * 1000 * 1000
+    flush = inspect.getsource(grid_file.GridIn._flush_data)
+    assert "self._buffered_docs_size >= _UPLOAD_BUFFER_SIZE" in flush and "insert_many(self._buffered_docs" in flush
+    assert gridfs.grid_file_shared._C_INDEX == {"files_id": 1, "n": 1}
+    assert "self._create_index(self._coll.chunks, _C_INDEX, True)" in inspect.getsource(grid_file.GridIn._ensure_indexes)
+
+
+def test_part3_the_multipart_parser_does_no_io_and_tornado_reads_file_names_with_email():
+    """Chapter 3: multipart's parse() yields a segment, its bytes, None, doing no I/O;
+    Tornado decodes a part's parameters with the email package."""
+    import multipart
+
+    doc = multipart.PushMultipartParser.parse.__doc__
+    assert "This method does not perform any IO on its own" in doc
+    assert "followed by a single :data:`None` event" in doc
+    assert "email.utils.decode_params(params)" in inspect.getsource(tornado.httputil._parse_header)
+
+
+def test_part3_the_xsrf_token_may_be_a_query_argument_or_a_header_and_the_log_shows_the_uri():
+    """Chapter 3: check_xsrf_cookie() reads the _xsrf argument (query or body) or the
+    X-XSRFToken header; the access log's line holds request.uri, query included."""
+    check = inspect.getsource(tornado.web.RequestHandler.check_xsrf_cookie)
+    assert 'self.get_argument("_xsrf", None)' in check and '"X-Xsrftoken"' in check
+    assert "self.request.uri" in inspect.getsource(tornado.web.RequestHandler._request_summary)
+
+
+def test_part3_flush_resolves_once_the_kernel_has_the_bytes_not_the_client():
+    """Chapter 4: a client that reads nothing: a flush() of 64 KiB resolves all the same
+    (the socket's buffers take it); one of 64 MiB does not, until the client reads."""
+    import socket
+
+    from tornado.iostream import IOStream
+
+    async def experiment():
+        server, client = socket.socketpair()
+        stream = IOStream(server)
+        try:
+            await asyncio.wait_for(stream.write(b"x" * 64 * 1024), 5)
+            big = stream.write(b"x" * 64 * 1024 * 1024)
+            await asyncio.sleep(0.3)
+            waiting = not big.done()
+            big.cancel()
+            return waiting
+        finally:
+            stream.close()
+            client.close()
+
+    assert asyncio.run(experiment())
+    assert "when the write has been completed" in tornado.iostream.IOStream.write.__doc__
+
+
+def test_part3_no_lesson_or_notebook_says_flush_waits_for_the_client():
+    """Issue 23, item 5: notebook 05 said an awaited flush() "waits until the client has
+    taken the chunk"; it resolves once the kernel's buffer holds the bytes (above)."""
+    texts = [*DOCUMENTS, *(ROOT / "notebooks").glob("*.py")]
+    found = [f"{path.relative_to(ROOT)}: {match.group(0)!r}" for path in texts
+             for match in re.finditer(r"(flush|waits?) until the client has|holds one piece", path.read_text())]
+    assert not found, found
+
+
+def test_part3_awaiting_a_done_future_gives_the_event_loop_no_turn():
+    """Chapter 4: why send_pieces() awaits asyncio.sleep(0) after each read."""
+    async def experiment():
+        turns = []
+
+        async def other():
+            turns.append("other")
+
+        task = asyncio.create_task(other())
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        for _ in range(100):
+            await done  # the other task never runs meanwhile
+        during = len(turns)
+        await asyncio.sleep(0)  # it runs now
+        await task
+        return during, len(turns)
+
+    assert asyncio.run(experiment()) == (0, 1)
+
+
+def test_part3_a_grid_out_reads_its_chunks_through_one_sorted_cursor():
+    """Chapter 4: readchunk() takes chunks from a find() on fs.chunks, sorted by n."""
+    import gridfs.synchronous.grid_file as grid_file
+
+    source = inspect.getsource(grid_file.GridOutChunkIterator._create_cursor)
+    assert 'self._chunks.find(filter, sort=[("n", 1)]' in source
+
+
+def test_part3_check_etag_header_understands_lists_weak_tags_and_star():
+    """Chapter 5: If-None-Match compared weakly, lists and * understood."""
+    source = inspect.getsource(tornado.web.RequestHandler.check_etag_header)
+    assert 'rb\'\\*|(?:W/)?"[^"]*"\'' in source and 'etags[0] == b"*"' in source
+    assert 'x[2:] if x.startswith(b"W/") else x' in source
+
+
+def test_part3_digits_join_and_int_as_the_lessons_say():
+    """Chapters 5, 6 and 8: \\d takes other scripts' digits, which int() reads; "²" is a
+    digit to isdigit(); int() refuses over 4300 digits; join() drops what comes before an
+    absolute path."""
+    import os.path
+
+    assert re.fullmatch(r"\d", "٣") and int("٣") == 3 and not re.fullmatch(r"[0-9]", "٣")
+    assert "²".isdigit()
+    with pytest.raises(ValueError):
+        int("²")
+    assert sys.get_int_max_str_digits() == 4300
+    with pytest.raises(ValueError):
+        int("1" * 4301)
+    assert os.path.join("/srv/files", "/etc/passwd") == "/etc/passwd"
+
+
+def test_part3_static_file_handler_hashes_64_mib_at_most_and_refuses_links_out_since_6_5_9():
+    """Chapter 6: what the lesson says of StaticFileHandler in Tornado 6.6."""
+    handler = tornado.web.StaticFileHandler
+    assert handler.MAX_VERSION_CONTENT_SIZE == 64 * 1024 * 1024
+    assert "hashlib.sha512()" in inspect.getsource(handler.get_content_version)
+    assert ".. versionchanged:: 6.5.9\n       Symlinks pointing outside the served directory are no longer" in handler.__doc__
 
 
 # --- Statements once false in the lessons, fixed: none may come back ---

@@ -261,6 +261,7 @@ def small_programs(stage):
 
 def test_each_small_program_is_small_and_run_by_the_lesson(stage):
     document = f"{stage}/README.md"
+    assert small_programs(stage), f"{stage}: a lesson's chapters open with the smallest version of their idea, in small/"
     served = {where(block) for block in blocks(document, "console")} - {"", "root"}
     assert served == set(small_programs(stage)), (
         f"{document}: each program in small/ has a ```console serve=small/NAME.py block, and each such block "

@@ -5,8 +5,9 @@ through what a visitor sees (HTTP) and what the database holds; its RUNS_ON name
 the stage. It gets the stage through tests/conftest.py's fixtures (`client`,
 `serve`, `program`), which here serve, or run, the folder that `stage_dir` gives:
 
-- your working copy of the stage, `<stage>/`, with `--yours`: that is what
-  `python3 course.py check <stage> [n]` does;
+- your working copy of the stage, `<stage>/`, with `--yours` (or the copy in the
+  folder that `--copies` names): that is what `python3 course.py check <stage> [n]`
+  does (`check FOLDER/<stage> [n]`);
 - otherwise (the suite), a copy of the stage in a temporary folder with the
   reference solution, solutions/<stage>/<n>_<name>.patch, applied by `git apply`:
   the check must pass; and the stage as it is: the check must fail, on an assertion
@@ -39,7 +40,9 @@ def pytest_generate_tests(metafunc):
 def stage_dir(request, stage, tmp_path_factory):
     """The folder of the stage the checks run on: the stage itself, or a copy of it with
     the exercise's solution applied."""
-    if request.param != "solution":
+    if request.param == "yours":
+        return request.config.getoption("copies").resolve() / stage
+    if request.param == "unchanged":
         return ROOT / stage
     patch = SOLUTIONS / stage / f"{request.path.stem.removeprefix('test_')}.patch"
     root = tmp_path_factory.mktemp("solution")
