@@ -69,7 +69,7 @@ options.define("decode_budget", default=256 * 1024**2,
 # Live updates: how many sockets a process holds, how far behind one may fall, pings.
 options.define("max_sockets", default=10_000, help="live sockets open at once in each process; more get a 503")
 options.define("live_backlog", default=256 * 1024, help="close a live socket this many bytes behind (256 KiB)")
-options.define("ping_interval", default=30, type=float, help="ping live sockets this often, in s; close if no pong")
+options.define("ping_interval", default=30.0, help="seconds between pings of a live socket, and the wait for its pong")
 tornado.log.define_logging_options(options)  # --logging=warning, --log_file_prefix=...
 
 

@@ -21,6 +21,7 @@ PIPELINE = [{"$match": {"$or": [
 ]}}]
 NO_CHANGE_STREAMS = {40573}  # "The $changeStream stage is only supported on replica sets": a standalone mongod
 HISTORY_LOST = {286, 280}  # ChangeStreamHistoryLost (the oplog has moved past our token), ChangeStreamFatalError
+WAIT_FOR_STREAM = 10  # seconds a new socket waits for the stream to watch, before 1013
 RETRY_DELAYS = (0.5, 1, 2, 5)  # seconds between tries while the database is away; then 5 s each
 
 
@@ -56,6 +57,10 @@ class Feed:
         self.reading = None  # (self.told when it began, the task reading the newest uploads)
         self.token = None  # where the stream is: it resumes from here after an error
         self.off = False  # the database has no change streams: no live updates
+        # Set while every change from now on will be told: a stream is open, or one will
+        # resume from its token. A list read before that could miss a change for good.
+        self.covered = asyncio.Event()
+        self.lost = False  # changes were missed: the pages must reload their lists
 
     def subscribe(self, socket):
         self.sockets.add(socket)
@@ -70,14 +75,16 @@ class Feed:
         began once `told` messages had gone out. A socket that subscribed then gets
         every change the read may not see; one read serves every socket that opens
         meanwhile (10,000 pages reconnecting after a restart make one query)."""
+        async with asyncio.timeout(WAIT_FOR_STREAM):
+            await self.covered.wait()
         if self.reading is None or self.reading[0] < told:
             self.reading = (self.told, asyncio.ensure_future(self.read_newest()))
         reading = self.reading[1]
         try:
             return await asyncio.shield(reading)
-        except PyMongoError:
+        except PyMongoError:  # the next socket tries again
             if self.reading and self.reading[1] is reading:
-                self.reading = None  # the next socket tries again
+                self.reading = None
             raise
 
     async def read_newest(self):
@@ -100,6 +107,10 @@ class Feed:
                     if tries:
                         log.info("live updates: the change stream is back")
                     tries = 0
+                    if self.lost:  # every page reads its list anew, now that changes are told again
+                        self.lost = False
+                        self.tell({"type": "reload"})
+                    self.covered.set()
                     async for change in stream:
                         self.token = stream.resume_token
                         try:
@@ -112,6 +123,7 @@ class Feed:
                 code = getattr(error, "code", None)  # an OperationFailure's: the server refused
                 if code in NO_CHANGE_STREAMS:
                     self.off = True
+                    self.covered.set()  # there is nothing to wait for
                     log.warning("live updates are off: this MongoDB has no change streams (a standalone "
                                 "server?); the pages work, and show new uploads when reloaded")
                     return
@@ -132,11 +144,12 @@ class Feed:
             self.tell({"type": "delete", "id": str(change["documentKey"]["_id"])})
 
     def history_lost(self, why):
-        """The changes since the last one seen cannot be had: every page is told to
-        read its list afresh, rather than miss uploads in silence."""
+        """The changes since the last one seen cannot be had: every page will be told
+        to read its list afresh once a new stream watches (run()), rather than miss
+        uploads in silence."""
         log.warning("live updates: %s; every page reloads its list", why)
-        self.token = None
-        self.tell({"type": "reload"})
+        self.token, self.lost = None, True
+        self.covered.clear()
 
     def close_all(self, code, reason):
         """Close every socket (the graceful stop: 1001, going away)."""

@@ -1,15 +1,18 @@
 """Out of file descriptors: as many as the system allows each process, and a pause
-in accepting connections, not a loop of tracebacks, when even those run out."""
+in accepting connections, not a loop of tracebacks, when even those run out. Our own
+accept loop also lets a request whose headers are too large get its answer, a 431."""
 
 import asyncio
 import contextlib
 import resource
 
-from tornado.iostream import IOStream
+from tornado.iostream import IOStream, UnsatisfiableReadError
 
 from base import log
 
 ACCEPT_PAUSE = 0.5  # seconds without accepting when accept() fails, as nginx does
+HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\n"
+                     b"Connection: close\r\nContent-Length: 46\r\n\r\nThe request's headers are over 64 KiB in all.\n")
 
 
 def raise_descriptor_limit():
@@ -53,8 +56,8 @@ class Listener:
                 self.pause(error)
                 return
             # As Tornado's own accept loop makes them: within the server's buffer limits.
-            stream = IOStream(connection, max_buffer_size=self.server.max_buffer_size,
-                              read_chunk_size=self.server.read_chunk_size)
+            stream = HTTPStream(connection, max_buffer_size=self.server.max_buffer_size,
+                                read_chunk_size=self.server.read_chunk_size)
             self.server.handle_stream(stream, address)
 
     def pause(self, error):
@@ -71,3 +74,28 @@ class Listener:
         for sock in self.sockets:
             self.loop.remove_reader(sock)
             sock.close()
+
+
+class HTTPStream(IOStream):
+    """A connection's stream that answers a header block over the server's limit
+    (max_header_size, 64 KiB) with a 431 before it closes: Tornado's reader gives up
+    with UnsatisfiableReadError and closes the connection without a word, and the
+    client cannot tell why."""
+
+    reading_headers = False
+
+    def read_until_regex(self, regex, max_bytes=None):
+        # Tornado's HTTP/1 connection reads a request's header block this way, and nothing else.
+        self.reading_headers = True
+        future = super().read_until_regex(regex, max_bytes)
+        future.add_done_callback(self.headers_read)
+        return future
+
+    def headers_read(self, future):
+        self.reading_headers = False
+
+    def close(self, exc_info=False):
+        if isinstance(exc_info, UnsatisfiableReadError) and self.reading_headers and not self.closed():
+            with contextlib.suppress(OSError):  # a few bytes into an empty send buffer, or nothing
+                self.socket.send(HEADERS_TOO_LARGE)
+        super().close(exc_info)

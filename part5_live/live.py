@@ -71,8 +71,10 @@ def live_settings(db, url_of, max_sockets, live_backlog, ping_interval):
 class LiveHandler(tornado.websocket.WebSocketHandler):
     """GET /live: a WebSocket told of the uploads (see the protocol above)."""
 
-    backlog = 0  # bytes handed to write_message() and not yet taken by the system
-    waiting = None  # messages held back while the first "list" is read (a list)
+    backlog = 0  # bytes of messages queued or being written, not yet taken by the system
+    queue = None  # the messages waiting for the one being written (a list)
+    writing = False  # whether a message is being written: one at a time
+    listed = False  # whether the first "list" is in the queue: nothing goes out before it
     gone = False  # on_close() has come
 
     @property
@@ -106,44 +108,51 @@ class LiveHandler(tornado.websocket.WebSocketHandler):
         return None
 
     async def open(self):
-        told = self.feed.subscribe(self)
-        self.waiting = []  # changes from now on wait for the list, which may or may not hold them
+        self.queue = []  # not a deque: an empty one takes 760 bytes (Python 3.11), a list 56
+        told = self.feed.subscribe(self)  # changes from now on are queued: the list may or may not hold them
         try:
             uploads = await self.feed.newest(told)
-        except PyMongoError as error:
+        except (PyMongoError, TimeoutError) as error:  # the database is away
             log.warning("live: could not read the newest uploads (%s)", type(error).__name__)
             self.leave(TRY_AGAIN_LATER, "The database is not answering: try again in a moment.")
             return
-        waiting, self.waiting = self.waiting, None
-        self.backlog -= sum(map(len, waiting))
-        self.send(tornado.escape.utf8(tornado.escape.json_encode({"type": "list", "uploads": uploads})))
-        for data in waiting:
-            self.send(data)
+        data = tornado.escape.utf8(tornado.escape.json_encode({"type": "list", "uploads": uploads}))
+        self.backlog += len(data)
+        self.queue.insert(0, data)
+        self.listed = True
+        self.write_next()
 
     def send(self, data):
-        """Write `data` (a message, encoded), unless the socket is --live_backlog bytes
-        behind: then it is closed, rather than let the process grow."""
+        """Queue `data` (a message, encoded: the same bytes for every socket), unless
+        the socket is --live_backlog bytes behind: then close it, rather than grow."""
         if self.backlog + len(data) > self.settings["live_backlog"]:
             log.info("live: closing a socket of %s, %d bytes behind", self.request.remote_ip, self.backlog)
             self.leave(TOO_FAR_BEHIND, "Too far behind: reconnect to catch up.")
             return
         self.backlog += len(data)
-        if self.waiting is not None:
-            self.waiting.append(data)
+        self.queue.append(data)
+        self.write_next()
+
+    def write_next(self):
+        """Write the next message, unless one is being written. One at a time: a socket
+        that is behind holds its queue, the messages themselves shared with every other
+        socket, where each write would hold a copy, a Future and a Task of its own."""
+        if self.writing or not self.listed or not self.queue:
             return
+        data = self.queue.pop(0)  # a short list: --live_backlog bounds it
         try:
             writing = self.write_message(data)
         except tornado.websocket.WebSocketClosedError:  # closing: on_close() comes
-            self.backlog -= len(data)
             return
-        # Done once the system has taken the bytes: what waits in this process is what
-        # has been handed over, less what is done.
+        self.writing = True
         writing.add_done_callback(functools.partial(self.written, len(data)))
 
     def written(self, size, writing):
+        """The system has taken the message's bytes (or the socket has closed)."""
+        self.writing = False
         self.backlog -= size
-        if not writing.cancelled():  # as the process ends
-            writing.exception()  # a socket that closed meanwhile is not an error: just retrieved
+        if not writing.cancelled() and writing.exception() is None:  # else it closed, or the process ends
+            self.write_next()
 
     def on_message(self, message):
         self.leave(POLICY_VIOLATION, "This socket takes no messages.")

@@ -1,6 +1,7 @@
-"""The HTTP server, run for real: its processes on one port, the signals that stop
-them, a graceful stop that lets the requests under way finish, and the settings
-that suit a process of thousands of connections and big images."""
+"""The HTTP server, run for real: its processes on one port, each with its change
+stream, the signals that stop them, a graceful stop that says goodbye to the live
+sockets and lets the requests under way finish, and the settings that suit a
+process of thousands of connections and big images."""
 
 import asyncio
 import contextlib
@@ -17,9 +18,9 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from base import log, redact
-from live import GOING_AWAY
 from gridfs_chunks import create_indexes
 from listener import Listener
+from live import GOING_AWAY
 from sweeper import sweep_abandoned_uploads_forever
 from uploads import FORM_OVERHEAD
 
@@ -102,7 +103,7 @@ async def shut_down(listener, server, in_flight, options, feed):
     if not await in_flight.ended(options.db_timeout):
         log.error("stopping: %d requests did not end, %d of them uploads: their chunks may stay behind",
                   len(in_flight.requests), len(in_flight.uploads))
-    await feed.closed(5)
+    await feed.closed(5)  # the clients' goodbyes: Tornado waits as long for each
 
 
 class InFlight:

@@ -63,7 +63,7 @@ async def test_the_listing_shows_name_size_and_type_of_files_and_a_badge(client)
     await client.put(os.urandom(1536), "notes.pdf")
     await client.put(image_bytes(size=(40, 30)), "photo.png")
     html = (await client.fetch("/")).body.decode()
-    items = re.findall(r"<li>(.*?)</li>", html, re.S)
+    items = re.findall(r"<li[^>]*>(.*?)</li>", html, re.S)  # part 5 gives each its id
     assert len(items) == 2
     photo, notes = items
     assert 'class="original file"' in notes and "file.svg" in notes

@@ -149,3 +149,26 @@ def test_an_upload_in_one_page_shows_in_another_without_a_reload(browser, progra
         assert page.evaluate("window.notReloaded") is True
     for page in pages:
         page.context.close()
+
+
+@pytest.mark.runs_on("part5_live")
+def test_a_page_whose_server_went_away_reconnects_and_catches_up(browser, program, mongodb_uri, db_name):
+    """The server stops (its sockets closed with 1001) and comes back on the same port:
+    the page's script reconnects on its own, and shows what was uploaded meanwhile."""
+    first = program()
+    page = browser.new_context(base_url=first.url).new_page()
+    page.goto("/")
+    page.evaluate("window.notReloaded = true")
+    first.stop()
+    other = program()  # another process, on another port: where the upload goes meanwhile
+    page_elsewhere = browser.new_context(base_url=other.url).new_page()
+    page_elsewhere.goto("/")
+    page_elsewhere.set_input_files("input[name=file]", files=[{"name": "meanwhile.png", "mimeType": "image/png",
+                                                               "buffer": image_bytes(size=(300, 200))}])
+    page_elsewhere.get_by_role("button", name="Upload").click()
+    expect(page_elsewhere.locator("a.original img")).to_have_count(1)
+    program(port=int(first.url.rsplit(":", 1)[1]))  # back where the page's socket was
+    expect(page.locator("a.original img")).to_have_attribute("alt", "meanwhile.png", timeout=30_000)
+    assert page.evaluate("window.notReloaded") is True
+    for each in (page, page_elsewhere):
+        each.context.close()
