@@ -81,7 +81,8 @@ class Peer:
     __slots__ = ("sock", "fd", "buffer", "open", "inflater", "closed_with")
 
     def __init__(self, sock):
-        self.sock, self.fd, self.buffer, self.open, self.inflater, self.closed_with = sock, sock.fileno(), b"", False, None, None
+        self.sock, self.fd, self.buffer = sock, sock.fileno(), b""
+        self.open, self.inflater, self.closed_with = False, None, None
 
 
 def parse(peer, now, arrivals):
@@ -489,14 +490,15 @@ def stalled(kind, readers, never_read, burst, args=(), fanout=None):
         opened = reading.wait_ready()
         never.wait_ready()
         time.sleep(0.5)
-        before = server.rss()
+        before, kernel = server.rss(), tcp_buffers()
         server.reset_peak()
         from pymongo import MongoClient
 
         with MongoClient(db_uri) as client:
             collection = client[db_name][spec["collection"]]
             for start in range(0, burst, 100):  # numbered from 100,000: apart from the uploads'
-                collection.insert_many([burst_document(kind, 100_000 + n) for n in range(start, min(burst, start + 100))])
+                numbers = range(100_000 + start, 100_000 + min(burst, start + 100))
+                collection.insert_many([burst_document(kind, n) for n in numbers])
         time.sleep(1)
         busy = server.cpu_seconds()
         for _ in range(240):  # until the server has told every socket: its CPU time stops growing
@@ -504,12 +506,20 @@ def stalled(kind, readers, never_read, burst, args=(), fanout=None):
             busy, was = server.cpu_seconds(), busy
             if busy - was < 0.02:
                 break
-        peak, after = server.peak(), server.rss()
+        peak, after, kernel = server.peak(), server.rss(), tcp_buffers() - kernel
         read, waited = reading.figures(), never.figures()
     received = sum(len(times) for number, times in read["arrivals"].items() if int(number) >= 100_000)
     closed = {code: n for code, n in waited["closes"].items()}
-    return {"peak": peak - before, "after": after - before, "waiting": waited["waiting"] / never_read / 1000,
-            "closes": closed, "missed": opened * burst - received + read["errors"]}
+    return {"peak": peak - before, "after": after - before, "kernel": kernel,
+            "waiting": waited["waiting"] / never_read / 1000, "closes": closed,
+            "missed": opened * burst - received + read["errors"]}
+
+
+def tcp_buffers():
+    """The memory of all TCP sockets' buffers on this machine, in MB (Linux: the kernel
+    holds what a socket's peer has not read yet, outside any process's resident size)."""
+    text = open("/proc/net/sockstat").read()
+    return int(re.search(r"^TCP: .* mem (\d+)", text, re.M)[1]) * os.sysconf("SC_PAGE_SIZE") / MB
 
 
 def burst_document(kind, n):
@@ -612,7 +622,8 @@ def main():
         for label, options, fanout in variants:
             figures = stalled(kind, readers, args.never_read, burst, options, fanout)
             closes = ", ".join(f"{code}: {n}" for code, n in sorted(figures["closes"].items()))
-            print(f"{label:38} memory {figures['peak']:+7.1f} MB at the peak, {figures['after']:+7.1f} MB after; "
+            print(f"{label:38} memory {figures['peak']:+7.1f} MB at the peak, {figures['after']:+7.1f} MB after, "
+                  f"the kernel's TCP buffers {figures['kernel']:+7.1f} MB; "
                   f"{figures['waiting']:7.1f} KB waited for each; closed: {closes}; events the others missed: "
                   f"{figures['missed']}", flush=True)
 

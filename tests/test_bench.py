@@ -150,8 +150,10 @@ def test_the_live_bench_prints_memory_delays_and_errors_of_each_run_beside_the_t
                   "one process, --ping_interval=0", "permessage-deflate"):
         assert re.search(rf"^part5, {re.escape(label)}{row}", output, re.M), output
     assert re.search(rf"^target, one process +{NUMBER} KB +{NUMBER} +0$", output, re.M), output
-    assert re.search(r"^\d+ sockets that never read, beside \d+ that do, \d+ uploads stored at once \(", output, re.M), output
+    assert re.search(r"^\d+ sockets that never read, beside \d+ that do, \d+ uploads stored at once \(",
+                     output, re.M), output
     for label in (r"--live_backlog=262144 \(the default\)", r"--live_backlog=1000000000 \(no bound\)",
                   "the default, each frame made once"):
-        assert re.search(rf"^{label} +memory +[+-]{NUMBER} MB at the peak, +[+-]{NUMBER} MB after; +{NUMBER} KB waited "
+        assert re.search(rf"^{label} +memory +[+-]{NUMBER} MB at the peak, +[+-]{NUMBER} MB after, the kernel's TCP "
+                         rf"buffers +[+-]{NUMBER} MB; +{NUMBER} KB waited "
                          rf"for each; closed: [\w: ,]+; events the others missed: -?\d+$", output, re.M), output

@@ -51,4 +51,5 @@ async def test_the_page_asks_for_its_list_and_any_other_message_still_closes_the
             assert json.loads(message).get("type") != "list", 'only the message "list" is answered with a list'
     except TimeoutError:
         raise AssertionError("a message other than \"list\" should close the socket; it stayed open") from None
-    assert socket.close_code == 1008, f'a message other than "list" closes the socket with 1008; it got {socket.close_code}'
+    assert socket.close_code == 1008, (
+        f'a message other than "list" closes the socket with 1008; it got {socket.close_code}')
