@@ -243,7 +243,14 @@ async def test_the_lessons_shell_commands_work_as_written(stage, client, tmp_pat
     document = f"{stage}/README.md"
     session = shell_session(document)
     assert session, "a lesson gives commands to try"
-    await run_session(session, photo_folder(tmp_path), client.base_url)
+    # Part 5's change stream, which its server.py runs beside the app: its sockets wait for it.
+    feed = client.app.settings.get("feed")
+    watching = asyncio.ensure_future(feed.run()) if feed else None
+    try:
+        await run_session(session, photo_folder(tmp_path), client.base_url)
+    finally:
+        if watching:
+            watching.cancel()
 
     for block in blocks(document, "pycon"):
         # The lesson's database is the stage's default, named after it; the test's is its own.

@@ -12,7 +12,7 @@ import json
 
 from tornado.websocket import websocket_connect
 
-from coursekit.clients import answer
+from coursekit.clients import Client, answer
 from coursekit.waiting import eventually
 
 RUNS_ON = ["part5_live"]
@@ -54,7 +54,9 @@ async def open_socket(client):
     return socket
 
 
-async def test_healthz_counts_the_live_sockets(client):
+async def test_healthz_counts_the_live_sockets(program):
+    # The stage as a program: its server.py runs the change stream that live sockets wait for.
+    client = Client(program().url)
     body = await health(client)
     assert body == {"status": "ok", "sockets": 0}, (
         f'with no socket open, GET /healthz should answer {{"status": "ok", "sockets": 0}}; it answered {body!r}')
