@@ -57,7 +57,7 @@ def embedded_db(port, storage, host="127.0.0.1"):
     log_path = storage.parent / f"{storage.name}.log"
     uri = f"mongodb://{host}:{port}"
     command = [Path(sys.executable).parent / "secantusd-py", "--host", host, "--port", port,
-               "--storage-path", storage, "--standalone", "--log-level", "WARNING"]
+               "--storage-path", storage, "--log-level", "WARNING"]
     with open(log_path, "a") as log:
         server = Program(command, port, NO_COVERAGE, host=host, log=log,
                          ready=lambda: mongodb_answers(uri, timeout_ms=500))

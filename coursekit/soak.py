@@ -1,7 +1,7 @@
 """Soak a stage: many concurrent uploads and downloads of random files, mixed with
 hostile requests, for a bounded time, on 127.0.0.1; every file checked by SHA-256.
 
-    .venv/bin/python -m coursekit.soak                  # the last stage, part4_production, for 60 s
+    .venv/bin/python -m coursekit.soak                  # the last stage, part5_live, for 60 s
     .venv/bin/python -m coursekit.soak part1_basic --seconds 30 --clients 8
 
 It runs the stage as a program (`python <stage>/app.py`), on MONGODB_URI or the

@@ -18,13 +18,15 @@ ORIGINAL_PATHS = {
     "part2_thumbnails": "/imgs/{}/orig",
     "part3_streaming": "/uploads/{}/orig",
     "part4_production": "/uploads/{}/orig",
+    "part5_live": "/uploads/{}/orig",
 }
-# Where each stage's upload form posts (parts 3 and 4 add the `?_xsrf=` of the page).
+# Where each stage's upload form posts (parts 3 to 5 add the `?_xsrf=` of the page).
 FORM_PATHS = {
     "part1_basic": "/",
     "part2_thumbnails": "/",
     "part3_streaming": "/upload",
     "part4_production": "/upload",
+    "part5_live": "/upload",
 }
 # The collection of each stage's records of its uploads, beside GridFS's own two. Part 1
 # keeps none: it lists fs.files itself (and part 2's name stays empty there).
@@ -33,6 +35,7 @@ RECORDS = {
     "part2_thumbnails": "imgs",
     "part3_streaming": "uploads",
     "part4_production": "uploads",
+    "part5_live": "uploads",
 }
 
 

@@ -51,6 +51,7 @@ import math
 import os
 import pprint
 import re
+import time
 
 import matplotlib.pyplot as plt
 from bson import ObjectId
@@ -273,7 +274,9 @@ print(f"byte {middle:,} is in chunk {n}, at position {position:,}: "
 # `coursekit.database.scratch_db()` as a separate process (`secantusd-py`, its Python server).
 # It speaks MongoDB's wire protocol, so Motor and PyMongo talk to it as to a
 # `mongod`, and it stores its data with WiredTiger, MongoDB's own storage engine.
-# It is one node: no replica set, no sharding. Here is what it says it is:
+# It is one node, and it says it is the primary of a replica set of one (named
+# `secantus`): drivers then allow what a replica set has, change streams among them
+# (part 5 uses them). No sharding. Here is what it says it is:
 
 # %%
 build_info = await client.admin.command("buildInfo")
@@ -304,10 +307,13 @@ async def transaction():
 
 async def change_stream():
     async with features.watch(max_await_time_ms=500) as stream:
+        inserted = time.perf_counter()
         await features.insert_one({"word": "date", "group": "d"})
         for _ in range(10):
             if change := await stream.try_next():
-                return f"saw an {change['operationType']}"
+                seen = (time.perf_counter() - inserted) * 1000
+                return (f"saw the {change['operationType']} of {change['fullDocument']['word']!r}, "
+                        f"{seen:.0f} ms after it was sent")
     return "saw nothing"
 
 
@@ -340,6 +346,12 @@ async def aggregation():
             async for group in features.aggregate(pipeline)]
 
 
+async def replica_set_status():
+    status = await client.admin.command("replSetGetStatus")
+    return f"set {status['set']!r}, members: " + ", ".join(
+        f"{member['name']} ({member['stateStr']})" for member in status["members"])
+
+
 tries = {
     "a multi-document transaction": transaction,
     "a change stream": change_stream,
@@ -347,7 +359,7 @@ tries = {
     "a hashed index (a shard key for sharding)": lambda: features.create_index([("word", "hashed")]),
     "a $where query (JavaScript)": lambda: features.find({"$where": "this.word.length > 5"}).to_list(None),
     "mapReduce (JavaScript)": map_reduce,
-    "replica set status": lambda: client.admin.command("replSetGetStatus"),
+    "replica set status": replica_set_status,
     "explain (the plan's first stage)": lambda: features.find({"word": "apple"}).explain(),
     "$group, $lookup and $setWindowFields": aggregation,
 }
@@ -367,20 +379,21 @@ for what, attempt in tries.items():
 # What it does not do that MongoDB does, as the cell above measured with SecantusDB
 # 0.7.0b3:
 #
-# - **No change streams**: "only supported on replica sets", as a standalone `mongod`
-#   says too. A replica set or Atlas has them.
+# - **Change streams work**, as on a replica set or Atlas, because it answers as a
+#   replica set of one; a standalone `mongod` refuses them ("only supported on replica
+#   sets"). (Started with `--standalone`, SecantusDB refuses them too.)
 # - **No text indexes, no `$text`; no hashed indexes**, which MongoDB has on any
 #   deployment (a hashed index is what a hashed shard key needs).
 # - **No JavaScript**: `$where` is refused, and `mapReduce` answers, but with no
 #   results at all, where MongoDB groups the documents. (MongoDB deprecates
 #   `mapReduce` and `$where` in favour of aggregation, which SecantusDB does run.)
-# - **No replica set**: it is one node (`replSetGetStatus` is refused), so nothing about
-#   elections, read preferences or `w: "majority"` across nodes can be tried here.
-# - And one thing it *does* that a standalone `mongod` does not: multi-document
-#   transactions on a single node. Code that relies on them needs a replica set in
-#   production.
+# - **A replica set of one node only**: `replSetGetStatus` names itself as the one member,
+#   so nothing about elections, read preferences or `w: "majority"` across nodes can be
+#   tried here.
+# - Multi-document transactions and change streams both need a replica set (or a sharded
+#   cluster) in production: a standalone `mongod` refuses them.
 #
-# Nothing in the stages uses any of these: GridFS needs only inserts, finds, deletes
+# Nothing in the stages uses what it lacks (part 5 uses change streams): GridFS needs only inserts, finds, deletes
 # and the index on `files_id` and `n`, which behave as MongoDB's (the rest of this
 # notebook shows them). It is slower than `mongod`: its own README puts its Python
 # server at 2 to 27 times slower per operation.

@@ -28,8 +28,8 @@ from coursekit.stages import ORIGINAL_PATHS, RECORDS, ROOT, STAGES
 RUNS_ON = STAGES  # every stage
 
 STAGE_TITLES = {"part1_basic": "part 1", "part2_thumbnails": "part 2", "part3_streaming": "part 3",
-                "part4_production": "part 4"}
-STREAMING = {"part3_streaming", "part4_production"}  # the stages with --max_upload_size and --files_dir
+                "part4_production": "part 4", "part5_live": "part 5"}
+STREAMING = {"part3_streaming", "part4_production", "part5_live"}  # the stages with --max_upload_size and --files_dir
 LIMIT = 100_000  # their --max_upload_size here
 
 
@@ -225,8 +225,9 @@ def with_filename(header):
 
 def answers(part1=None, part2=None, part3=None):
     """{stage: answer} for the stages that have the case. Part 4 is part 3 run for
-    real: it answers as part 3 does."""
-    given = {"part1_basic": part1, "part2_thumbnails": part2, "part3_streaming": part3, "part4_production": part3}
+    real, and part 5 is part 4 made live: they answer as part 3 does."""
+    given = {"part1_basic": part1, "part2_thumbnails": part2, "part3_streaming": part3, "part4_production": part3,
+             "part5_live": part3}
     return {stage: answer for stage, answer in given.items() if answer}
 
 
@@ -239,8 +240,8 @@ def from_part2(status, words):
 
 
 def part3(note):
-    """Notes for part 3, and part 4 as ever."""
-    return dict.fromkeys(["part3_streaming", "part4_production"], note)
+    """Notes for part 3, and parts 4 and 5 as ever."""
+    return dict.fromkeys(["part3_streaming", "part4_production", "part5_live"], note)
 
 
 DOWNLOAD = "a download of a type no browser runs: "

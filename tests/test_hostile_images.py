@@ -20,7 +20,7 @@ from coursekit.clients import Client, upload_collections
 from coursekit.images import encoded, png_chunks, png_file
 from coursekit.stages import RECORDS
 
-RUNS_ON = ["part2_thumbnails", "part3_streaming", "part4_production"]  # the stages that decode images
+RUNS_ON = ["part2_thumbnails", "part3_streaming", "part4_production", "part5_live"]  # the stages that decode images
 
 EXAMPLES = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 COLORS = {"1": 1, "L": 120, "LA": (100, 128), "P": 7, "RGB": (0, 128, 128), "RGBA": (0, 128, 128, 100),

@@ -23,7 +23,7 @@ from coursekit.stages import ROOT, STAGES
 RUNS_ON = STAGES  # every stage
 
 NOTEBOOKS = notebooks.notebook_paths()
-STAGES_WITHOUT_NOTEBOOK = {"part4_production"}  # part 3's notebooks serve it too
+STAGES_WITHOUT_NOTEBOOK = {"part4_production", "part5_live"}  # part 3's notebooks serve them too
 RESAVE = "re-execute and save it: .venv/bin/python notebooks/execute.py"
 # Small enough to keep the runs short, large enough that every cell has work to do.
 SMALL = {

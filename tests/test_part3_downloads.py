@@ -26,7 +26,7 @@ from coursekit.clients import RawConnection, error_message
 from coursekit.serving import stage_served
 from coursekit.waiting import eventually, steady
 
-RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
+RUNS_ON = ["part3_streaming", "part4_production", "part5_live"]  # parts 4 and 5 run the same code for real
 
 
 class ChunkReads(monitoring.CommandListener):

@@ -18,7 +18,7 @@ import pytest_asyncio
 from coursekit.clients import RawConnection
 from coursekit.serving import stage_served
 
-RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
+RUNS_ON = ["part3_streaming", "part4_production", "part5_live"]  # parts 4 and 5 run the same code for real
 
 
 async def raw_get(client, path):

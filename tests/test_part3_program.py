@@ -8,7 +8,7 @@ from coursekit.clients import Client, RawConnection, error_message
 from coursekit.database import database_of_its_own
 from coursekit.processes import StageLauncher
 
-RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
+RUNS_ON = ["part3_streaming", "part4_production", "part5_live"]  # parts 4 and 5 run the same code for real
 
 
 async def test_the_program_takes_max_upload_size_and_files_dir(program, db, tmp_path):
@@ -34,7 +34,7 @@ async def test_the_program_makes_its_indexes_at_start_up_not_at_each_upload(prog
     assert ([("files_id", 1), ("n", 1)], True) in keys["fs.chunks"]
     assert await db.fs.chunks.count_documents({}) == 0
     # Part 4's sweep finds stale uploads by theirs.
-    assert (([("updated", 1)], False) in keys["uploads_in_progress"]) == (stage == "part4_production")
+    assert (([("updated", 1)], False) in keys["uploads_in_progress"]) == (stage in ("part4_production", "part5_live"))
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from coursekit.processes import free_port
 from coursekit.stages import FORM_PATHS, ORIGINAL_PATHS
 from coursekit.waiting import eventually, steady
 
-RUNS_ON = ["part3_streaming", "part4_production"]  # part 4 runs the same code for real
+RUNS_ON = ["part3_streaming", "part4_production", "part5_live"]  # parts 4 and 5 run the same code for real
 
 
 async def nothing_stored(client):

@@ -21,9 +21,9 @@ from PIL import Image
 
 from coursekit.images import encoded, image_bytes, jpeg_with_scans
 
-RUNS_ON = ["part1_basic", "part2_thumbnails", "part3_streaming", "part4_production"]
+RUNS_ON = ["part1_basic", "part2_thumbnails", "part3_streaming", "part4_production", "part5_live"]
 # The functions that part 3 adds, which part 4 runs unchanged.
-FROM_PART3 = pytest.mark.runs_on("part3_streaming", "part4_production")
+FROM_PART3 = pytest.mark.runs_on("part3_streaming", "part4_production", "part5_live")
 
 UTC = datetime.UTC
 SIZE = 12 * CHUNK + 1234  # test_part3_downloads.py's big file: the cases moved from there read the same
@@ -377,7 +377,7 @@ DECODING_COSTS = {
 }
 
 
-@pytest.mark.runs_on("part4_production")
+@pytest.mark.runs_on("part4_production", "part5_live")
 @pytest.mark.parametrize("case", DECODING_COSTS)
 def test_the_cost_of_decoding_each_kind_of_image(stage_code, case):
     make, bytes_a_pixel = DECODING_COSTS[case]
@@ -390,7 +390,7 @@ def test_the_cost_of_decoding_each_kind_of_image(stage_code, case):
 
 # --- scans(): how many passes a progressive JPEG makes over its pixels ---
 
-FROM_PART2 = pytest.mark.runs_on("part2_thumbnails", "part3_streaming", "part4_production")
+FROM_PART2 = pytest.mark.runs_on("part2_thumbnails", "part3_streaming", "part4_production", "part5_live")
 
 
 @FROM_PART2
@@ -415,7 +415,8 @@ def test_a_progressive_jpeg_of_max_scans_is_thumbnailed_one_more_is_refused(stag
     def thumbnail(data):
         if stage == "part2_thumbnails":
             return stage_code.make_thumbnail(data)
-        budget = [stage_code.DecodeBudget(2**30)] if stage == "part4_production" else []  # from part 3: a file
+        from_part4 = stage in ("part4_production", "part5_live")
+        budget = [stage_code.DecodeBudget(2**30)] if from_part4 else []  # from part 3: a file
         return stage_code.make_thumbnail(io.BytesIO(data), *budget)
 
     assert thumbnail(jpeg_with_scans((400, 300), stage_code.MAX_SCANS))[1:3] == (400, 300)

@@ -96,7 +96,7 @@ async def test_runs_as_a_program_and_stops_cleanly_on_ctrl_c(program):
     assert "Traceback" not in app.output()
 
 
-@pytest.mark.runs_on("part2_thumbnails", "part3_streaming", "part4_production")  # part 1 takes no options
+@pytest.mark.runs_on("part2_thumbnails", "part3_streaming", "part4_production", "part5_live")  # part 1: no options
 @pytest.mark.parametrize("wrong, named", [("--bogus", "--bogus"), ("--bogus=1", "--bogus"),
                                           ("--db-nmae=x", "--db-nmae")])
 def test_an_unknown_option_is_one_line_naming_it(program, wrong, named):

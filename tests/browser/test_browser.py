@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+from pymongo import MongoClient
 
 from coursekit.browser import CHROMIUM_ARGS, find_chromium
 from coursekit.images import image_bytes
@@ -19,7 +20,7 @@ RUNS_ON = STAGES  # every stage
 
 # Where the stages that list thumbnails serve them; the others list the original itself.
 THUMBNAIL_PATHS = {"part2_thumbnails": "/imgs/{}/thumb", "part3_streaming": "/uploads/{}/thumb",
-                   "part4_production": "/uploads/{}/thumb"}
+                   "part4_production": "/uploads/{}/thumb", "part5_live": "/uploads/{}/thumb"}
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +116,59 @@ def test_the_form_works_without_javascript(page):
     page.get_by_role("button", name="Upload").click()
     page.wait_for_url("/")  # posted, and sent back to the home page
     expect(page.locator("a.original img")).to_have_attribute("alt", "plain.png")
+
+
+@pytest.mark.runs_on("part5_live")
+def test_an_upload_in_one_page_shows_in_another_without_a_reload(browser, program, mongodb_uri, db_name):
+    """Two visitors on a stage of two processes: what one uploads, or a tool deletes,
+    appears in (or leaves) the other's page as it happens."""
+    running = program("--processes=2")
+    pages = [browser.new_context(base_url=running.url).new_page() for _ in range(2)]
+    for page in pages:
+        page.goto("/")
+        page.evaluate("window.notReloaded = true")  # gone if the page reloads
+    uploader, watcher = pages
+    expect(watcher.locator(".empty")).to_be_visible()
+    uploader.set_input_files("input[name=file]", files=[{"name": "live.png", "mimeType": "image/png",
+                                                         "buffer": image_bytes(size=(300, 200))}])
+    uploader.get_by_role("button", name="Upload").click()
+
+    image = watcher.locator("a.original img")
+    expect(image).to_have_attribute("alt", "live.png")
+    watcher.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    expect(watcher.locator(".gallery .size")).to_have_text(f"{len(image_bytes(size=(300, 200)))} bytes, 300 × 200")
+    expect(watcher.locator(".empty")).to_have_count(0)
+    expect(uploader.locator("a.original img")).to_have_count(1)  # its own page lists it once
+
+    # A deletion made by hand (a tool, an operator) leaves both pages.
+    with MongoClient(mongodb_uri) as client:
+        client[db_name].uploads.delete_one({"filename": "live.png"})
+    for page in pages:
+        expect(page.locator(".gallery li")).to_have_count(0)
+        expect(page.locator(".empty")).to_be_visible()
+        assert page.evaluate("window.notReloaded") is True
+    for page in pages:
+        page.context.close()
+
+
+@pytest.mark.runs_on("part5_live")
+def test_a_page_whose_server_went_away_reconnects_and_catches_up(browser, program, mongodb_uri, db_name):
+    """The server stops (its sockets closed with 1001) and comes back on the same port:
+    the page's script reconnects on its own, and shows what was uploaded meanwhile."""
+    first = program()
+    page = browser.new_context(base_url=first.url).new_page()
+    page.goto("/")
+    page.evaluate("window.notReloaded = true")
+    first.stop()
+    other = program()  # another process, on another port: where the upload goes meanwhile
+    page_elsewhere = browser.new_context(base_url=other.url).new_page()
+    page_elsewhere.goto("/")
+    page_elsewhere.set_input_files("input[name=file]", files=[{"name": "meanwhile.png", "mimeType": "image/png",
+                                                               "buffer": image_bytes(size=(300, 200))}])
+    page_elsewhere.get_by_role("button", name="Upload").click()
+    expect(page_elsewhere.locator("a.original img")).to_have_count(1)
+    program(port=int(first.url.rsplit(":", 1)[1]))  # back where the page's socket was
+    expect(page.locator("a.original img")).to_have_attribute("alt", "meanwhile.png", timeout=30_000)
+    assert page.evaluate("window.notReloaded") is True
+    for each in (page, page_elsewhere):
+        each.context.close()
