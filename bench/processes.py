@@ -214,13 +214,25 @@ def connections_held(pids, port):
 
 def measure(port, pids, paths, args, generate_load, keep_alive):
     """Load the processes `pids` serving on `port`: (requests/s, each process's share
-    of their CPU time, the connections each held halfway through)."""
-    held = []
-    halfway = threading.Timer(args.seconds / 2, lambda: held.extend(connections_held(pids, port)))
+    of their CPU time, the connections each held when most were open). A count made at
+    one moment (it was halfway) could fall before the load generator had opened them
+    all on a busy machine: 4 of 16 once, at a load average of 6."""
+    held, done = [], threading.Event()
+
+    def count_connections():
+        while not done.wait(0.1):
+            now = connections_held(pids, port)
+            if sum(now) > sum(held):
+                held[:] = now
+
+    counting = threading.Thread(target=count_connections)
     before = cpu_seconds(pids)
-    halfway.start()
-    answers, seconds, errors = generate_load(port, paths, args.connections, args.seconds, keep_alive)
-    halfway.join()
+    counting.start()
+    try:
+        answers, seconds, errors = generate_load(port, paths, args.connections, args.seconds, keep_alive)
+    finally:
+        done.set()
+        counting.join()
     used = [after - then for after, then in zip(cpu_seconds(pids), before)]
     if errors:
         raise SystemExit(f"error: {errors} of {answers} answers were not 200")
