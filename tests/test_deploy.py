@@ -287,7 +287,9 @@ def test_compose_runs_a_replica_set_of_three_the_app_and_nginx():
 
 def test_compose_points_the_app_at_the_replica_set_with_one_process_per_core(stage_app):
     app = compose()["services"]["app"]
-    assert app["command"] == ["python", "part4_production/app.py", "--processes=0", "--xheaders"]
+    # Part 4 unless STAGE names another (part 5 adds its WebSockets, which nginx.conf carries).
+    assert app["command"] == ["python", "${STAGE:-part4_production}/app.py", "--processes=0", "--xheaders"]
+    assert app["build"]["args"] == {"STAGE": "${STAGE:-part4_production}"}
     assert "processes" in stage_app.options  # a real option of the stage
     uri = urllib.parse.urlsplit(app["environment"]["MONGODB_URI"])
     assert uri.netloc.split(",") == ["mongo1:27017", "mongo2:27017", "mongo3:27017"]
@@ -301,10 +303,10 @@ def test_compose_points_the_app_at_the_replica_set_with_one_process_per_core(sta
     assert (DEPLOY / app["build"]["context"]).resolve() == ROOT
     dockerfile = (ROOT / app["build"]["dockerfile"]).read_text()
     assert "COPY requirements.txt ." in dockerfile and "pip install --no-cache-dir -r" in dockerfile
-    assert "COPY part4_production/ part4_production/" in dockerfile
+    assert "ARG STAGE=part4_production" in dockerfile and "COPY ${STAGE}/ ${STAGE}/" in dockerfile
     # What Docker may read of the repository: only what the Dockerfile copies.
     allowed = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-    assert {"*", "!requirements.txt", "!part4_production/"} <= set(allowed)
+    assert {"*", "!requirements.txt", "!part4_production/", "!part5_live/"} <= set(allowed)
 
 
 def test_compose_puts_nginx_in_front_with_the_repositorys_configuration():
