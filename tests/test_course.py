@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -406,3 +407,9 @@ def test_samples_writes_the_lessons_photo_and_a_sparse_gibibyte(tmp_path):
     assert photo.read_bytes() == image_bytes(size=(300, 200), color="teal")  # the photo.png the lessons' commands use
     assert big.stat().st_size == 2**30
     assert output.startswith(f"Wrote {photo} (a 300x200 PNG, {photo.stat().st_size} bytes) and {big} (1 GiB")
+
+
+def test_coverage_measures_every_stage():
+    """A stage left out of pyproject.toml's coverage sources would be reported as nothing."""
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert settings["tool"]["coverage"]["run"]["source"] == STAGES
