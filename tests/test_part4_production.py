@@ -29,7 +29,7 @@ from coursekit.processes import free_port, port_open
 from coursekit.stages import ROOT, load_stage
 from coursekit.waiting import eventually
 
-RUNS_ON = ["part4_production"]
+RUNS_ON = ["part4_production", "part5_live"]  # part 5 keeps what part 4 runs
 
 CHUNK = 255 * 1024  # GridFS's chunk size: a body past it has a chunk stored
 LIMIT = 30  # seconds: how long a connection waits before the test fails (a bound, not a delay)
