@@ -155,8 +155,9 @@ def check_app_args(stage, app_args):
     a mistake, is answered at once, not after the database has started."""
     from coursekit.stages import load_stage
 
-    options = getattr(load_stage(stage), "options", None)
-    if options is None:  # part 1 reads environment variables only
+    # Part 1, and the lessons' small programs, read environment variables only.
+    options = None if small_program(stage) else getattr(load_stage(stage), "options", None)
+    if options is None:
         if app_args:
             sys.exit(f"error: {stage} takes no options: it reads PORT, MONGODB_URI and MONGODB_DB "
                      f"from the environment (given: {' '.join(app_args)})")
@@ -188,12 +189,8 @@ def stage_or_program(word):
 
 def serve(stage, app_args):
     """Serve a stage (or a lesson's small program) on the database, until Ctrl+C."""
+    check_app_args(stage, app_args)
     program = small_program(stage)
-    if program and app_args:
-        sys.exit(f"error: {stage} takes no options: it reads PORT, MONGODB_URI and MONGODB_DB "
-                 f"from the environment (given: {' '.join(app_args)})")
-    if not program:
-        check_app_args(stage, app_args)
     uri = os.environ.get("MONGODB_URI", DEFAULT_URI)
     with database(uri) as answering_uri:
         app = subprocess.Popen(

@@ -209,6 +209,9 @@ def test_run_stage_help_is_the_stages_and_starts_nothing(tmp_path):
      "error: [Errno 2] No such file or directory: '/no/such.conf'"),
     (["run", "part1_basic", "--port=8001"], "error: part1_basic takes no options: it reads PORT, MONGODB_URI "
                                             "and MONGODB_DB from the environment (given: --port=8001)"),
+    (["run", "part1_basic/small/newest.py", "--port=8001"],
+     "error: part1_basic/small/newest.py takes no options: it reads PORT, MONGODB_URI and MONGODB_DB from the "
+     "environment (given: --port=8001)"),
     (["run", "part1_basic/small/no_such.py"], "course.py run: error: argument stage: no stage or small program "
                                              "'part1_basic/small/no_such.py' (stages: " + ", ".join(STAGES) +
                                              "; a small program: STAGE/small/NAME.py)"),
