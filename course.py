@@ -431,12 +431,12 @@ def samples(folder):
     """Write photo.png (the 300x200 PNG the lessons' commands upload) and big.bin
     (1 GiB of zeros, written sparse: no time, and next to no disk where the file
     system allows it) into `folder`."""
-    from coursekit.images import image_bytes
+    from coursekit.images import lesson_photo
 
     folder = Path(folder).absolute()
     folder.mkdir(parents=True, exist_ok=True)
     photo = folder / "photo.png"
-    photo.write_bytes(image_bytes(size=(300, 200), color="teal"))
+    photo.write_bytes(lesson_photo())
     big = folder / "big.bin"
     with big.open("wb") as file:
         file.truncate(BIG_FILE_SIZE)  # a hole: the file system stores no zeros

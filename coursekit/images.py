@@ -22,6 +22,12 @@ def image_bytes(format="PNG", size=(40, 30), color="red", mode="RGB"):
 # Detail levels of a photo: how much fine grain goes on top of its smooth scene. More
 # detail makes a bigger file, and more of it to decode on any path.
 DETAIL = {"smooth": 0.0, "photo": 0.02, "grainy": 0.05}
+def lesson_photo():
+    """The photo.png the lessons' commands upload (`python3 course.py samples` writes
+    it; their tests, too): a 300x200 PNG, its size in the lessons' outputs."""
+    return image_bytes(size=(300, 200), color="teal")
+
+
 def photo_jpeg(megapixels, detail="photo", quality=90):
     """A 3:2 JPEG of `megapixels` that compresses like a photo.
 

@@ -39,6 +39,11 @@ RECORDS = {
 }
 
 
+def lesson_programs(stage):
+    """The smallest versions of a lesson's ideas: the programs of `<stage>/small/`, in order."""
+    return sorted((ROOT / stage).glob("small/*.py"))
+
+
 def load_stage(stage, folder=None):
     """Import `<stage>/app.py` under a module name of its own, so that stages live side
     by side in one process; or, given a `folder`, the app.py of a copy of the stage

@@ -18,9 +18,9 @@ import pytest
 import course
 from coursekit.clients import Client
 from coursekit.database import redact
-from coursekit.images import image_bytes
+from coursekit.images import image_bytes, lesson_photo
 from coursekit.processes import Program, free_port, port_open, unmeasured
-from coursekit.stages import ROOT, STAGES
+from coursekit.stages import ROOT, STAGES, lesson_programs
 
 RUNS_ON = STAGES  # every stage
 
@@ -114,7 +114,7 @@ async def test_run_uses_the_mongodb_that_answers(run_command, mongodb_uri):
 
 # One small program of each lesson that has them, and those that fork: the lessons'
 # tests run them all, without course.py.
-SMALL_PROGRAMS = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("part*/small/*.py"))
+SMALL_PROGRAMS = [path.relative_to(ROOT).as_posix() for stage in STAGES for path in lesson_programs(stage)]
 FORKING = [program for program in SMALL_PROGRAMS if "fork" in (ROOT / program).read_text()]
 
 
@@ -407,7 +407,7 @@ def test_samples_writes_the_lessons_photo_and_a_sparse_gibibyte(tmp_path):
     status, output = run_to_its_end("samples", str(tmp_path / "samples"), tmp_path=tmp_path)
     assert status == 0, output
     photo, big = tmp_path / "samples" / "photo.png", tmp_path / "samples" / "big.bin"
-    assert photo.read_bytes() == image_bytes(size=(300, 200), color="teal")  # the photo.png the lessons' commands use
+    assert photo.read_bytes() == lesson_photo()
     assert big.stat().st_size == 2**30
     assert output.startswith(f"Wrote {photo} (a 300x200 PNG, {photo.stat().st_size} bytes) and {big} (1 GiB")
 

@@ -44,9 +44,9 @@ from pathlib import Path
 
 import pytest
 
-from coursekit.images import image_bytes
+from coursekit.images import lesson_photo
 from coursekit.processes import Program, free_port
-from coursekit.stages import ROOT, STAGES, load_stage
+from coursekit.stages import ROOT, STAGES, lesson_programs, load_stage
 
 RUNS_ON = STAGES  # every stage
 
@@ -235,7 +235,7 @@ def test_figures_vary_compares_all_but_the_numbers():
 
 def photo_folder(tmp_path):
     """The scratch folder a lesson's commands run in: photo.png, 300x200."""
-    (tmp_path / "photo.png").write_bytes(image_bytes(size=(300, 200), color="teal"))
+    (tmp_path / "photo.png").write_bytes(lesson_photo())
     return tmp_path
 
 
@@ -262,8 +262,8 @@ async def test_the_lessons_shell_commands_work_as_written(stage, client, tmp_pat
 
 
 def small_programs(stage):
-    """The lesson's smallest versions of its ideas: `small/NAME.py` of the stage's folder."""
-    return sorted(f"small/{path.name}" for path in (ROOT / stage).glob("small/*.py"))
+    """The lesson's smallest versions of its ideas, as it names them: `small/NAME.py`."""
+    return [f"small/{path.name}" for path in lesson_programs(stage)]
 
 
 def test_each_small_program_is_small_and_run_by_the_lesson(stage):
