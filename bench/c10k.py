@@ -38,7 +38,7 @@ from coursekit.clients import Client, RawConnection
 from coursekit.images import photo_jpeg
 from coursekit.processes import Program, free_port
 from coursekit.stages import ROOT, StageCode, load_stage
-from harness import MB, Measured, MiB, command_line, database, percentile
+from harness import MB, Measured, MiB, command_line, database, percentile, source_path
 
 STAGES = {"part3": "part3_streaming", "part4": "part4_production"}
 LIGHT_REQUEST = "/static/style.css"
@@ -272,7 +272,7 @@ def breakdown(quick):
           f"{total / connections:.0f} bytes of Python's allocations (tracemalloc)")
     print(f"{'bytes':>7} {'blocks':>7}  allocated at")
     for where, size, count in figures["added"][:25]:
-        where = re.sub(r"^.*/(site-packages|python3\.\d+)/", "", where)
+        where = source_path(where)
         print(f"{size / connections:7.0f} {count / connections:7.1f}  {where}")
 
 

@@ -321,6 +321,12 @@ def random_file(path, size):
 # --- The command line, and figures ---
 
 
+def source_path(path):
+    """A source file's path from its package on, as a profile or a trace names it:
+    tornado/iostream.py, not .../site-packages/tornado/iostream.py."""
+    return re.sub(r"^.*/(site-packages|python3\.\d+)/", "", path)
+
+
 def command_line(doc, quick):
     """The parser of a benchmark's options: the first paragraph of its docstring `doc`
     as its description, and --quick, a small run that checks the script works

@@ -44,7 +44,7 @@ import zlib
 from coursekit.images import image_bytes
 from coursekit.processes import Program, free_port
 from coursekit.stages import ROOT
-from harness import MB, Measured, command_line, database, median, percentile, visitor
+from harness import MB, Measured, command_line, database, median, percentile, source_path, visitor
 
 TARGETS = {"bytes a socket": 12_000, "last p99 ms": 200, "errors": 0}  # issue 24, for one process
 KINDS = {  # what is measured: where its pages listen, how an upload is made, what the database holds of it
@@ -558,7 +558,7 @@ def profiled(args):
     total = sum(row[2] for row in stats.stats.values())  # every function's own time
     print(f"\nWhere the fan-outs' time went, by function (cProfile, its own time; {total:.2f} s in all):")
     for (path, line, function), row in sorted(stats.stats.items(), key=lambda item: -item[1][2])[:8]:
-        where = re.sub(r"^.*/(site-packages|python3\.\d+)/", "", path)
+        where = source_path(path)
         print(f"{row[2] / total * 100:5.1f} %  {function} ({where}:{line})" if line else
               f"{row[2] / total * 100:5.1f} %  {function}")
 
