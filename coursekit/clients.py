@@ -5,6 +5,7 @@ multipart form a browser sends, and what a page says."""
 import asyncio
 import hashlib
 import io
+import json
 import re
 import uuid
 from html import unescape
@@ -93,6 +94,26 @@ def answer(response):
     if 300 <= response.code < 400:
         return f"{response.code}, to {response.headers.get('Location')}"
     return f'{response.code}, "{message}"' if message else str(response.code)
+
+
+async def health_counting(client, counted):
+    """GET /healthz as the exercises that make it count something ask it to answer, or
+    say how it does not: a 200, not cached, of JSON {"status": "ok", `counted`: N}.
+    Its body, a dict."""
+    response = await client.fetch("/healthz")
+    assert response.code == 200, (
+        f"GET /healthz should answer 200 while the database answers; it answered {answer(response)}")
+    content_type = response.headers.get("Content-Type", "")
+    assert content_type.split(";")[0].strip() == "application/json", (
+        f"GET /healthz should answer with Content-Type: application/json; it sent {content_type!r}")
+    assert response.headers.get("Cache-Control") == "no-store", "GET /healthz is never cached, as before"
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        raise AssertionError(f"GET /healthz should answer JSON; it answered {response.body[:100]!r}") from None
+    assert isinstance(body, dict) and body.get("status") == "ok", (
+        f'GET /healthz should answer {{"status": "ok", "{counted}": N}}; it answered {body!r}')
+    return body
 
 
 def cookie_values(set_cookie_headers):
