@@ -28,6 +28,9 @@ fenced block means, and how it is checked:
 - ```output: what a program prints (a benchmark's table), not run.
 - ```mermaid: a diagram (GitHub draws it). ```text: any other text, not checked.
 
+Every link of a document leads to a file that exists, and to a heading of it
+(coursekit.links; notebooks are checked by test_notebooks.py alike).
+
 A stage's lesson opens with what the learner will learn (bullets) and has at least
 one diagram; it closes with what was built, a trade-offs table (choice, what it
 buys, what it costs), exercises, and a link to the next stage. A paragraph that
@@ -45,6 +48,7 @@ from pathlib import Path
 import pytest
 
 from coursekit.images import lesson_photo
+from coursekit.links import dead_links
 from coursekit.processes import Program, free_port
 from coursekit.stages import ROOT, STAGES, lesson_programs, load_stage
 
@@ -135,6 +139,11 @@ def test_every_block_says_what_it_is(document):
             assert block.quoted_file, f"{block}: a ```python block outside a stage names its file= "
         if block.quoted_file:
             assert block.quoted_file.is_file(), f"{block}: no such file {block.quoted_file}"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_the_links_lead_somewhere(document):
+    assert not dead_links(ROOT / document)
 
 
 def test_the_lesson_quotes_code(stage):

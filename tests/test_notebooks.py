@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from coursekit import lab, notebooks
+from coursekit.links import dead_links
 from coursekit.stages import ROOT, STAGES
 
 RUNS_ON = STAGES  # every stage
@@ -344,24 +345,9 @@ def test_the_notebook_ends_with_a_recap_questions_and_the_way_on(notebook):
     assert code_cells(nb)[-1].source.strip() == "await session.close()"
 
 
-def slug(heading):
-    """The anchor a code host gives a Markdown heading."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-@pytest.mark.parametrize("path", [*NOTEBOOKS, notebooks.FOLDER / "README.md"], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)  # README.md: with the documents, test_lessons.py
 def test_the_links_lead_somewhere(path):
-    text = markdown(saved(path)) if path.suffix == ".ipynb" else path.read_text()
-    for target in re.findall(r"\]\(([^)\s]+)\)", text):
-        if re.match(r"\w+:", target):
-            continue  # a web address
-        file, _, anchor = target.partition("#")
-        linked = (path.parent / file).resolve() if file else path
-        assert linked.exists(), f"{path.name} links {target}, which does not exist"
-        if anchor:
-            headings = re.findall(r"^#+ (.+)$", markdown(saved(linked)) if linked.suffix == ".ipynb"
-                                  else linked.read_text(), re.M)
-            assert anchor in {slug(heading) for heading in headings}, f"{path.name} links {target}: no such heading"
+    assert not dead_links(path)
 
 
 def test_the_stage_lesson_links_its_notebooks(stage):

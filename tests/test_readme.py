@@ -4,33 +4,20 @@ README.md opens with what the course is and its two commands, links the first
 lesson within its first screen, and takes the stages in order, each with its
 lesson, its run command and a screenshot (docs/images/<stage>.png, made by
 tools/screenshots.py: these tests check that each is there, and never make them).
-Every link of the README and of docs/ leads somewhere, and docs/setup.md's table
-of versions is the pinned and installed packages'."""
+docs/setup.md's table of versions is the pinned and installed packages'. (That their
+links lead somewhere, test_lessons.py checks, for every document.)"""
 
 import re
 from importlib import metadata
-from pathlib import Path
 
-import pytest
-
+from coursekit.links import page_text
 from coursekit.stages import ROOT, STAGES
 
 RUNS_ON = []  # about the README and its pages, not a stage
 
 README = ROOT / "README.md"
-PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 FIRST_SCREEN = 15  # lines: what a browser shows of a README before any scrolling
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def visible(markdown):
-    """The Markdown without its HTML comments (the README keeps a stage to come in one)."""
-    return re.sub(r"<!--.*?-->", "", markdown, flags=re.S)
-
-
-def slug(heading):
-    """The anchor a code host gives a Markdown heading."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
 def test_the_readme_is_short_and_links_the_first_lesson_on_its_first_screen():
@@ -47,7 +34,7 @@ def test_the_readme_gives_the_two_commands_that_ci_runs():
 
 
 def test_every_stage_is_on_the_path_in_order_with_its_lesson_command_and_screenshot():
-    text = visible(README.read_text())
+    text = page_text(README)
     places = []
     for stage in STAGES:
         section = re.search(rf"^### .*\n\n\[The lesson\]\({stage}/README\.md\) · "
@@ -62,19 +49,6 @@ def test_every_stage_is_on_the_path_in_order_with_its_lesson_command_and_screens
             f"no screenshot of {stage}: .venv/bin/python tools/screenshots.py {stage} makes it")
         places.append(section.start())
     assert places == sorted(places), "the stages in order"
-
-
-@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(ROOT).as_posix())
-def test_the_links_lead_somewhere(page):
-    for target in re.findall(r"\]\(([^)\s]+)\)", visible(page.read_text())):
-        if re.match(r"\w+:", target):
-            continue  # a web address
-        file, _, anchor = target.partition("#")
-        linked = (page.parent / file).resolve() if file else page
-        assert linked.exists(), f"{page.name} links {target}, which does not exist"
-        if anchor and linked.suffix == ".md":
-            headings = {slug(heading) for heading in re.findall(r"^#+ (.+)$", linked.read_text(), re.M)}
-            assert anchor in headings, f"{page.name} links {target}: no such heading"
 
 
 def test_the_glossary_defines_the_lessons_terms_in_alphabetical_order():
